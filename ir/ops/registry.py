@@ -1,0 +1,215 @@
+"""The op registry: every primitive op is declared here once, as an :class:`OpDef`.
+
+An ``OpDef`` holds an op's ONNX identity (domain, op_type, the schema version whose semantics
+it implements), its NumPy kernel, its dtype/shape rule and its vjp rule. The attribute schema
+is read off the kernel's keyword-only parameters, so defaults are written exactly once.
+
+Ops are applied with :func:`bind` (or by calling the ``OpDef``). ``bind`` hands the op to the
+interpreter that owns the inputs: an eager ``tracer.Tensor`` runs the kernel now, a graph
+``ir.Value`` emits a node. Both implement the classmethod ``__graphcap_bind__(op, inputs,
+attrs)``. vjp rules are written with ``op.<OpType>(...)`` so one rule serves eager autograd,
+graph autodiff and tracing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ir.errors import UnsupportedOpError
+from ir.types import TensorType
+
+Kernel = Callable[..., Any]
+InferFn = Callable[..., "TensorType | tuple[TensorType, ...]"]
+VjpFn = Callable[..., Sequence[Any]]
+
+# Which forward values a vjp rule reads, for the eager in-place (version counter) check:
+# "all" inputs; "none" (shapes only); "outputs" only; "others": input i is read only when
+# another input needs a gradient (Mul, MatMul).
+SAVES = ("all", "none", "outputs", "others")
+
+
+class InferContext:
+    """What a shape rule may know besides input types: the values of constant inputs."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Sequence[np.ndarray | None] = ()) -> None:
+        self._values = tuple(values)
+
+    def value(self, index: int) -> np.ndarray | None:
+        """The constant value of input ``index``, or None when it is not known."""
+        return self._values[index] if index < len(self._values) else None
+
+
+class VjpContext:
+    """What a vjp rule may read besides the forward inputs.
+
+    Attributes:
+        outputs: the forward outputs, as values of the running interpreter.
+        needs_input_grad: one bool per input; a rule may return None where it is False.
+    """
+
+    __slots__ = ("needs_input_grad", "outputs")
+
+    def __init__(self, outputs: Sequence[Any], needs_input_grad: Sequence[bool]) -> None:
+        self.outputs = tuple(outputs)
+        self.needs_input_grad = tuple(needs_input_grad)
+
+
+@dataclass(frozen=True, eq=False)
+class OpDef:
+    """One registry entry.
+
+    Attributes:
+        op_type: ONNX op type, the registry key together with ``domain``.
+        since: the ONNX schema version whose semantics the kernel implements.
+        kernel: NumPy implementation ``kernel(*inputs, **attrs)``; inputs are arrays (or
+            None for an absent optional input); returns an array or a tuple of arrays.
+            Its keyword-only parameters are the op's attributes, with their defaults.
+        infer: dtype/shape rule ``infer(ctx, *types, **attrs)`` over :class:`TensorType`.
+        vjp: ``vjp(ctx, grad_out, *inputs, **attrs)`` returning one gradient (or None) per
+            input; ``grad_out`` is a tuple for multi-output ops. None: not differentiable.
+        no_vjp: why ``vjp`` is None (required then).
+        domain: ONNX domain, "" for the default one.
+        num_outputs: number of outputs, None when attributes decide (Split).
+        saves: which forward values the vjp reads (see ``SAVES``).
+        view: the kernel may return a view of input 0's memory (eager aliasing).
+    """
+
+    op_type: str
+    since: int
+    kernel: Kernel
+    infer: InferFn
+    vjp: VjpFn | None
+    no_vjp: str = ""
+    domain: str = ""
+    num_outputs: int | None = 1
+    saves: str = "all"
+    view: bool = False
+    attrs: Mapping[str, Any] = field(init=False)
+    num_inputs: tuple[int, int | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.vjp is None and not self.no_vjp:
+            raise ValueError(f"op {self.op_type}: vjp=None needs a reason in no_vjp")
+        if self.saves not in SAVES:
+            raise ValueError(f"op {self.op_type}: saves={self.saves!r}, expected one of {SAVES}")
+        attrs, counts = _signature_schema(self.kernel)
+        object.__setattr__(self, "attrs", attrs)
+        object.__setattr__(self, "num_inputs", counts)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Registry key ``(domain, op_type)``."""
+        return (self.domain, self.op_type)
+
+    def full_attrs(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """``attrs`` completed with the schema's defaults.
+
+        Raises:
+            UnsupportedOpError: an attribute the op does not have.
+        """
+        unknown = set(attrs) - set(self.attrs)
+        if unknown:
+            raise UnsupportedOpError(
+                f"{self.op_type} has no attribute(s) {sorted(unknown)}; "
+                f"its attributes are {sorted(self.attrs)}"
+            )
+        return {**self.attrs, **attrs}
+
+    def __call__(self, *inputs: Any, **attrs: Any) -> Any:
+        """Apply the op to ``inputs`` through :func:`bind`."""
+        return bind(self, inputs, attrs)
+
+    def __repr__(self) -> str:
+        return f"OpDef({self.op_type!r}, since={self.since})"
+
+
+def _signature_schema(kernel: Kernel) -> tuple[dict[str, Any], tuple[int, int | None]]:
+    """Attributes (keyword-only params with defaults) and (min, max) input counts."""
+    if isinstance(kernel, np.ufunc):
+        return {}, (kernel.nin, kernel.nin)
+    attrs: dict[str, Any] = {}
+    lo, hi = 0, 0
+    variadic = False
+    for p in inspect.signature(kernel).parameters.values():
+        if p.kind is p.KEYWORD_ONLY:
+            attrs[p.name] = p.default
+        elif p.kind is p.VAR_POSITIONAL:
+            variadic = True
+        elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            hi += 1
+            lo += p.default is p.empty
+    return attrs, (lo, None if variadic else hi)
+
+
+_REGISTRY: dict[tuple[str, str], OpDef] = {}
+
+
+def register(opdef: OpDef) -> OpDef:
+    """Add ``opdef`` to the registry and return it.
+
+    Raises:
+        ValueError: an op with the same ``(domain, op_type)`` is already registered.
+    """
+    if opdef.key in _REGISTRY:
+        raise ValueError(f"op {opdef.key} is registered twice")
+    _REGISTRY[opdef.key] = opdef
+    return opdef
+
+
+def get(op_type: str, domain: str = "") -> OpDef:
+    """Look an op up by ONNX identity.
+
+    Raises:
+        UnsupportedOpError: no such op is registered.
+    """
+    try:
+        return _REGISTRY[(domain, op_type)]
+    except KeyError:
+        where = f"domain {domain!r}" if domain else "the default domain"
+        raise UnsupportedOpError(f"op {op_type!r} of {where} is not in the registry") from None
+
+
+def all_ops() -> list[OpDef]:
+    """Every registered op, sorted by (domain, op_type)."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def bind(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
+    """Apply ``op`` with the interpreter that owns its inputs.
+
+    The first input whose type defines ``__graphcap_bind__`` decides. Other inputs are
+    constants: NumPy arrays (use :func:`scalar` for a number), tuples of ints, or None. With
+    no interpreter-owned input the kernel runs on the constants at once.
+    """
+    for x in inputs:
+        handler = getattr(type(x), "__graphcap_bind__", None)
+        if handler is not None:
+            return handler(op, inputs, attrs)
+    return op.kernel(*(None if x is None else np.asarray(x) for x in inputs), **attrs)
+
+
+def scalar(value: float | bool, like: Any) -> np.ndarray:
+    """A 0-d constant of ``like``'s dtype, for use as an op input in rules."""
+    return np.asarray(value, dtype=like.dtype)
+
+
+def ints(values: Sequence[int] | int) -> np.ndarray:
+    """An int64 constant (axes, shapes, indices) for use as an op input in rules."""
+    return np.asarray(values, dtype=np.int64)
+
+
+class _OpNamespace:
+    """``op.Add(x, y)``: registry ops by ONNX name, looked up when called."""
+
+    def __getattr__(self, name: str) -> OpDef:
+        return get(name)
+
+
+op = _OpNamespace()

@@ -1,0 +1,9 @@
+"""Process-wide eager state read on every op: kept tiny because it sits on the hot path.
+
+Grad mode is process-wide rather than thread-local: reading a module attribute costs a
+fraction of a ``threading.local`` lookup, and eager training loops run on one thread.
+"""
+
+from __future__ import annotations
+
+grad_enabled: bool = True

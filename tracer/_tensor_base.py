@@ -1,0 +1,382 @@
+"""The eager tensor's core: storage, the autograd fields, and ``apply``, the eager interpreter.
+
+``apply`` is the hot path of every eager op: it runs the registry kernel on the inputs'
+arrays now and, when grad mode is on and an input requires grad, records a tape ``Node``.
+Op-specific methods live in mixins (``_math``, ``_reduce``, ``_shape``, ``_indexing``) that
+``tracer.tensor.Tensor`` combines; they all end in ``apply``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ir import dtypes as D
+from ir.errors import DTypeError, GraphcapError, ShapeError
+from ir.ops.registry import OpDef
+from tracer import _state
+from tracer.autograd import Node
+
+if TYPE_CHECKING:
+    from tracer.tensor import Tensor
+
+_new = object.__new__
+# Set by tracer.tensor once the full class exists; apply() builds instances of it.
+TENSOR_CLASS: type[Any] = object
+
+
+def wrap(data: np.ndarray) -> Tensor:
+    """A new tensor over ``data`` (no copy), not requiring grad."""
+    t = _new(TENSOR_CLASS)
+    t._data = data
+    t._requires_grad = False
+    t._node = None
+    t._index = 0
+    t._version = None
+    t.grad = None
+    return t
+
+
+def apply(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
+    """Run ``op`` eagerly on tensors and constants; record it when autograd needs it.
+
+    Returns a tensor, or a tuple of tensors for multi-output ops.
+
+    Raises:
+        GraphcapError: the kernel rejected the inputs; the message names the op and the
+            inputs' types.
+    """
+    record = False
+    arrays = []
+    for x in inputs:
+        if isinstance(x, TensorBase):
+            arrays.append(x._data)
+            if x._requires_grad:
+                record = True
+        else:
+            arrays.append(x)
+    try:
+        out = op.kernel(*arrays, **attrs)
+    except (ValueError, TypeError, IndexError) as err:
+        raise _kernel_error(op, inputs, attrs, err) from err
+    if op.num_outputs == 1:
+        result = wrap(out if type(out) is np.ndarray else np.asarray(out))
+        outs: tuple[Tensor, ...] = (result,)
+    else:
+        outs = tuple(wrap(o if type(o) is np.ndarray else np.asarray(o)) for o in out)
+        result = outs
+    if op.view:
+        outs[0]._version = _version_cell(inputs[0])
+    if record and _state.grad_enabled:
+        _record(op, inputs, attrs, outs)
+    return result
+
+
+def apply_inplace(op: OpDef, target: TensorBase, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
+    """Run ``op`` on ``(target, *inputs)`` and write the result into ``target``'s memory.
+
+    Views of ``target`` see the change, its version counter is bumped, and, when the op is
+    recorded, ``target``'s history is rebased onto the new node (as PyTorch does).
+
+    Raises:
+        RuntimeError: ``target`` is a leaf that requires grad and grad mode is on.
+        DTypeError: the result's dtype cannot be cast to ``target``'s.
+    """
+    graph = _state.grad_enabled and (
+        target._requires_grad or any(isinstance(x, TensorBase) and x._requires_grad for x in inputs)
+    )
+    if graph and target._requires_grad and target._node is None:
+        raise RuntimeError(
+            "a leaf tensor that requires grad is being used in an in-place operation "
+            f"({op.op_type}); wrap it in no_grad() or use the out-of-place op"
+        )
+    source: TensorBase = target
+    if graph:
+        source = wrap(target._data)
+        source._node, source._index = target._node, target._index
+        source._requires_grad, source._version = target._requires_grad, _version_cell(target)
+    result = apply(op, (source, *inputs), attrs)
+    try:
+        np.copyto(target._data, result._data, casting="same_kind")
+    except TypeError:
+        raise DTypeError(
+            f"in-place {op.op_type} gives {result._data.dtype}, which can't be cast to the "
+            f"tensor's dtype {target._data.dtype}"
+        ) from None
+    except ValueError as err:
+        raise ShapeError(f"in-place {op.op_type}: {err}") from None
+    target._bump_version()
+    if graph:
+        target._node, target._index = result._node, result._index
+        target._requires_grad = result._requires_grad
+    return target
+
+
+def _version_cell(t: TensorBase) -> list[int]:
+    if t._version is None:
+        t._version = [0]
+    return t._version
+
+
+def _record(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any], outs: tuple[Any, ...]) -> None:
+    versions = None
+    for x in inputs:
+        if isinstance(x, TensorBase) and x._version is not None:
+            versions = tuple(
+                x._version[0] if isinstance(x, TensorBase) and x._version is not None else 0
+                for x in inputs
+            )
+            break
+    out_versions = None
+    if op.saves == "outputs":
+        out_versions = tuple((_version_cell(o), o._version[0]) for o in outs)
+    node = Node(op, tuple(inputs), dict(attrs), tuple(o._data for o in outs), versions, out_versions)
+    for i, o in enumerate(outs):
+        if o._data.dtype.kind == "f":
+            o._node = node
+            o._index = i
+            o._requires_grad = True
+
+
+def _kernel_error(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any], err: Exception) -> Exception:
+    shown = ", ".join(_describe(x) for x in inputs)
+    extra = f" with {dict(attrs)}" if attrs else ""
+    cls = DTypeError if isinstance(err, TypeError) else ShapeError
+    return cls(f"{op.op_type}({shown}){extra} failed: {err}")
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, TensorBase):
+        return f"tensor {x._data.dtype}{list(x._data.shape)}"
+    if isinstance(x, np.ndarray):
+        return f"constant {x.dtype}{list(x.shape)}"
+    return repr(x)
+
+
+def to_array(data: Any, dtype: np.dtype | None = None) -> np.ndarray:
+    """``data`` as an array of a supported dtype, following PyTorch's defaults.
+
+    Python floats become float32, ints int64, bools bool; arrays keep their dtype.
+
+    Raises:
+        DTypeError: a dtype graphcap does not support (strings, objects, complex).
+    """
+    if isinstance(data, TensorBase):
+        data = data._data
+    if dtype is not None:
+        arr = np.asarray(data, dtype=dtype)
+    elif isinstance(data, np.ndarray | np.generic):
+        arr = np.asarray(data)
+    else:
+        arr = np.asarray(data)
+        if arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+    if arr.dtype not in D.ALL:
+        raise DTypeError(
+            f"cannot make a tensor of dtype {arr.dtype}; expected one of "
+            f"{sorted(str(d) for d in D.ALL)}"
+        )
+    return arr
+
+
+class TensorBase:
+    """Storage and autograd state of an eager tensor (see ``tracer.Tensor``)."""
+
+    __slots__ = ("__weakref__", "_data", "_index", "_node", "_requires_grad", "_version", "grad")
+
+    _data: np.ndarray
+    _requires_grad: bool
+    _node: Node | None
+    _index: int
+    _version: list[int] | None
+    grad: Tensor | None
+
+    @classmethod
+    def __graphcap_bind__(cls, op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
+        """The registry's hook: run ``op`` eagerly (see :func:`apply`)."""
+        return apply(op, inputs, attrs)
+
+    @staticmethod
+    def _wrap(data: np.ndarray) -> Tensor:
+        return wrap(data)
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape, a tuple of ints."""
+        return self._data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The element dtype (``tracer.float32``, ...)."""
+        return self._data.dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes."""
+        return self._data.ndim
+
+    @property
+    def device(self) -> str:
+        """Always "cpu": eager tensors live in host memory."""
+        return "cpu"
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow to this tensor."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if self._node is not None and not value:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf tensors; "
+                "use .detach() to get a tensor that does not require grad"
+            )
+        if value and self._data.dtype.kind != "f":
+            raise RuntimeError(
+                f"only tensors of floating point dtype can require gradients, not {self.dtype}"
+            )
+        self._requires_grad = bool(value)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not produced by a recorded op."""
+        return self._node is None
+
+    @property
+    def grad_fn(self) -> Node | None:
+        """The tape node that produced this tensor, or None for leaves."""
+        return self._node
+
+    def size(self, dim: int | None = None) -> Any:
+        """The shape, or the size of axis ``dim``."""
+        return self._data.shape if dim is None else self._data.shape[dim]
+
+    def dim(self) -> int:
+        """Number of axes."""
+        return self._data.ndim
+
+    def numel(self) -> int:
+        """Number of elements."""
+        return self._data.size
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return self._data.itemsize
+
+    def is_floating_point(self) -> bool:
+        """Whether the dtype is a floating-point one."""
+        return self._data.dtype.kind == "f"
+
+    # ------------------------------------------------------------ NumPy and Python
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array, without a copy.
+
+        Raises:
+            RuntimeError: the tensor requires grad (as in PyTorch: detach it first).
+        """
+        if self._requires_grad:
+            raise RuntimeError(
+                "can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()"
+            )
+        return self._data
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self._data
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number.
+
+        Raises:
+            ValueError: the tensor has more than one element.
+        """
+        if self._data.size != 1:
+            raise ValueError(
+                f"a tensor with {self._data.size} elements cannot be converted to a Python scalar"
+            )
+        return self._data.reshape(()).item()
+
+    def tolist(self) -> Any:
+        """Nested Python lists of the values."""
+        return self._data.tolist()
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __bool__(self) -> bool:
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self.item())
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        body = np.array2string(
+            self._data, separator=", ", prefix="tensor(", precision=4, threshold=1000
+        )
+        extras = []
+        if self._data.dtype not in (D.float32, D.int64, D.bool_):
+            extras.append(f"dtype={self._data.dtype}")
+        if self._node is not None:
+            extras.append(f"grad_fn={self._node!r}")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body, *extras]) + ")"
+
+    # ------------------------------------------------------------ autograd
+
+    def backward(
+        self,
+        gradient: Tensor | None = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Sequence[Tensor] | None = None,
+    ) -> None:
+        """Accumulate the gradient of this tensor into the ``.grad`` of leaves.
+
+        See ``tracer.autograd.backward``.
+        """
+        from tracer.autograd import backward
+
+        backward(self, gradient, retain_graph, create_graph, inputs)  # type: ignore[arg-type]
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's data (and version counter), cut from the graph."""
+        t = wrap(self._data)
+        t._version = _version_cell(self)
+        return t
+
+    def detach_(self) -> Tensor:
+        """Cut this tensor from the graph, in place."""
+        self._node, self._index, self._requires_grad = None, 0, False
+        return self  # type: ignore[return-value]
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place and return self."""
+        self.requires_grad = requires_grad
+        return self  # type: ignore[return-value]
+
+    def _bump_version(self) -> None:
+        if self._version is None:
+            self._version = [1]
+        else:
+            self._version[0] += 1

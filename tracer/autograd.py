@@ -1,0 +1,386 @@
+"""Eager reverse-mode autodiff: the tape node, grad modes, ``backward`` and ``grad``.
+
+Every recorded op leaves a :class:`Node` that points at its input tensors. ``backward``
+walks the nodes reachable from the roots in reverse topological order and calls each op's
+registry vjp rule on eager tensors. With ``create_graph=True`` the rules run with grad mode
+on, so the gradients are themselves recorded and can be differentiated again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ir.errors import GraphcapError, ShapeError, UnsupportedOpError
+from ir.ops.registry import OpDef, VjpContext
+from tracer import _state
+
+if TYPE_CHECKING:
+    from tracer.tensor import Tensor
+
+class Node:
+    """The record one op leaves on the tape.
+
+    Attributes:
+        op: the registry entry that ran.
+        inputs: the op's inputs (tensors or constants); None once the graph is freed.
+        attrs: the attributes the op was called with (defaults not filled in).
+        out_data: the forward outputs' arrays, for rules that read outputs.
+        versions: version of each input tensor when recorded (None: all were 0).
+        out_versions: (cell, version) of each output, kept only for rules that read them.
+    """
+
+    __slots__ = ("attrs", "inputs", "op", "out_data", "out_versions", "versions")
+
+    def __init__(
+        self,
+        op: OpDef,
+        inputs: tuple[Any, ...],
+        attrs: dict[str, Any],
+        out_data: tuple[np.ndarray, ...],
+        versions: tuple[int, ...] | None,
+        out_versions: tuple[tuple[list[int], int], ...] | None,
+    ) -> None:
+        self.op = op
+        self.inputs: tuple[Any, ...] | None = inputs
+        self.attrs = attrs
+        self.out_data: tuple[np.ndarray, ...] | None = out_data
+        self.versions = versions
+        self.out_versions = out_versions
+
+    def name(self) -> str:
+        """The op's ONNX type, as PyTorch's ``grad_fn.name()``."""
+        return self.op.op_type
+
+    def __repr__(self) -> str:
+        return f"<{self.op.op_type}Backward>"
+
+
+# ---------------------------------------------------------------- grad modes
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Context manager and decorator that sets grad mode and restores it on exit."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._prev: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._prev.append(_state.grad_enabled)
+        _state.grad_enabled = self._enabled
+
+    def __exit__(self, *exc: object) -> None:
+        _state.grad_enabled = self._prev.pop()
+
+
+def no_grad() -> _GradMode:
+    """Disable recording for autograd inside a ``with`` block or a decorated function."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Enable recording for autograd inside a ``with`` block or a decorated function."""
+    return _GradMode(True)
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
+    """Set grad mode now; used as a context manager, restore the previous mode on exit."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(mode)
+        self._prev.append(_state.grad_enabled)
+        _state.grad_enabled = mode
+
+    def __enter__(self) -> None:
+        pass
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops are currently recorded for autograd."""
+    return _state.grad_enabled
+
+
+# ---------------------------------------------------------------- the engine
+
+
+def backward(
+    tensors: Tensor | Sequence[Tensor],
+    grad_tensors: Tensor | Sequence[Tensor | None] | None = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    inputs: Sequence[Tensor] | None = None,
+) -> None:
+    """Accumulate into ``.grad`` of leaves the gradients of ``tensors``.
+
+    Args:
+        tensors: roots to differentiate.
+        grad_tensors: the gradient of each root; may be None only for scalar roots.
+        retain_graph: keep the graph for another backward (default: ``create_graph``).
+        create_graph: record the backward pass, for higher-order gradients.
+        inputs: accumulate only into these tensors' ``.grad``.
+
+    Raises:
+        RuntimeError: a root does not require grad, or the graph was already freed.
+    """
+    roots, grads = _roots_and_grads(tensors, grad_tensors)
+    retain = create_graph if retain_graph is None else retain_graph
+    targets = None if inputs is None else list(inputs)
+    results = _run(roots, grads, targets, retain, create_graph, allow_unused=True)
+    leaves = targets if targets is not None else list(results.leaves)
+    for leaf in leaves:
+        g = results.grad_of(leaf)
+        if g is not None:
+            _accumulate(leaf, g, create_graph)
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Tensor | Sequence[Tensor | None] | None = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Return the gradients of ``outputs`` with respect to ``inputs``, leaving ``.grad`` alone.
+
+    Raises:
+        RuntimeError: an input the outputs do not depend on, unless ``allow_unused``.
+    """
+    roots, grads = _roots_and_grads(outputs, grad_outputs)
+    targets = [inputs] if _is_tensor(inputs) else list(inputs)  # type: ignore[list-item]
+    retain = create_graph if retain_graph is None else retain_graph
+    results = _run(roots, grads, targets, retain, create_graph, allow_unused)
+    out = []
+    for i, t in enumerate(targets):
+        g = results.grad_of(t)
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"input {i} of autograd.grad was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+        out.append(g)
+    return tuple(out)
+
+
+def _is_tensor(x: object) -> bool:
+    from tracer.tensor import Tensor
+
+    return isinstance(x, Tensor)
+
+
+def _roots_and_grads(
+    tensors: Tensor | Sequence[Tensor], grad_tensors: Any
+) -> tuple[list[Tensor], list[Tensor]]:
+    from tracer.tensor import Tensor
+
+    roots = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if grad_tensors is None or isinstance(grad_tensors, Tensor):
+        given: list[Any] = [grad_tensors] * len(roots)
+    else:
+        given = list(grad_tensors)
+    if len(given) != len(roots):
+        raise RuntimeError(f"got {len(given)} gradients for {len(roots)} tensors")
+    grads = []
+    for i, (root, g) in enumerate(zip(roots, given, strict=True)):
+        if not root.requires_grad:
+            raise RuntimeError(
+                f"tensor {i} does not require grad and has no grad_fn; "
+                "did you compute it under no_grad() or from tensors without requires_grad?"
+            )
+        if g is None:
+            if root.ndim != 0:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs; tensor {i} has "
+                    f"shape {root.shape}: pass a gradient of that shape"
+                )
+            g = Tensor._wrap(np.ones((), dtype=root.dtype))
+        elif not isinstance(g, Tensor):
+            g = Tensor._wrap(np.asarray(g, dtype=root.dtype))
+        if tuple(g.shape) != tuple(root.shape):
+            raise ShapeError(f"gradient {i} has shape {g.shape}; expected {root.shape}")
+        grads.append(g)
+    return roots, grads
+
+
+class _Results:
+    """Gradients found by one engine run, for leaves and for requested non-leaf tensors."""
+
+    def __init__(self) -> None:
+        self.leaves: dict[Tensor, Tensor] = {}
+        self.captured: dict[tuple[int, int], Tensor] = {}
+
+    def grad_of(self, t: Tensor) -> Tensor | None:
+        if t._node is None:
+            return self.leaves.get(t)
+        return self.captured.get((id(t._node), t._index))
+
+
+def _toposort(roots: list[Tensor]) -> list[Node]:
+    """Nodes reachable from ``roots``, each after every node that consumes its outputs."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(r._node, False) for r in roots if r._node is not None]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if node.inputs is None:
+            raise RuntimeError(
+                f"trying to backward through the graph a second time (at op {node.op.op_type}); "
+                "its saved values were freed: pass retain_graph=True to the first backward"
+            )
+        for x in node.inputs:
+            child = getattr(x, "_node", None)
+            if child is not None and id(child) not in seen:
+                stack.append((child, False))
+    order.reverse()
+    return order
+
+
+def _run(
+    roots: list[Tensor],
+    root_grads: list[Tensor],
+    targets: list[Tensor] | None,
+    retain_graph: bool,
+    create_graph: bool,
+    allow_unused: bool,
+) -> _Results:
+    del allow_unused
+    results = _Results()
+    pending: dict[int, list[Any]] = {}
+    for r, g in zip(roots, root_grads, strict=True):
+        if r._node is None:
+            _add_leaf(results.leaves, r, g)
+        else:
+            _add_pending(pending, r._node, r._index, g)
+    wanted = None if targets is None else {(id(t._node), t._index) for t in targets if t._node}
+    order = _toposort(roots)
+    with _GradMode(create_graph):
+        for node in order:
+            grads_out = pending.pop(id(node), None)
+            if grads_out is None:
+                continue
+            if wanted is not None:
+                for i, g in enumerate(grads_out):
+                    if g is not None and (id(node), i) in wanted:
+                        results.captured[(id(node), i)] = g
+            _step(node, grads_out, create_graph, results, pending)
+            if not retain_graph:
+                node.inputs = None
+                node.out_data = None
+    return results
+
+
+def _step(
+    node: Node,
+    grads_out: list[Any],
+    create_graph: bool,
+    results: _Results,
+    pending: dict[int, list[Any]],
+) -> None:
+    """Call ``node``'s vjp rule and route each input gradient onward."""
+    from tracer.tensor import Tensor
+
+    op, inputs = node.op, node.inputs
+    assert inputs is not None
+    if op.vjp is None:
+        raise UnsupportedOpError(f"{op.op_type} is not differentiable: {op.no_vjp}")
+    if all(g is None for g in grads_out):
+        return
+    needs = [isinstance(x, Tensor) and x._requires_grad for x in inputs]
+    _check_versions(node, needs)
+    ctx = VjpContext(_saved_outputs(node, create_graph), needs)
+    grad_out: Any = grads_out[0] if len(grads_out) == 1 else tuple(grads_out)
+    attrs = op.full_attrs(node.attrs)
+    in_grads = op.vjp(ctx, grad_out, *inputs, **attrs)
+    for i, (x, g) in enumerate(zip(inputs, in_grads, strict=False)):
+        if g is None or not needs[i]:
+            continue
+        if tuple(g.shape) != tuple(x.shape):
+            raise GraphcapError(
+                f"vjp of {op.op_type} returned a gradient of shape {tuple(g.shape)} for input "
+                f"{i} of shape {tuple(x.shape)}; this is a bug in the op's vjp rule"
+            )
+        if x._node is None:
+            _add_leaf(results.leaves, x, g)
+        else:
+            _add_pending(pending, x._node, x._index, g)
+
+
+def _saved_outputs(node: Node, create_graph: bool) -> tuple[Tensor, ...]:
+    from tracer.tensor import Tensor
+
+    assert node.out_data is not None
+    outs = []
+    for i, data in enumerate(node.out_data):
+        t = Tensor._wrap(data)
+        if create_graph and np.issubdtype(data.dtype, np.floating):
+            # The output, reconnected to the node that made it, so rules that read
+            # outputs (Exp, Softmax) still differentiate to second order.
+            t._node, t._index, t._requires_grad = node, i, True
+        outs.append(t)
+    return tuple(outs)
+
+
+def _check_versions(node: Node, needs: list[bool]) -> None:
+    """Raise when a tensor the vjp rule reads was modified in place after recording."""
+    saves, inputs = node.op.saves, node.inputs
+    assert inputs is not None
+    if saves in ("all", "others"):
+        for i, x in enumerate(inputs):
+            if saves == "others" and not any(n for j, n in enumerate(needs) if j != i):
+                continue
+            cell = getattr(x, "_version", None)
+            if cell is None:
+                continue
+            expected = 0 if node.versions is None else node.versions[i]
+            if cell[0] != expected:
+                _raise_modified(node, f"input {i}", cell[0], expected)
+    if node.out_versions is not None:
+        for i, (cell, expected) in enumerate(node.out_versions):
+            if cell[0] != expected:
+                _raise_modified(node, f"output {i}", cell[0], expected)
+
+
+def _raise_modified(node: Node, which: str, now: int, expected: int) -> None:
+    raise RuntimeError(
+        f"one of the tensors needed for gradient computation has been modified by an in-place "
+        f"operation: {which} of {node.op.op_type} is at version {now}; expected version "
+        f"{expected}. Hint: use the out-of-place op, or .clone() the tensor before changing it"
+    )
+
+
+def _add_pending(pending: dict[int, list[Any]], node: Node, index: int, g: Tensor) -> None:
+    slots = pending.get(id(node))
+    if slots is None:
+        n = len(node.out_data) if node.out_data is not None else index + 1
+        slots = pending[id(node)] = [None] * n
+    slots[index] = g if slots[index] is None else slots[index] + g
+
+
+def _add_leaf(leaves: dict[Tensor, Tensor], leaf: Tensor, g: Tensor) -> None:
+    prev = leaves.get(leaf)
+    leaves[leaf] = g if prev is None else prev + g
+
+
+def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
+    """Add ``g`` to ``leaf.grad``; the stored gradient never aliases another tensor."""
+    from tracer.tensor import Tensor
+
+    if not create_graph:
+        g = Tensor._wrap(np.array(g._data, copy=True))
+    if leaf.grad is None:
+        leaf.grad = g
+    elif create_graph:
+        leaf.grad = leaf.grad + g
+    else:
+        np.add(leaf.grad._data, g._data, out=leaf.grad._data)
