@@ -8,13 +8,14 @@ import numpy as np
 
 from tracer import _tensor_base
 from tracer._indexing import IndexingMixin
+from tracer._inplace import InplaceMixin
 from tracer._math import MathMixin
 from tracer._reduce import ReduceMixin
 from tracer._shape import ShapeMixin
 from tracer._tensor_base import to_array, wrap
 
 
-class Tensor(MathMixin, ReduceMixin, ShapeMixin, IndexingMixin):
+class Tensor(MathMixin, ReduceMixin, ShapeMixin, IndexingMixin, InplaceMixin):
     """An n-dimensional array that runs eagerly on NumPy and records ops for autograd.
 
     ``Tensor(data)`` copies ``data`` into a float32 tensor, as ``torch.Tensor(data)`` does;

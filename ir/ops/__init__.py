@@ -1,6 +1,14 @@
 """The op registry and its families; importing this package registers every op."""
 
-from ir.ops import elementwise, linalg, reduce, shape  # noqa: F401  (registers the ops)
+from ir.ops import (  # noqa: F401  (importing a family registers its ops)
+    activation,
+    elementwise,
+    indexing,
+    linalg,
+    nn,
+    reduce,
+    shape,
+)
 from ir.ops.registry import (
     InferContext,
     OpDef,

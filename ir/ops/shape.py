@@ -152,7 +152,7 @@ def _shape_infer(ctx: InferContext, x: TensorType, *, start: int = 0, end: int |
     return TensorType(D.int64, (len(x.shape[start:end]),))
 
 
-register(OpDef("Shape", 15, _shape, _shape_infer, None, no_vjp="its output is an integer shape"))
+register(OpDef("Shape", 19, _shape, _shape_infer, None, no_vjp="its output is an integer shape"))
 
 
 # ---------------------------------------------------------------- Transpose

@@ -1,0 +1,75 @@
+"""Independent oracles for op tests: onnx.reference and onnxruntime on one-node models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper
+from onnx.onnx_ml_pb2 import ValueInfoProto
+
+from ir.ops.registry import OpDef
+
+OPSET = 20  # the opset whose schemas the registry implements
+IR_VERSION = 10  # onnxruntime 1.31 reads IR versions up to 13; onnx 1.23 writes 14 by default
+
+
+def one_node_model(
+    op: OpDef, inputs: Sequence[np.ndarray | None], attrs: Mapping[str, Any], n_outputs: int
+) -> onnx.ModelProto:
+    """A model running ``op`` once; absent optional inputs are left empty."""
+    names = [f"in{i}" if x is not None else "" for i, x in enumerate(inputs)]
+    outputs = [f"out{i}" for i in range(n_outputs)]
+    given = {k: v for k, v in attrs.items() if v is not None}
+    node = helper.make_node(op.op_type, names, outputs, domain=op.domain, **given)
+    graph = helper.make_graph(
+        [node],
+        "one_node",
+        [
+            helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)
+            for n, x in zip(names, inputs, strict=True)
+            if x is not None
+        ],
+        [ValueInfoProto(name=n) for n in outputs],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid(op.domain, OPSET)], ir_version=IR_VERSION
+    )
+    # Output types come from ONNX's own shape inference, so the oracle stays independent.
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    known = {v.name: v.type for v in [*inferred.graph.value_info, *inferred.graph.output]}
+    for out in model.graph.output:
+        if out.name in known:
+            out.type.CopyFrom(known[out.name])
+    return model
+
+
+def _feeds(inputs: Sequence[np.ndarray | None]) -> dict[str, np.ndarray]:
+    return {f"in{i}": x for i, x in enumerate(inputs) if x is not None}
+
+
+def run_reference(
+    op: OpDef, inputs: Sequence[np.ndarray | None], attrs: Mapping[str, Any], n_outputs: int
+) -> list[np.ndarray]:
+    """Outputs of ``onnx.reference.ReferenceEvaluator`` for one application of ``op``."""
+    from onnx.reference import ReferenceEvaluator
+
+    model = one_node_model(op, inputs, attrs, n_outputs)
+    return [np.asarray(o) for o in ReferenceEvaluator(model).run(None, _feeds(inputs))]
+
+
+def run_onnxruntime(
+    op: OpDef, inputs: Sequence[np.ndarray | None], attrs: Mapping[str, Any], n_outputs: int
+) -> list[np.ndarray]:
+    """Outputs of onnxruntime's CPU provider for one application of ``op``."""
+    import onnxruntime as ort
+
+    model = one_node_model(op, inputs, attrs, n_outputs)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(
+        model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+    )
+    return [np.asarray(o) for o in sess.run(None, _feeds(inputs))]
