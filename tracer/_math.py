@@ -14,23 +14,26 @@ import numpy as np
 from ir import dtypes as D
 from ir.ops.registry import OpDef, get
 from tracer._promote import result_type, scalar_dtype
-from tracer._tensor_base import TensorBase, apply
+from tracer._tensor_base import TensorBase, apply, apply_binary, apply_unary
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
 
-_CONSTS: dict[tuple[Any, type, np.dtype], np.ndarray] = {}
+_CONSTS: dict[np.dtype, dict[Any, np.ndarray]] = {}
 
 
 def const(value: Any, dtype: np.dtype) -> np.ndarray:
     """A read-only 0-d array of ``value`` in ``dtype``, cached for common numbers."""
-    key = (value, type(value), dtype)
-    c = _CONSTS.get(key)
+    cache = _CONSTS.get(dtype)
+    if cache is None:
+        cache = _CONSTS[dtype] = {}
+    c = cache.get(value)
     if c is None:
         c = np.asarray(value, dtype=dtype)
         c.flags.writeable = False
-        if len(_CONSTS) < 4096:
-            _CONSTS[key] = c
+        # 0.0 == -0.0 as dict keys: cache neither, so the sign of zero is never swapped.
+        if len(cache) < 1024 and value != 0:
+            cache[value] = c
     return c
 
 
@@ -55,6 +58,9 @@ def operands(a: TensorBase, b: Any) -> tuple[Any, Any]:
     if isinstance(b, np.ndarray):
         raise TypeError("mix tensors with NumPy arrays through tracer.as_tensor(array)")
     own = a._data.dtype
+    kind = own.kind
+    if (type(b) is float and kind == "f") or (type(b) is int and kind in "fiu"):
+        return a, const(b, own)
     theirs = scalar_dtype(b)
     if D.category(theirs) > D.category(own):
         return cast(a, theirs), const(b, theirs)
@@ -63,6 +69,8 @@ def operands(a: TensorBase, b: Any) -> tuple[Any, Any]:
 
 def binary(op: OpDef, a: TensorBase, b: Any, reverse: bool = False) -> Any:
     """Apply the binary registry ``op`` to ``a`` and ``b`` (swapped when ``reverse``)."""
+    if not reverse and isinstance(b, TensorBase) and a._data.dtype is b._data.dtype:
+        return apply_binary(op, a, b)
     try:
         x, y = operands(a, b)
     except TypeError:
@@ -72,7 +80,9 @@ def binary(op: OpDef, a: TensorBase, b: Any, reverse: bool = False) -> Any:
 
 def unary(op: OpDef, x: TensorBase, **attrs: Any) -> Any:
     """Apply a unary registry ``op``."""
-    return apply(op, (x,), attrs)
+    if attrs:
+        return apply(op, (x,), attrs)
+    return apply_unary(op, x)
 
 
 def floating(x: TensorBase) -> TensorBase:

@@ -17,7 +17,7 @@ from ir import dtypes as D
 from ir.errors import DTypeError, GraphcapError, ShapeError
 from ir.ops.registry import OpDef
 from tracer import _state
-from tracer.autograd import Node
+from tracer._node import Node
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -114,6 +114,32 @@ def apply_inplace(op: OpDef, target: TensorBase, inputs: Sequence[Any], attrs: M
     return target
 
 
+def apply_binary(op: OpDef, x: TensorBase, y: TensorBase) -> Tensor:
+    """:func:`apply` specialised to two tensors and one output: the operators' hot path."""
+    try:
+        out = op.kernel(x._data, y._data)
+    except (ValueError, TypeError, IndexError):
+        return apply(op, (x, y), {})  # re-raises with the op named
+    t = wrap(out if type(out) is np.ndarray else np.asarray(out))
+    if (x._requires_grad or y._requires_grad) and _state.grad_enabled:
+        _record(op, (x, y), {}, (t,))
+    return t
+
+
+def apply_unary(op: OpDef, x: TensorBase) -> Tensor:
+    """:func:`apply` specialised to one tensor, no attributes and one output."""
+    try:
+        out = op.kernel(x._data)
+    except (ValueError, TypeError, IndexError):
+        return apply(op, (x,), {})  # re-raises with the op named
+    t = wrap(out if type(out) is np.ndarray else np.asarray(out))
+    if op.view:
+        t._version = _version_cell(x)
+    if x._requires_grad and _state.grad_enabled:
+        _record(op, (x,), {}, (t,))
+    return t
+
+
 def _version_cell(t: TensorBase) -> list[int]:
     if t._version is None:
         t._version = [0]
@@ -125,14 +151,15 @@ def _record(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any], outs: tu
     for x in inputs:
         if isinstance(x, TensorBase) and x._version is not None:
             versions = tuple(
-                x._version[0] if isinstance(x, TensorBase) and x._version is not None else 0
-                for x in inputs
+                v._version[0] if isinstance(v, TensorBase) and v._version is not None else 0
+                for v in inputs
             )
             break
     out_versions = None
     if op.saves == "outputs":
         out_versions = tuple((_version_cell(o), o._version[0]) for o in outs)
-    node = Node(op, tuple(inputs), dict(attrs), tuple(o._data for o in outs), versions, out_versions)
+    out_data = (outs[0]._data,) if len(outs) == 1 else tuple(o._data for o in outs)
+    node = Node(op, tuple(inputs), attrs, out_data, versions, out_versions)
     for i, o in enumerate(outs):
         if o._data.dtype.kind == "f":
             o._node = node

@@ -15,49 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ir.errors import GraphcapError, ShapeError, UnsupportedOpError
-from ir.ops.registry import OpDef, VjpContext
+from ir.ops.registry import VjpContext
 from tracer import _state
+from tracer._node import Node
+from tracer._tensor_base import TensorBase, wrap
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
-
-class Node:
-    """The record one op leaves on the tape.
-
-    Attributes:
-        op: the registry entry that ran.
-        inputs: the op's inputs (tensors or constants); None once the graph is freed.
-        attrs: the attributes the op was called with (defaults not filled in).
-        out_data: the forward outputs' arrays, for rules that read outputs.
-        versions: version of each input tensor when recorded (None: all were 0).
-        out_versions: (cell, version) of each output, kept only for rules that read them.
-    """
-
-    __slots__ = ("attrs", "inputs", "op", "out_data", "out_versions", "versions")
-
-    def __init__(
-        self,
-        op: OpDef,
-        inputs: tuple[Any, ...],
-        attrs: dict[str, Any],
-        out_data: tuple[np.ndarray, ...],
-        versions: tuple[int, ...] | None,
-        out_versions: tuple[tuple[list[int], int], ...] | None,
-    ) -> None:
-        self.op = op
-        self.inputs: tuple[Any, ...] | None = inputs
-        self.attrs = attrs
-        self.out_data: tuple[np.ndarray, ...] | None = out_data
-        self.versions = versions
-        self.out_versions = out_versions
-
-    def name(self) -> str:
-        """The op's ONNX type, as PyTorch's ``grad_fn.name()``."""
-        return self.op.op_type
-
-    def __repr__(self) -> str:
-        return f"<{self.op.op_type}Backward>"
-
 
 # ---------------------------------------------------------------- grad modes
 
@@ -167,18 +131,14 @@ def grad(
 
 
 def _is_tensor(x: object) -> bool:
-    from tracer.tensor import Tensor
-
-    return isinstance(x, Tensor)
+    return isinstance(x, TensorBase)
 
 
 def _roots_and_grads(
     tensors: Tensor | Sequence[Tensor], grad_tensors: Any
 ) -> tuple[list[Tensor], list[Tensor]]:
-    from tracer.tensor import Tensor
-
-    roots = [tensors] if isinstance(tensors, Tensor) else list(tensors)
-    if grad_tensors is None or isinstance(grad_tensors, Tensor):
+    roots = [tensors] if isinstance(tensors, TensorBase) else list(tensors)
+    if grad_tensors is None or isinstance(grad_tensors, TensorBase):
         given: list[Any] = [grad_tensors] * len(roots)
     else:
         given = list(grad_tensors)
@@ -197,9 +157,9 @@ def _roots_and_grads(
                     f"grad can be implicitly created only for scalar outputs; tensor {i} has "
                     f"shape {root.shape}: pass a gradient of that shape"
                 )
-            g = Tensor._wrap(np.ones((), dtype=root.dtype))
-        elif not isinstance(g, Tensor):
-            g = Tensor._wrap(np.asarray(g, dtype=root.dtype))
+            g = wrap(np.ones((), dtype=root.dtype))
+        elif not isinstance(g, TensorBase):
+            g = wrap(np.asarray(g, dtype=root.dtype))
         if tuple(g.shape) != tuple(root.shape):
             raise ShapeError(f"gradient {i} has shape {g.shape}; expected {root.shape}")
         grads.append(g)
@@ -288,24 +248,22 @@ def _step(
     pending: dict[int, list[Any]],
 ) -> None:
     """Call ``node``'s vjp rule and route each input gradient onward."""
-    from tracer.tensor import Tensor
-
     op, inputs = node.op, node.inputs
     assert inputs is not None
     if op.vjp is None:
         raise UnsupportedOpError(f"{op.op_type} is not differentiable: {op.no_vjp}")
     if all(g is None for g in grads_out):
         return
-    needs = [isinstance(x, Tensor) and x._requires_grad for x in inputs]
+    needs = [isinstance(x, TensorBase) and x._requires_grad for x in inputs]
     _check_versions(node, needs)
-    ctx = VjpContext(_saved_outputs(node, create_graph), needs)
+    ctx = VjpContext(lambda: _saved_outputs(node, create_graph), needs)
     grad_out: Any = grads_out[0] if len(grads_out) == 1 else tuple(grads_out)
-    attrs = op.full_attrs(node.attrs)
+    attrs = {**op.attrs, **node.attrs} if op.attrs else node.attrs
     in_grads = op.vjp(ctx, grad_out, *inputs, **attrs)
     for i, (x, g) in enumerate(zip(inputs, in_grads, strict=False)):
         if g is None or not needs[i]:
             continue
-        if tuple(g.shape) != tuple(x.shape):
+        if g.shape != x.shape:
             raise GraphcapError(
                 f"vjp of {op.op_type} returned a gradient of shape {tuple(g.shape)} for input "
                 f"{i} of shape {tuple(x.shape)}; this is a bug in the op's vjp rule"
@@ -317,12 +275,10 @@ def _step(
 
 
 def _saved_outputs(node: Node, create_graph: bool) -> tuple[Tensor, ...]:
-    from tracer.tensor import Tensor
-
     assert node.out_data is not None
     outs = []
     for i, data in enumerate(node.out_data):
-        t = Tensor._wrap(data)
+        t = wrap(data)
         if create_graph and np.issubdtype(data.dtype, np.floating):
             # The output, reconnected to the node that made it, so rules that read
             # outputs (Exp, Softmax) still differentiate to second order.
@@ -374,10 +330,8 @@ def _add_leaf(leaves: dict[Tensor, Tensor], leaf: Tensor, g: Tensor) -> None:
 
 def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
     """Add ``g`` to ``leaf.grad``; the stored gradient never aliases another tensor."""
-    from tracer.tensor import Tensor
-
     if not create_graph:
-        g = Tensor._wrap(np.array(g._data, copy=True))
+        g = wrap(np.array(g._data, copy=True))
     if leaf.grad is None:
         leaf.grad = g
     elif create_graph:

@@ -50,15 +50,26 @@ class VjpContext:
     """What a vjp rule may read besides the forward inputs.
 
     Attributes:
-        outputs: the forward outputs, as values of the running interpreter.
         needs_input_grad: one bool per input; a rule may return None where it is False.
     """
 
-    __slots__ = ("needs_input_grad", "outputs")
+    __slots__ = ("_outputs", "needs_input_grad")
 
-    def __init__(self, outputs: Sequence[Any], needs_input_grad: Sequence[bool]) -> None:
-        self.outputs = tuple(outputs)
-        self.needs_input_grad = tuple(needs_input_grad)
+    def __init__(
+        self,
+        outputs: Sequence[Any] | Callable[[], Sequence[Any]],
+        needs_input_grad: Sequence[bool],
+    ) -> None:
+        # A callable is resolved on first use: most rules never read their outputs.
+        self._outputs = outputs
+        self.needs_input_grad = needs_input_grad
+
+    @property
+    def outputs(self) -> tuple[Any, ...]:
+        """The forward outputs, as values of the running interpreter."""
+        if callable(self._outputs):
+            self._outputs = tuple(self._outputs())
+        return tuple(self._outputs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,6 +192,12 @@ def all_ops() -> list[OpDef]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
+# Interpreter hook of each input type seen so far (None: a constant type); saves a getattr
+# on the MRO for every op a vjp rule applies.
+_HANDLERS: dict[type, Any] = {}
+_UNSEEN = object()
+
+
 def bind(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
     """Apply ``op`` with the interpreter that owns its inputs.
 
@@ -189,15 +206,29 @@ def bind(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
     no interpreter-owned input the kernel runs on the constants at once.
     """
     for x in inputs:
-        handler = getattr(type(x), "__graphcap_bind__", None)
+        cls = type(x)
+        handler = _HANDLERS.get(cls, _UNSEEN)
+        if handler is _UNSEEN:
+            handler = _HANDLERS[cls] = getattr(cls, "__graphcap_bind__", None)
         if handler is not None:
             return handler(op, inputs, attrs)
     return op.kernel(*(None if x is None else np.asarray(x) for x in inputs), **attrs)
 
 
+_SCALARS: dict[tuple[float | bool, type, np.dtype], np.ndarray] = {}
+
+
 def scalar(value: float | bool, like: Any) -> np.ndarray:
-    """A 0-d constant of ``like``'s dtype, for use as an op input in rules."""
-    return np.asarray(value, dtype=like.dtype)
+    """A read-only 0-d constant of ``like``'s dtype, for use as an op input in rules."""
+    key = (value, type(value), like.dtype)
+    c = _SCALARS.get(key)
+    if c is None:
+        c = np.asarray(value, dtype=like.dtype)
+        c.flags.writeable = False
+        # -0.0 == 0.0 as keys: float zeros stay uncached so the sign of zero is never swapped.
+        if not (type(value) is float and value == 0.0):
+            _SCALARS[key] = c
+    return c
 
 
 def ints(values: Sequence[int] | int) -> np.ndarray:
