@@ -10,18 +10,18 @@ import numpy as np
 
 from ir.errors import DTypeError
 
-float16 = np.dtype(np.float16)
-float32 = np.dtype(np.float32)
-float64 = np.dtype(np.float64)
-int8 = np.dtype(np.int8)
-int16 = np.dtype(np.int16)
-int32 = np.dtype(np.int32)
-int64 = np.dtype(np.int64)
-uint8 = np.dtype(np.uint8)
-uint16 = np.dtype(np.uint16)
-uint32 = np.dtype(np.uint32)
-uint64 = np.dtype(np.uint64)
-bool_ = np.dtype(np.bool_)
+float16: np.dtype = np.dtype(np.float16)
+float32: np.dtype = np.dtype(np.float32)
+float64: np.dtype = np.dtype(np.float64)
+int8: np.dtype = np.dtype(np.int8)
+int16: np.dtype = np.dtype(np.int16)
+int32: np.dtype = np.dtype(np.int32)
+int64: np.dtype = np.dtype(np.int64)
+uint8: np.dtype = np.dtype(np.uint8)
+uint16: np.dtype = np.dtype(np.uint16)
+uint32: np.dtype = np.dtype(np.uint32)
+uint64: np.dtype = np.dtype(np.uint64)
+bool_: np.dtype = np.dtype(np.bool_)
 
 # TensorProto.DataType values (onnx/onnx.proto).
 _ONNX_ENUM: dict[np.dtype, int] = {
@@ -40,10 +40,10 @@ _ONNX_ENUM: dict[np.dtype, int] = {
 }
 _FROM_ONNX: dict[int, np.dtype] = {v: k for k, v in _ONNX_ENUM.items()}
 
-FLOATING = frozenset({float16, float32, float64})
-INTEGER = frozenset({int8, int16, int32, int64, uint8, uint16, uint32, uint64})
-NUMERIC = FLOATING | INTEGER
-ALL = NUMERIC | {bool_}
+FLOATING: frozenset[np.dtype] = frozenset({float16, float32, float64})
+INTEGER: frozenset[np.dtype] = frozenset({int8, int16, int32, int64, uint8, uint16, uint32, uint64})
+NUMERIC: frozenset[np.dtype] = FLOATING | INTEGER
+ALL: frozenset[np.dtype] = NUMERIC | {bool_}
 
 
 def to_onnx(dtype: np.dtype) -> int:

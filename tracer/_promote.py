@@ -14,17 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from ir import dtypes as D
+from ir import dtypes
 
 
 def scalar_dtype(value: object) -> np.dtype:
     """The dtype a Python number takes: bool, int64 or float32 (PyTorch's defaults)."""
     if isinstance(value, bool | np.bool_):
-        return D.bool_
+        return dtypes.bool_
     if isinstance(value, int | np.integer):
-        return D.int64
+        return dtypes.int64
     if isinstance(value, float | np.floating):
-        return D.float32
+        return dtypes.float32
     raise TypeError(f"expected a tensor or a Python number, got {type(value).__name__}")
 
 
@@ -37,9 +37,9 @@ def result_type(*operands: Any) -> np.dtype:
             groups[2].append(scalar_dtype(x))
         else:
             groups[0 if data.ndim else 1].append(data.dtype)
-    top = max(D.category(d) for g in groups for d in g)
+    top = max(dtypes.category(d) for g in groups for d in g)
     for group in groups:
-        picked = [d for d in group if D.category(d) == top]
+        picked = [d for d in group if dtypes.category(d) == top]
         if picked:
             return functools.reduce(np.promote_types, picked)
     raise AssertionError("unreachable: at least one operand has the top category")

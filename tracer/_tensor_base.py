@@ -8,13 +8,14 @@ Op-specific methods live in mixins (``_math``, ``_reduce``, ``_shape``, ``_index
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ir import dtypes as D
-from ir.errors import DTypeError, GraphcapError, ShapeError
+from ir import dtypes
+from ir.errors import DTypeError, ShapeError
 from ir.ops.registry import OpDef
 from tracer import _state
 from tracer._node import Node
@@ -61,6 +62,7 @@ def apply(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
         out = op.kernel(*arrays, **attrs)
     except (ValueError, TypeError, IndexError) as err:
         raise _kernel_error(op, inputs, attrs, err) from err
+    result: Any
     if op.num_outputs == 1:
         result = wrap(out if type(out) is np.ndarray else np.asarray(out))
         outs: tuple[Tensor, ...] = (result,)
@@ -74,7 +76,9 @@ def apply(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
     return result
 
 
-def apply_inplace(op: OpDef, target: TensorBase, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
+def apply_inplace(
+    op: OpDef, target: TensorBase, inputs: Sequence[Any], attrs: Mapping[str, Any]
+) -> Any:
     """Run ``op`` on ``(target, *inputs)`` and write the result into ``target``'s memory.
 
     Views of ``target`` see the change, its version counter is bumped, and, when the op is
@@ -84,34 +88,95 @@ def apply_inplace(op: OpDef, target: TensorBase, inputs: Sequence[Any], attrs: M
         RuntimeError: ``target`` is a leaf that requires grad and grad mode is on.
         DTypeError: the result's dtype cannot be cast to ``target``'s.
     """
+    # The vjp reads input 0 (the old value) for "all", and for "others" when another input
+    # needs a gradient (Mul, Div): the recorded graph then gets a copy of the old value.
+    saves = op.saves
+    reads_target = saves == "all" or (
+        saves == "others" and any(isinstance(x, TensorBase) and x._requires_grad for x in inputs)
+    )
+    return update_inplace(
+        target, op.op_type, lambda source: apply(op, (source, *inputs), attrs), inputs, reads_target
+    )
+
+
+def update_inplace(
+    target: TensorBase,
+    what: str,
+    compute: Callable[[TensorBase], TensorBase],
+    others: Sequence[Any],
+    reads_target: bool = True,
+) -> Any:
+    """Write ``compute(old target)`` into ``target``'s memory; the core of every in-place op.
+
+    ``compute`` is any composition of registry ops; ``others`` are the other values it uses
+    (tensors among them decide whether the update is recorded). When it is, ``compute`` gets
+    a stand-in for the old ``target`` that carries its history (a copy of its data when
+    ``reads_target``, i.e. when some vjp in ``compute`` reads the old values), and ``target``
+    is rebased onto the result's history. Nodes recorded earlier keep the old history (see
+    ``rebased``).
+
+    Raises:
+        RuntimeError: ``target`` is a leaf that requires grad and grad mode is on.
+        DTypeError: the result's dtype cannot be cast to ``target``'s.
+        ShapeError: the result's shape does not fit ``target``'s.
+    """
     graph = _state.grad_enabled and (
-        target._requires_grad or any(isinstance(x, TensorBase) and x._requires_grad for x in inputs)
+        target._requires_grad or any(isinstance(x, TensorBase) and x._requires_grad for x in others)
     )
     if graph and target._requires_grad and target._node is None:
         raise RuntimeError(
             "a leaf tensor that requires grad is being used in an in-place operation "
-            f"({op.op_type}); wrap it in no_grad() or use the out-of-place op"
+            f"({what}); wrap it in no_grad() or use the out-of-place op"
         )
     source: TensorBase = target
     if graph:
-        source = wrap(target._data)
+        source = wrap(target._data.copy() if reads_target else target._data)
         source._node, source._index = target._node, target._index
-        source._requires_grad, source._version = target._requires_grad, _version_cell(target)
-    result = apply(op, (source, *inputs), attrs)
+        source._requires_grad = target._requires_grad
+    result = compute(source)
     try:
         np.copyto(target._data, result._data, casting="same_kind")
     except TypeError:
         raise DTypeError(
-            f"in-place {op.op_type} gives {result._data.dtype}, which can't be cast to the "
+            f"in-place {what} gives {result._data.dtype}, which can't be cast to the "
             f"tensor's dtype {target._data.dtype}"
         ) from None
     except ValueError as err:
-        raise ShapeError(f"in-place {op.op_type}: {err}") from None
+        raise ShapeError(f"in-place {what}: {err}") from None
+    if graph:
+        _note_rebase(target)
     target._bump_version()
     if graph:
         target._node, target._index = result._node, result._index
         target._requires_grad = result._requires_grad
     return target
+
+
+# id(tensor) -> [(last version, node, index, requires_grad)] of each history an in-place op
+# replaced, oldest first. Nodes recorded before the rebase hold the tensor object itself, so
+# the engine looks its old history up here (``rebased``). Entries die with the tensor.
+_REBASED: dict[int, list[tuple[int, Node | None, int, bool]]] = {}
+
+
+def _note_rebase(t: TensorBase) -> None:
+    history = _REBASED.get(id(t))
+    if history is None:
+        history = _REBASED[id(t)] = []
+        weakref.finalize(t, _REBASED.pop, id(t), None)
+    version = 0 if t._version is None else t._version[0]
+    history.append((version, t._node, t._index, t._requires_grad))
+
+
+def rebased(t: TensorBase, version: int) -> tuple[Node | None, int, bool]:
+    """``t``'s ``(node, index, requires_grad)`` as they were at ``version``.
+
+    An in-place op that is recorded moves a tensor onto a new history; a node recorded
+    before that must still send its gradient to the old one (PyTorch's edges do the same).
+    """
+    for last, node, index, requires_grad in _REBASED.get(id(t), ()):
+        if version <= last:
+            return node, index, requires_grad
+    return t._node, t._index, t._requires_grad
 
 
 def apply_binary(op: OpDef, x: TensorBase, y: TensorBase) -> Tensor:
@@ -146,7 +211,9 @@ def _version_cell(t: TensorBase) -> list[int]:
     return t._version
 
 
-def _record(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any], outs: tuple[Any, ...]) -> None:
+def _record(
+    op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any], outs: tuple[Any, ...]
+) -> None:
     versions = None
     for x in inputs:
         if isinstance(x, TensorBase) and x._version is not None:
@@ -167,7 +234,9 @@ def _record(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any], outs: tu
             o._requires_grad = True
 
 
-def _kernel_error(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any], err: Exception) -> Exception:
+def _kernel_error(
+    op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any], err: Exception
+) -> Exception:
     shown = ", ".join(_describe(x) for x in inputs)
     extra = f" with {dict(attrs)}" if attrs else ""
     cls = DTypeError if isinstance(err, TypeError) else ShapeError
@@ -200,10 +269,10 @@ def to_array(data: Any, dtype: np.dtype | None = None) -> np.ndarray:
         arr = np.asarray(data)
         if arr.dtype == np.float64:
             arr = arr.astype(np.float32)
-    if arr.dtype not in D.ALL:
+    if arr.dtype not in dtypes.ALL:
         raise DTypeError(
             f"cannot make a tensor of dtype {arr.dtype}; expected one of "
-            f"{sorted(str(d) for d in D.ALL)}"
+            f"{sorted(str(d) for d in dtypes.ALL)}"
         )
     return arr
 
@@ -361,7 +430,7 @@ class TensorBase:
             self._data, separator=", ", prefix="tensor(", precision=4, threshold=1000
         )
         extras = []
-        if self._data.dtype not in (D.float32, D.int64, D.bool_):
+        if self._data.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
             extras.append(f"dtype={self._data.dtype}")
         if self._node is not None:
             extras.append(f"grad_fn={self._node!r}")

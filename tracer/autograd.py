@@ -9,7 +9,7 @@ on, so the gradients are themselves recorded and can be differentiated again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +18,7 @@ from ir.errors import GraphcapError, ShapeError, UnsupportedOpError
 from ir.ops.registry import VjpContext
 from tracer import _state
 from tracer._node import Node
-from tracer._tensor_base import TensorBase, wrap
+from tracer._tensor_base import TensorBase, rebased, wrap
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -41,26 +41,47 @@ class _GradMode(contextlib.ContextDecorator):
         _state.grad_enabled = self._prev.pop()
 
 
-def no_grad() -> _GradMode:
-    """Disable recording for autograd inside a ``with`` block or a decorated function."""
-    return _GradMode(False)
+def no_grad(func: Callable[..., Any] | None = None) -> Any:
+    """Disable recording for autograd inside a ``with`` block or a decorated function.
+
+    Works as ``with no_grad():``, ``@no_grad()`` and ``@no_grad``.
+    """
+    return _GradMode(False) if func is None else _GradMode(False)(func)
 
 
-def enable_grad() -> _GradMode:
-    """Enable recording for autograd inside a ``with`` block or a decorated function."""
-    return _GradMode(True)
+def enable_grad(func: Callable[..., Any] | None = None) -> Any:
+    """Enable recording for autograd inside a ``with`` block or a decorated function.
+
+    Works as ``with enable_grad():``, ``@enable_grad()`` and ``@enable_grad``.
+    """
+    return _GradMode(True) if func is None else _GradMode(True)(func)
 
 
 class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
-    """Set grad mode now; used as a context manager, restore the previous mode on exit."""
+    """Set grad mode now; as a context manager or decorator, restore the previous mode on exit.
+
+    ``set_grad_enabled(False)`` called alone switches recording off until switched back;
+    ``with set_grad_enabled(m):`` and ``@set_grad_enabled(m)`` scope the mode as PyTorch does.
+    """
 
     def __init__(self, mode: bool) -> None:
-        super().__init__(mode)
-        self._prev.append(_state.grad_enabled)
-        _state.grad_enabled = mode
+        super().__init__(bool(mode))
+        self._before: bool | None = _state.grad_enabled
+        _state.grad_enabled = bool(mode)
 
     def __enter__(self) -> None:
-        pass
+        if self._before is None:
+            super().__enter__()
+        else:  # entered right after construction, which already set the mode
+            self._prev.append(self._before)
+            self._before = None
+
+    def __call__(self, func: Callable[..., Any]) -> Any:  # type: ignore[override]
+        """Decorate ``func`` so that it runs in this grad mode."""
+        if self._before is not None:  # decorating must not change the mode outside calls
+            _state.grad_enabled = self._before
+            self._before = None
+        return super().__call__(func)
 
 
 def is_grad_enabled() -> bool:
@@ -115,7 +136,7 @@ def grad(
         RuntimeError: an input the outputs do not depend on, unless ``allow_unused``.
     """
     roots, grads = _roots_and_grads(outputs, grad_outputs)
-    targets = [inputs] if _is_tensor(inputs) else list(inputs)  # type: ignore[list-item]
+    targets: list[Tensor] = [inputs] if isinstance(inputs, TensorBase) else list(inputs)
     retain = create_graph if retain_graph is None else retain_graph
     results = _run(roots, grads, targets, retain, create_graph, allow_unused)
     out = []
@@ -128,10 +149,6 @@ def grad(
             )
         out.append(g)
     return tuple(out)
-
-
-def _is_tensor(x: object) -> bool:
-    return isinstance(x, TensorBase)
 
 
 def _roots_and_grads(
@@ -198,8 +215,10 @@ def _toposort(roots: list[Tensor]) -> list[Node]:
                 f"trying to backward through the graph a second time (at op {node.op.op_type}); "
                 "its saved values were freed: pass retain_graph=True to the first backward"
             )
-        for x in node.inputs:
-            child = getattr(x, "_node", None)
+        for i, x in enumerate(node.inputs):
+            if not isinstance(x, TensorBase):
+                continue
+            child = x._node if x._version is None else _recorded(node, i, x)[0]
             if child is not None and id(child) not in seen:
                 stack.append((child, False))
     order.reverse()
@@ -252,10 +271,25 @@ def _step(
     assert inputs is not None
     if op.vjp is None:
         raise UnsupportedOpError(f"{op.op_type} is not differentiable: {op.no_vjp}")
-    if all(g is None for g in grads_out):
+    if grads_out.count(None) == len(grads_out):
         return
-    needs = [isinstance(x, TensorBase) and x._requires_grad for x in inputs]
-    _check_versions(node, needs)
+    needs = []
+    edges: list[Any] = []  # each input's (node, index) when recorded, None for leaves
+    modified = False  # some input tensor was changed in place at some point
+    for i, x in enumerate(inputs):
+        if not isinstance(x, TensorBase):
+            needs.append(False)
+            edges.append(None)
+        elif x._version is None:
+            needs.append(x._requires_grad)
+            edges.append(x._node and (x._node, x._index))
+        else:
+            modified = True
+            child, index, requires_grad = _recorded(node, i, x)
+            needs.append(requires_grad)
+            edges.append(child and (child, index))
+    if modified or node.out_versions is not None:
+        _check_versions(node, needs)
     ctx = VjpContext(lambda: _saved_outputs(node, create_graph), needs)
     grad_out: Any = grads_out[0] if len(grads_out) == 1 else tuple(grads_out)
     attrs = {**op.attrs, **node.attrs} if op.attrs else node.attrs
@@ -268,10 +302,20 @@ def _step(
                 f"vjp of {op.op_type} returned a gradient of shape {tuple(g.shape)} for input "
                 f"{i} of shape {tuple(x.shape)}; this is a bug in the op's vjp rule"
             )
-        if x._node is None:
+        edge = edges[i]
+        if edge is None:
             _add_leaf(results.leaves, x, g)
         else:
-            _add_pending(pending, x._node, x._index, g)
+            _add_pending(pending, edge[0], edge[1], g)
+
+
+def _recorded(node: Node, i: int, x: TensorBase) -> tuple[Node | None, int, bool]:
+    """Input ``i``'s history when ``node`` was recorded, before later in-place rebases."""
+    seen = 0 if node.versions is None else node.versions[i]
+    assert x._version is not None
+    if x._version[0] == seen:
+        return x._node, x._index, x._requires_grad
+    return rebased(x, seen)
 
 
 def _saved_outputs(node: Node, create_graph: bool) -> tuple[Tensor, ...]:

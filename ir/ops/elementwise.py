@@ -1,27 +1,82 @@
-"""Elementwise ops: arithmetic, unary math, activations, comparisons, logic and Cast.
+"""Elementwise ops: arithmetic, unary math, Max/Min/Clip, rounding, comparisons, logic, Cast.
 
-Binary ops broadcast as NumPy does (ONNX multidirectional broadcasting) and require equal
-input dtypes; integer and bool inputs keep their dtype (no silent float promotion).
+Activations live in ``activation.py``. Binary ops broadcast as NumPy does (ONNX
+multidirectional broadcasting) and require equal input dtypes (Pow excepted); integer and
+bool inputs keep their dtype (no silent float promotion). Shape rules check the dtypes ONNX
+allows; kernels of float-only ops reject other dtypes too, so eager code fails where an
+export would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-from ir import dtypes as D
+from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.ops.grad_util import unbroadcast
-from ir.ops.infer import broadcast_shapes, elementwise, same
-from ir.ops.registry import InferContext, OpDef, VjpContext, op, register, scalar
+from ir.ops.infer import broadcast_shapes, broadcast_types, check_dtype, elementwise
+from ir.ops.registry import InferContext, InferFn, OpDef, VjpContext, VjpFn, op, register, scalar
 from ir.types import TensorType
 
+SIGNED = D.FLOATING | {D.int8, D.int16, D.int32, D.int64}
+BOOL = frozenset({D.bool_})
 
-def _unbroadcast_each(ctx: VjpContext, grads: tuple[Any, ...], inputs: tuple[Any, ...]) -> list[Any]:
+
+def dtype_rule(op_type: str, allowed: Iterable[np.dtype], out: np.dtype | None = None) -> InferFn:
+    """Shape rule of an elementwise op whose inputs must have a dtype in ``allowed``.
+
+    Inputs broadcast and share one dtype; the output has that dtype, or ``out`` when given.
+    Absent optional inputs (None) are skipped.
+    """
+    allowed = frozenset(allowed)
+
+    def infer(ctx: InferContext, *types: TensorType | None, **attrs: object) -> TensorType:
+        given = [t for t in types if t is not None]
+        for i, t in enumerate(given):
+            check_dtype(t, allowed, f"{op_type}'s input {i}")
+        return broadcast_types(given, dtype=out)
+
+    return infer
+
+
+def require_floating(x: np.ndarray) -> None:
+    """Raise TypeError, in a kernel, when ``x`` is not floating (NumPy would upcast it)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"expects a floating-point tensor, got {x.dtype}")
+
+
+def floating_kernel(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """``fn`` as a kernel that rejects non-float inputs (see :func:`require_floating`)."""
+
+    def kernel(x: np.ndarray) -> np.ndarray:
+        require_floating(x)
+        return fn(x)
+
+    return kernel
+
+
+def _unary(
+    op_type: str, since: int, kernel: Any, vjp: VjpFn | None, allowed: Iterable[np.dtype], **kw: Any
+) -> None:
+    if frozenset(allowed) <= D.FLOATING:
+        kernel = floating_kernel(kernel)
+    register(OpDef(op_type, since, kernel, dtype_rule(op_type, allowed), vjp, **kw))
+
+
+def _unbroadcast_each(
+    ctx: VjpContext, grads: tuple[Any, ...], inputs: tuple[Any, ...]
+) -> list[Any]:
     return [
-        unbroadcast(g, x) if need else None
+        unbroadcast(g, x) if need and g is not None else None
         for g, x, need in zip(grads, inputs, ctx.needs_input_grad, strict=True)
     ]
+
+
+def _to(x: Any, like: Any) -> Any:
+    """``x`` cast to ``like``'s dtype (a registry Cast only when they differ)."""
+    return x if x.dtype == like.dtype else op.Cast(x, to=D.to_onnx(like.dtype))
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -56,10 +111,60 @@ def _div_vjp(ctx: VjpContext, g: Any, x: Any, y: Any) -> list[Any]:
     return _unbroadcast_each(ctx, (gx, gy), (x, y))
 
 
+def _pow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if x.dtype.kind in "iu" and y.dtype.kind in "iu":
+        # NumPy refuses negative integer powers; C's pow then truncates 1/x**n toward zero.
+        whole = np.power(x, np.abs(y))
+        return np.where((y < 0) & (np.abs(x) != 1), 0, whole).astype(x.dtype, copy=False)
+    return np.power(x, y).astype(x.dtype, copy=False)  # ONNX: the base's dtype
+
+
+def _pow_infer(ctx: InferContext, x: TensorType, y: TensorType) -> TensorType:
+    check_dtype(x, D.FLOATING | {D.int32, D.int64}, "Pow's base")
+    check_dtype(y, D.NUMERIC, "Pow's exponent")
+    if x.shape is None or y.shape is None:
+        return TensorType(x.dtype, None)
+    return TensorType(x.dtype, broadcast_shapes(x.shape, y.shape))
+
+
+def _pow_vjp(ctx: VjpContext, g: Any, x: Any, y: Any) -> list[Any]:
+    gx = gy = None
+    if ctx.needs_input_grad[0]:
+        yx = _to(y, x)
+        gx = op.Mul(g, op.Mul(yx, op.Pow(x, op.Sub(yx, scalar(1, yx)))))
+    if ctx.needs_input_grad[1] and D.is_floating(y.dtype):
+        zero = scalar(0, x)
+        # d/dy x**y = x**y log x; taken as 0 at x = 0, where log x is -inf (as PyTorch does).
+        dy = op.Where(op.Equal(x, zero), zero, op.Mul(op.Pow(x, y), op.Log(x)))
+        gy = _to(op.Mul(g, dy), y)
+    return _unbroadcast_each(ctx, (gx, gy), (x, y))
+
+
+def _mod(x: np.ndarray, y: np.ndarray, *, fmod: int = 0) -> np.ndarray:
+    if fmod:
+        return np.fmod(x, y)  # sign of the dividend, as C's fmod
+    if x.dtype.kind == "f":
+        raise TypeError("Mod of floating-point tensors needs fmod=1 (ONNX)")
+    return np.mod(x, y)  # sign of the divisor, as Python's %
+
+
+def _mod_vjp(ctx: VjpContext, g: Any, x: Any, y: Any, *, fmod: int) -> list[Any]:
+    gy = None
+    if ctx.needs_input_grad[1]:
+        # x mod y = x - q*y with q = trunc or floor(x/y), locally constant; q = (x - r)/y.
+        q = op.Div(op.Sub(x, op.Mod(x, y, fmod=fmod)), y)
+        gy = op.Neg(op.Mul(g, q))
+    return _unbroadcast_each(ctx, (g, gy), (x, y))
+
+
+# ONNX's Add/Sub/Mul/Div reject bool, but these rules still accept it: eager code (and
+# tests/test_properties.py) adds bool tensors. Tighten to D.NUMERIC once tracer avoids that.
 register(OpDef("Add", 14, np.add, elementwise, _add_vjp, saves="none"))
 register(OpDef("Sub", 14, np.subtract, elementwise, _sub_vjp, saves="none"))
 register(OpDef("Mul", 14, np.multiply, elementwise, _mul_vjp, saves="others"))
 register(OpDef("Div", 14, _div, elementwise, _div_vjp))
+register(OpDef("Pow", 15, _pow, _pow_infer, _pow_vjp))
+register(OpDef("Mod", 13, _mod, dtype_rule("Mod", D.NUMERIC), _mod_vjp))
 
 
 # ---------------------------------------------------------------- unary math
@@ -69,12 +174,39 @@ def _neg_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
     return [op.Neg(g)]
 
 
+def _abs_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
+    return [op.Mul(g, op.Sign(x))]
+
+
+def _sign_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
+    # Zero almost everywhere, like PyTorch; this keeps Abs twice differentiable.
+    return [op.Mul(g, scalar(0, g))]
+
+
 def _exp_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
     return [op.Mul(g, ctx.outputs[0])]
 
 
 def _log_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
     return [op.Div(g, x)]
+
+
+def _sqrt_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
+    y = ctx.outputs[0]
+    return [op.Div(g, op.Mul(y, scalar(2, y)))]
+
+
+def _reciprocal_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
+    y = ctx.outputs[0]
+    return [op.Neg(op.Mul(g, op.Mul(y, y)))]
+
+
+def _sin_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
+    return [op.Mul(g, op.Cos(x))]
+
+
+def _cos_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
+    return [op.Neg(op.Mul(g, op.Sin(x)))]
 
 
 def _tanh_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
@@ -91,29 +223,159 @@ def _relu_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
     return [op.Where(positive, g, scalar(0, g))]
 
 
-register(OpDef("Neg", 13, np.negative, same, _neg_vjp, saves="none"))
-register(OpDef("Exp", 13, np.exp, same, _exp_vjp, saves="outputs"))
-register(OpDef("Log", 13, np.log, same, _log_vjp))
-register(OpDef("Tanh", 13, np.tanh, same, _tanh_vjp, saves="outputs"))
-register(OpDef("Relu", 14, _relu, same, _relu_vjp))
+def _identity(x: np.ndarray) -> np.ndarray:
+    return np.array(x, copy=True)  # a copy, so eager tensors never alias
+
+
+def _identity_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
+    return [g]
+
+
+_STEPS = "piecewise constant: the derivative is 0 between steps and undefined on them"
+
+_unary("Neg", 13, np.negative, _neg_vjp, SIGNED, saves="none")
+_unary("Abs", 13, np.abs, _abs_vjp, D.NUMERIC)
+_unary("Sign", 13, np.sign, _sign_vjp, D.NUMERIC, saves="none")
+_unary("Exp", 13, np.exp, _exp_vjp, D.FLOATING, saves="outputs")
+_unary("Log", 13, np.log, _log_vjp, D.FLOATING)
+_unary("Sqrt", 13, np.sqrt, _sqrt_vjp, D.FLOATING, saves="outputs")
+_unary("Reciprocal", 13, np.reciprocal, _reciprocal_vjp, D.FLOATING, saves="outputs")
+_unary("Sin", 7, np.sin, _sin_vjp, D.FLOATING)
+_unary("Cos", 7, np.cos, _cos_vjp, D.FLOATING)
+_unary("Tanh", 13, np.tanh, _tanh_vjp, D.FLOATING, saves="outputs")
+_unary("Relu", 14, _relu, _relu_vjp, SIGNED)
+_unary("Floor", 13, np.floor, None, D.FLOATING, no_vjp=_STEPS)
+_unary("Ceil", 13, np.ceil, None, D.FLOATING, no_vjp=_STEPS)
+_unary("Round", 11, np.round, None, D.FLOATING, no_vjp=_STEPS)  # halves to even, as ONNX
+_unary("Identity", 19, _identity, _identity_vjp, D.ALL, saves="none")
+
+
+# ---------------------------------------------------------------- Max, Min, Clip
+
+
+def _max(x: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+    for y in rest:
+        x = np.maximum(x, y)
+    return x if rest else x.copy()
+
+
+def _min(x: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+    for y in rest:
+        x = np.minimum(x, y)
+    return x if rest else x.copy()
+
+
+def _extremum_vjp(largest: bool) -> VjpFn:
+    """The vjp rule of Max (``largest``) or Min.
+
+    The gradient goes to the winning input, the first one on ties, so the input gradients
+    always add up to ``grad_out``.
+    """
+
+    def vjp(ctx: VjpContext, g: Any, *xs: Any) -> list[Any]:
+        if len(xs) == 1:
+            return [g]
+        if len(xs) == 2:
+            first = op.GreaterOrEqual(*xs) if largest else op.LessOrEqual(*xs)
+            masks = [first, op.Not(first)]
+        else:
+            # Recomputed rather than read from ctx.outputs, so saves="all" covers it.
+            best = op.Max(*xs) if largest else op.Min(*xs)
+            masks, taken = [], None
+            for x in xs:
+                hit = op.Equal(x, best)
+                hit = hit if taken is None else op.And(hit, op.Not(taken))
+                taken = hit if taken is None else op.Or(taken, hit)
+                masks.append(hit)
+        zero = scalar(0, g)
+        routed = tuple(
+            op.Where(m, g, zero) if n else None
+            for m, n in zip(masks, ctx.needs_input_grad, strict=True)
+        )
+        return _unbroadcast_each(ctx, routed, xs)
+
+    return vjp
+
+
+def _clip(x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
+    # max then min: when lo > hi every element becomes hi, as ONNX specifies.
+    out = x if lo is None else np.maximum(x, lo)
+    out = out if hi is None else np.minimum(out, hi)
+    return out.copy() if out is x else out
+
+
+_CLIP_DTYPES = dtype_rule("Clip", D.NUMERIC)
+
+
+def _clip_infer(
+    ctx: InferContext, x: TensorType, lo: TensorType | None = None, hi: TensorType | None = None
+) -> TensorType:
+    _CLIP_DTYPES(ctx, x, lo, hi)
+    return x  # min and max are scalars
+
+
+def _clip_vjp(ctx: VjpContext, g: Any, x: Any, lo: Any = None, hi: Any = None) -> list[Any]:
+    zero = scalar(0, g)
+    g_lo = g_hi = None
+    if hi is not None:
+        above = op.Greater(x if lo is None else op.Max(x, lo), hi)
+        if ctx.needs_input_grad[2]:
+            g_hi = unbroadcast(op.Where(above, g, zero), hi)
+        g = op.Where(above, zero, g)
+    if lo is not None:
+        below = op.Less(x, lo)
+        if ctx.needs_input_grad[1]:
+            g_lo = unbroadcast(op.Where(below, g, zero), lo)
+        g = op.Where(below, zero, g)
+    return [g if ctx.needs_input_grad[0] else None, g_lo, g_hi]
+
+
+register(OpDef("Max", 13, _max, dtype_rule("Max", D.NUMERIC), _extremum_vjp(largest=True)))
+register(OpDef("Min", 13, _min, dtype_rule("Min", D.NUMERIC), _extremum_vjp(largest=False)))
+register(OpDef("Clip", 13, _clip, _clip_infer, _clip_vjp))
 
 
 # ---------------------------------------------------------------- comparisons and logic
 
-
-def _predicate(ctx: InferContext, x: TensorType, y: TensorType, **attrs: object) -> TensorType:
-    t = elementwise(ctx, x, y)
-    return TensorType(D.bool_, t.shape)
+_BOOLEAN = "its output is boolean"
 
 
-_NOT_DIFFERENTIABLE = "its output is boolean"
-register(OpDef("Greater", 13, np.greater, _predicate, None, no_vjp=_NOT_DIFFERENTIABLE))
+def _predicate(op_type: str, since: int, kernel: Any, allowed: Iterable[np.dtype]) -> None:
+    rule = dtype_rule(op_type, allowed, out=D.bool_)
+    register(OpDef(op_type, since, kernel, rule, None, no_vjp=_BOOLEAN))
+
+
+_predicate("Equal", 19, np.equal, D.ALL)
+_predicate("Greater", 13, np.greater, D.NUMERIC)
+_predicate("Less", 13, np.less, D.NUMERIC)
+_predicate("GreaterOrEqual", 16, np.greater_equal, D.NUMERIC)
+_predicate("LessOrEqual", 16, np.less_equal, D.NUMERIC)
+_predicate("And", 7, np.logical_and, BOOL)
+_predicate("Or", 7, np.logical_or, BOOL)
+_predicate("Xor", 7, np.logical_xor, BOOL)
+_predicate("Not", 1, np.logical_not, BOOL)
+
+
+def _is_inf(x: np.ndarray, *, detect_negative: int = 1, detect_positive: int = 1) -> np.ndarray:
+    require_floating(x)
+    return np.isinf(x) & (((x > 0) & bool(detect_positive)) | ((x < 0) & bool(detect_negative)))
+
+
+def _is_nan(x: np.ndarray) -> np.ndarray:
+    require_floating(x)
+    return np.isnan(x)
+
+
+_IS_RULE = dtype_rule("IsInf/IsNaN", D.FLOATING, out=D.bool_)
+register(OpDef("IsInf", 20, _is_inf, _IS_RULE, None, no_vjp=_BOOLEAN))
+register(OpDef("IsNaN", 20, _is_nan, _IS_RULE, None, no_vjp=_BOOLEAN))
 
 
 # ---------------------------------------------------------------- selection
 
 
 def _where_infer(ctx: InferContext, c: TensorType, x: TensorType, y: TensorType) -> TensorType:
+    check_dtype(c, BOOL, "Where's condition")
     t = elementwise(ctx, x, y)
     if c.shape is None or t.shape is None:
         return TensorType(t.dtype, None)
@@ -139,7 +401,7 @@ register(OpDef("Where", 16, _where, _where_infer, _where_vjp))
 
 def _cast(x: np.ndarray, *, to: int, saturate: int = 1) -> np.ndarray:
     del saturate  # only meaningful for float8 targets, which graphcap does not support
-    return np.asarray(x).astype(D.from_onnx(to), copy=False)
+    return np.asarray(x).astype(D.from_onnx(to))  # always a copy: eager tensors never alias
 
 
 def _cast_infer(ctx: InferContext, x: TensorType, *, to: int, saturate: int = 1) -> TensorType:
