@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 from onnx.onnx_ml_pb2 import ValueInfoProto
 
 from ir.ops.registry import OpDef
@@ -22,7 +22,11 @@ def one_node_model(
     """A model running ``op`` once; absent optional inputs are left empty."""
     names = [f"in{i}" if x is not None else "" for i, x in enumerate(inputs)]
     outputs = [f"out{i}" for i in range(n_outputs)]
-    given = {k: v for k, v in attrs.items() if v is not None}
+    given = {
+        k: numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v
+        for k, v in attrs.items()
+        if v is not None
+    }
     node = helper.make_node(op.op_type, names, outputs, domain=op.domain, **given)
     graph = helper.make_graph(
         [node],
@@ -69,7 +73,5 @@ def run_onnxruntime(
     model = one_node_model(op, inputs, attrs, n_outputs)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(
-        model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
-    )
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return [np.asarray(o) for o in sess.run(None, _feeds(inputs))]

@@ -9,7 +9,7 @@ Op-specific methods live in mixins (``_math``, ``_reduce``, ``_shape``, ``_index
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,7 +69,7 @@ def apply(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
     else:
         outs = tuple(wrap(o if type(o) is np.ndarray else np.asarray(o)) for o in out)
         result = outs
-    if op.view:
+    if op.view and isinstance(inputs[0], TensorBase):
         outs[0]._version = _version_cell(inputs[0])
     if record and _state.grad_enabled:
         _record(op, inputs, attrs, outs)
@@ -90,6 +90,8 @@ def apply_inplace(
     """
     # The vjp reads input 0 (the old value) for "all", and for "others" when another input
     # needs a gradient (Mul, Div): the recorded graph then gets a copy of the old value.
+    from tracer._inplace import update_inplace  # the in-place machinery; imports this module
+
     saves = op.saves
     reads_target = saves == "all" or (
         saves == "others" and any(isinstance(x, TensorBase) and x._requires_grad for x in inputs)
@@ -99,66 +101,14 @@ def apply_inplace(
     )
 
 
-def update_inplace(
-    target: TensorBase,
-    what: str,
-    compute: Callable[[TensorBase], TensorBase],
-    others: Sequence[Any],
-    reads_target: bool = True,
-) -> Any:
-    """Write ``compute(old target)`` into ``target``'s memory; the core of every in-place op.
-
-    ``compute`` is any composition of registry ops; ``others`` are the other values it uses
-    (tensors among them decide whether the update is recorded). When it is, ``compute`` gets
-    a stand-in for the old ``target`` that carries its history (a copy of its data when
-    ``reads_target``, i.e. when some vjp in ``compute`` reads the old values), and ``target``
-    is rebased onto the result's history. Nodes recorded earlier keep the old history (see
-    ``rebased``).
-
-    Raises:
-        RuntimeError: ``target`` is a leaf that requires grad and grad mode is on.
-        DTypeError: the result's dtype cannot be cast to ``target``'s.
-        ShapeError: the result's shape does not fit ``target``'s.
-    """
-    graph = _state.grad_enabled and (
-        target._requires_grad or any(isinstance(x, TensorBase) and x._requires_grad for x in others)
-    )
-    if graph and target._requires_grad and target._node is None:
-        raise RuntimeError(
-            "a leaf tensor that requires grad is being used in an in-place operation "
-            f"({what}); wrap it in no_grad() or use the out-of-place op"
-        )
-    source: TensorBase = target
-    if graph:
-        source = wrap(target._data.copy() if reads_target else target._data)
-        source._node, source._index = target._node, target._index
-        source._requires_grad = target._requires_grad
-    result = compute(source)
-    try:
-        np.copyto(target._data, result._data, casting="same_kind")
-    except TypeError:
-        raise DTypeError(
-            f"in-place {what} gives {result._data.dtype}, which can't be cast to the "
-            f"tensor's dtype {target._data.dtype}"
-        ) from None
-    except ValueError as err:
-        raise ShapeError(f"in-place {what}: {err}") from None
-    if graph:
-        _note_rebase(target)
-    target._bump_version()
-    if graph:
-        target._node, target._index = result._node, result._index
-        target._requires_grad = result._requires_grad
-    return target
-
-
 # id(tensor) -> [(last version, node, index, requires_grad)] of each history an in-place op
 # replaced, oldest first. Nodes recorded before the rebase hold the tensor object itself, so
 # the engine looks its old history up here (``rebased``). Entries die with the tensor.
 _REBASED: dict[int, list[tuple[int, Node | None, int, bool]]] = {}
 
 
-def _note_rebase(t: TensorBase) -> None:
+def note_rebase(t: TensorBase) -> None:
+    """Remember ``t``'s history before an in-place op moves it onto a new one."""
     history = _REBASED.get(id(t))
     if history is None:
         history = _REBASED[id(t)] = []
