@@ -152,7 +152,9 @@ def _close(ad: float, fd: float) -> bool:
 def _checkable(op: OpDef, sample: Sample) -> bool:
     outs = _kernel_outputs(op, sample)
     floats = [o for o in outs if o.dtype.kind == "f"]
-    return bool(gradcheck.wrt_inputs(sample)) and bool(floats) and all(o.dtype == F64 for o in floats)
+    return (
+        bool(gradcheck.wrt_inputs(sample)) and bool(floats) and all(o.dtype == F64 for o in floats)
+    )
 
 
 @pytest.mark.parametrize(("spec", "sample"), _grad_cases(1))

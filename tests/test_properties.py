@@ -23,9 +23,11 @@ dtypes = st.sampled_from(DTYPES)
 def broadcastable_pair(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Two shapes that broadcast: drop leading axes and set some dims to 1."""
     base = draw(shapes)
+
     def derive() -> tuple[int, ...]:
         cut = draw(st.integers(0, len(base)))
         return tuple(1 if draw(st.booleans()) else d for d in base[cut:])
+
     return derive(), derive()
 
 
@@ -42,11 +44,13 @@ def test_broadcast_shapes_agrees_with_numpy(pair: tuple[tuple[int, ...], tuple[i
 
 
 @given(broadcastable_pair(), st.data())
-def test_symbolic_broadcast_substitutes_back(pair: tuple[tuple[int, ...], tuple[int, ...]],
-                                             data: st.DataObject) -> None:
+def test_symbolic_broadcast_substitutes_back(
+    pair: tuple[tuple[int, ...], tuple[int, ...]], data: st.DataObject
+) -> None:
     """Naming some dims by symbols and substituting their sizes back gives NumPy's shape."""
     a, b = pair
     names = {}
+
     def symbolize(shape: tuple[int, ...], side: str) -> tuple[int | str, ...]:
         out: list[int | str] = []
         for i, d in enumerate(shape):
@@ -56,6 +60,7 @@ def test_symbolic_broadcast_substitutes_back(pair: tuple[tuple[int, ...], tuple[
             else:
                 out.append(d)
         return tuple(out)
+
     sym = broadcast_shapes(symbolize(a, "a"), symbolize(b, "b"))
     expected = np.broadcast_shapes(a, b)
     assert len(sym) == len(expected)
@@ -65,8 +70,9 @@ def test_symbolic_broadcast_substitutes_back(pair: tuple[tuple[int, ...], tuple[
 
 @given(broadcastable_pair(), dtypes)
 @settings(max_examples=60)
-def test_elementwise_rule_matches_eager(pair: tuple[tuple[int, ...], tuple[int, ...]],
-                                        dtype: np.dtype) -> None:
+def test_elementwise_rule_matches_eager(
+    pair: tuple[tuple[int, ...], tuple[int, ...]], dtype: np.dtype
+) -> None:
     a, b = pair
     x, y = np.ones(a, dtype), np.ones(b, dtype)
     add = get("Add")
@@ -87,8 +93,9 @@ operand_kinds = st.sampled_from(["tensor", "zero-dim", "number"])
 
 
 @given(operand_kinds, dtypes, operand_kinds, dtypes)
-def test_promotion_is_commutative_and_eager_uses_it(k1: str, d1: np.dtype, k2: str,
-                                                    d2: np.dtype) -> None:
+def test_promotion_is_commutative_and_eager_uses_it(
+    k1: str, d1: np.dtype, k2: str, d2: np.dtype
+) -> None:
     a, b = _operand(k1, d1), _operand(k2, d2)
     if k1 == "number" and k2 == "number":
         return
@@ -105,9 +112,13 @@ def test_promotion_matches_torch(k1: str, d1: np.dtype, k2: str, d2: np.dtype) -
     torch = pytest.importorskip("torch")
     if k1 == "number" and k2 == "number":
         return
-    to_torch = {np.dtype(np.bool_): torch.bool, np.dtype(np.int32): torch.int32,
-                np.dtype(np.int64): torch.int64, np.dtype(np.float32): torch.float32,
-                np.dtype(np.float64): torch.float64}
+    to_torch = {
+        np.dtype(np.bool_): torch.bool,
+        np.dtype(np.int32): torch.int32,
+        np.dtype(np.int64): torch.int64,
+        np.dtype(np.float32): torch.float32,
+        np.dtype(np.float64): torch.float64,
+    }
 
     def as_torch(kind: str, dtype: np.dtype) -> object:
         if kind == "number":

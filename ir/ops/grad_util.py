@@ -56,13 +56,13 @@ def expand_reduced(grad: Any, x: Any, axes: np.ndarray | None, keepdims: int) ->
 def reduced_count(x: Any, axes: np.ndarray | None) -> Any:
     """Number of elements a mean over ``axes`` divides by, as a 0-d value of ``x``'s dtype."""
     rank = x.ndim
-    picked = range(rank) if axes is None or np.asarray(axes).size == 0 else [
-        int(a) % rank for a in np.asarray(axes).reshape(-1)
-    ]
+    picked = (
+        range(rank)
+        if axes is None or np.asarray(axes).size == 0
+        else [int(a) % rank for a in np.asarray(axes).reshape(-1)]
+    )
     dims = [x.shape[a] for a in picked]
     if all(isinstance(d, int) for d in dims):
         return np.asarray(float(np.prod(dims)), dtype=x.dtype)
     sizes = op.Gather(op.Shape(x), ints(list(picked)), axis=0)
     return op.Cast(op.ReduceProd(sizes, keepdims=0), to=to_onnx(x.dtype))
-
-

@@ -88,7 +88,9 @@ def broadcast_types(types: Sequence[TensorType], dtype: np.dtype | None = None) 
     common = same_dtype(types)
     if any(t.shape is None for t in types):
         return TensorType(dtype or common, None)
-    return TensorType(dtype or common, broadcast_shapes(*(t.shape for t in types if t.shape is not None)))
+    return TensorType(
+        dtype or common, broadcast_shapes(*(t.shape for t in types if t.shape is not None))
+    )
 
 
 def same(ctx: InferContext, x: TensorType, *rest: TensorType | None, **attrs: object) -> TensorType:
@@ -116,7 +118,9 @@ def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
         ShapeError: the axis is out of range for the rank.
     """
     if not -rank <= axis < rank:
-        raise ShapeError(f"{what} {axis} is out of range for rank {rank} (expected {-rank}..{rank - 1})")
+        raise ShapeError(
+            f"{what} {axis} is out of range for rank {rank} (expected {-rank}..{rank - 1})"
+        )
     return axis % rank if rank else 0
 
 

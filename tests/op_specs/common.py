@@ -59,8 +59,13 @@ class OpSpec:
     random: bool = False
 
 
-def rand(rng: np.random.Generator, shape: Sequence[int], dtype: np.dtype, low: float = -2.0,
-         high: float = 2.0) -> np.ndarray:
+def rand(
+    rng: np.random.Generator,
+    shape: Sequence[int],
+    dtype: np.dtype,
+    low: float = -2.0,
+    high: float = 2.0,
+) -> np.ndarray:
     """Uniform values in [low, high) (integers for integer dtypes, coin flips for bool)."""
     if dtype == BOOL:
         return np.asarray(rng.random(shape) < 0.5)
@@ -69,8 +74,13 @@ def rand(rng: np.random.Generator, shape: Sequence[int], dtype: np.dtype, low: f
     return rng.uniform(low, high, size=shape).astype(dtype)
 
 
-def positive(rng: np.random.Generator, shape: Sequence[int], dtype: np.dtype,
-             low: float = 0.5, high: float = 2.0) -> np.ndarray:
+def positive(
+    rng: np.random.Generator,
+    shape: Sequence[int],
+    dtype: np.dtype,
+    low: float = 0.5,
+    high: float = 2.0,
+) -> np.ndarray:
     """Values in [low, high), for ops defined on positive inputs (log, sqrt, ...)."""
     if dtype.kind in "iu":
         return rng.integers(max(1, int(low)), int(high) + 3, size=shape).astype(dtype)
@@ -82,7 +92,13 @@ def i64(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
 
-BROADCAST_PAIRS = [((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((3, 1), (1, 5)), ((), (2, 3)), ((2, 1, 3), (4, 1))]
+BROADCAST_PAIRS = [
+    ((3, 4), (3, 4)),
+    ((2, 3, 4), (4,)),
+    ((3, 1), (1, 5)),
+    ((), (2, 3)),
+    ((2, 1, 3), (4, 1)),
+]
 
 
 def binary_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
@@ -90,7 +106,8 @@ def binary_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     return [Sample((rand(rng, a, dtype), rand(rng, b, dtype))) for a, b in BROADCAST_PAIRS]
 
 
-def unary_samples(rng: np.random.Generator, dtype: np.dtype, gen: Callable[..., np.ndarray] = rand
-                  ) -> list[Sample]:
+def unary_samples(
+    rng: np.random.Generator, dtype: np.dtype, gen: Callable[..., np.ndarray] = rand
+) -> list[Sample]:
     """A few shapes, 0-d included, for unary elementwise ops."""
     return [Sample((gen(rng, s, dtype),)) for s in [(), (5,), (3, 4), (2, 3, 4)]]
