@@ -34,16 +34,32 @@ SAVES = ("all", "none", "outputs", "others")
 
 
 class InferContext:
-    """What a shape rule may know besides input types: the values of constant inputs."""
+    """What a shape rule may know besides input types.
 
-    __slots__ = ("_values",)
+    That is the values of constant inputs, and the symbolic values (ints and dim names) of
+    int64 inputs computed from shapes.
+    """
 
-    def __init__(self, values: Sequence[np.ndarray | None] = ()) -> None:
+    __slots__ = ("_dims", "_values")
+
+    def __init__(
+        self,
+        values: Sequence[np.ndarray | None] = (),
+        dims: Sequence[tuple[Any, ...] | None] = (),
+    ) -> None:
         self._values = tuple(values)
+        self._dims = tuple(dims)
 
     def value(self, index: int) -> np.ndarray | None:
         """The constant value of input ``index``, or None when it is not known."""
         return self._values[index] if index < len(self._values) else None
+
+    def dims(self, index: int) -> tuple[Any, ...] | None:
+        """Input ``index`` as a tuple of dims (ints or symbol names), or None if unknown."""
+        value = self.value(index)
+        if value is not None:
+            return tuple(int(v) for v in np.asarray(value).reshape(-1))
+        return self._dims[index] if index < len(self._dims) else None
 
 
 class VjpContext:

@@ -7,6 +7,7 @@ graph can compute them from ``Shape``. Kernels accept any int sequence for them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,43 @@ from ir.types import Dim, TensorType
 # ---------------------------------------------------------------- Reshape
 
 
+def _factors(dims: Sequence[Dim]) -> tuple[int, list[str]] | None:
+    """A product of dims as (int part, symbol factors); None when a dim is unknown."""
+    num, syms = 1, []
+    for d in dims:
+        if d is None or (isinstance(d, str) and any(c in d for c in "+-/()")):
+            return None
+        if isinstance(d, str):
+            for part in d.split("*"):
+                if part.isdigit():
+                    num *= int(part)
+                else:
+                    syms.append(part)
+        else:
+            num *= int(d)
+    return num, syms
+
+
+def _quotient(total: Sequence[Dim], known: Sequence[Dim]) -> Dim:
+    """``prod(total) / prod(known)`` for symbolic dims, or None when it does not cancel."""
+    a, b = _factors(total), _factors(known)
+    if a is None or b is None:
+        return None
+    rest = list(a[1])
+    for sym in b[1]:
+        if sym not in rest:
+            return None
+        rest.remove(sym)
+    if b[0] == 0 or a[0] % b[0]:
+        return None
+    num = a[0] // b[0]
+    if not rest:
+        return num
+    return "*".join([*sorted(rest), *([str(num)] if num != 1 else [])])
+
+
 def _reshape_target(
-    in_shape: tuple[Dim, ...], shape: tuple[int, ...], allowzero: int
+    in_shape: tuple[Dim, ...], shape: tuple[Dim, ...], allowzero: int
 ) -> tuple[Dim, ...]:
     out: list[Dim] = [
         in_shape[i] if (s == 0 and not allowzero and i < len(in_shape)) else s
@@ -37,7 +73,7 @@ def _reshape_target(
                 raise ShapeError(f"cannot reshape {list(in_shape)} into {list(shape)}")
             out[out.index(-1)] = total // rest
         else:
-            out[out.index(-1)] = None
+            out[out.index(-1)] = _quotient(in_shape, known)
     return tuple(out)
 
 
@@ -51,7 +87,7 @@ def _reshape(x: np.ndarray, shape: Any, *, allowzero: int = 0) -> np.ndarray:
 def _reshape_infer(
     ctx: InferContext, x: TensorType, shape: TensorType, *, allowzero: int = 0
 ) -> TensorType:
-    value = const_ints(ctx, 1)
+    value = ctx.dims(1)
     if value is None or x.shape is None:
         rank = shape.shape[0] if shape.shape is not None and shape.shape else None
         return TensorType(x.dtype, None if not isinstance(rank, int) else (None,) * rank)
@@ -74,8 +110,11 @@ def _expand(x: np.ndarray, shape: Any) -> np.ndarray:
 
 
 def _expand_infer(ctx: InferContext, x: TensorType, shape: TensorType) -> TensorType:
-    value = const_ints(ctx, 1)
+    value = ctx.dims(1)
     if value is None or x.shape is None:
+        rank = shape.shape[0] if shape.shape is not None and shape.shape else None
+        if isinstance(rank, int) and x.shape is not None:
+            return TensorType(x.dtype, (None,) * max(rank, len(x.shape)))
         return TensorType(x.dtype, None)
     return TensorType(x.dtype, broadcast_shapes(x.shape, value))
 
@@ -548,7 +587,7 @@ def _constant_of_shape_infer(
 ) -> TensorType:
     check_dtype(shape, (D.int64,), "ConstantOfShape shape")
     dtype = D.float32 if value is None else np.asarray(value).dtype
-    dims = const_ints(ctx, 0)
+    dims = ctx.dims(0)
     if dims is not None:
         return TensorType(dtype, dims)
     n = shape.shape[0] if shape.shape else None

@@ -1,0 +1,334 @@
+"""The IR: ``Value``, ``Node`` and ``Graph``, ONNX-style and in SSA form.
+
+A ``Value`` is a graph input, an initializer (a named constant array), or exactly one output
+of one ``Node``; it knows its producer and its uses. Nodes are kept in topological order.
+Change a graph only through its methods (``apply``, ``append``, ``insert_before``,
+``remove``, ``replace_all_uses_with``, ``set_outputs``) so use lists stay right in both
+directions. ``Graph.verify`` checks every invariant and re-runs the registry's shape rules.
+
+``Value`` implements the registry's ``__graphcap_bind__`` hook, so applying an op to values
+(``op.Mul(v, w)``) emits a node: that is how vjp rules build backward graphs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ir.errors import GraphInvariantError
+from ir.ops.registry import OpDef
+from ir.symbolic import infer_node
+from ir.types import Dim, TensorType
+
+
+class Value:
+    """An SSA value: a typed tensor that is a graph input, an initializer or a node output.
+
+    Attributes:
+        graph: the graph the value belongs to.
+        name: unique within the graph.
+        type: dtype and (possibly symbolic) shape.
+        producer: the node whose output this is, or None for inputs and initializers.
+        index: which output of ``producer``.
+        uses: ``(node, input_index)`` pairs, in insertion order.
+        const: the array of an initializer, None otherwise.
+        sym: for small int64 values computed from shapes, the value with symbolic dims.
+    """
+
+    __slots__ = ("const", "graph", "index", "name", "producer", "sym", "type", "uses")
+
+    def __init__(
+        self,
+        graph: Graph,
+        name: str,
+        type: TensorType,
+        producer: Node | None = None,
+        index: int = 0,
+        const: np.ndarray | None = None,
+    ) -> None:
+        self.graph = graph
+        self.name = name
+        self.type = type
+        self.producer = producer
+        self.index = index
+        self.uses: list[tuple[Node, int]] = []
+        self.const = const
+        self.sym: tuple[Dim, ...] | None = None
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Element dtype."""
+        return self.type.dtype
+
+    @property
+    def shape(self) -> tuple[Dim, ...]:
+        """Shape; raises when the rank is unknown (vjp rules need ranks)."""
+        if self.type.shape is None:
+            raise GraphInvariantError(f"value %{self.name} has unknown rank")
+        return self.type.shape
+
+    @property
+    def ndim(self) -> int:
+        """Rank."""
+        return len(self.shape)
+
+    @classmethod
+    def __graphcap_bind__(cls, op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
+        """The registry's hook: emit ``op`` as a node of the inputs' graph."""
+        graph = next(x.graph for x in inputs if isinstance(x, Value))
+        outs = graph.apply(op, inputs, attrs)
+        return outs[0] if op.num_outputs == 1 else outs
+
+    def __repr__(self) -> str:
+        return f"%{self.name}: {self.type}"
+
+
+class Node:
+    """One application of a registry op.
+
+    Attributes:
+        op: the registry entry.
+        inputs: input values; None for an absent optional input.
+        outputs: values the node defines (created with the node, never reassigned).
+        attrs: attributes as given (defaults are the registry's; see ``full_attrs``).
+        meta: free-form data: ``"source"`` (file:line it was traced from), pass data.
+    """
+
+    __slots__ = ("attrs", "graph", "inputs", "meta", "name", "op", "outputs")
+
+    def __init__(
+        self,
+        graph: Graph,
+        op: OpDef,
+        inputs: Sequence[Value | None],
+        attrs: Mapping[str, Any],
+        name: str,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.op = op
+        self.inputs: tuple[Value | None, ...] = tuple(inputs)
+        self.outputs: tuple[Value, ...] = ()
+        self.attrs = dict(attrs)
+        self.name = name
+        self.meta: dict[str, Any] = dict(meta or {})
+
+    @property
+    def full_attrs(self) -> dict[str, Any]:
+        """Attributes with the registry's defaults filled in."""
+        return self.op.full_attrs(self.attrs)
+
+    def format(self) -> str:
+        """One line of text: ``%3 = Add(%1, %2) : f32[batch, 8]  # model.py:41``."""
+        outs = ", ".join(f"%{v.name}" for v in self.outputs)
+        args = ", ".join("_" if v is None else f"%{v.name}" for v in self.inputs)
+        attrs = "".join(f", {k}={_fmt_attr(v)}" for k, v in sorted(self.attrs.items()))
+        types = ", ".join(str(v.type) for v in self.outputs)
+        src = f"  # {self.meta['source']}" if "source" in self.meta else ""
+        return f"{outs} = {self.op.op_type}({args}{attrs}) : {types}{src}"
+
+    def __repr__(self) -> str:
+        return f"<Node {self.format()}>"
+
+
+def _fmt_attr(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"tensor({value.dtype}{list(value.shape)})"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value)
+
+
+class Graph:
+    """An ONNX-style graph: typed inputs, initializers, ordered nodes and outputs.
+
+    Attributes:
+        name: graph name (the ONNX graph's name on export).
+        inputs: graph input values, in signature order.
+        initializers: named constant values (weights, folded constants).
+        nodes: nodes in topological order.
+        outputs: graph output values.
+        meta: graph-level data, e.g. ``"baked"``: Python decisions a trace fixed.
+    """
+
+    def __init__(self, name: str = "main") -> None:
+        self.name = name
+        self.inputs: list[Value] = []
+        self.initializers: dict[str, Value] = {}
+        self.nodes: list[Node] = []
+        self.outputs: list[Value] = []
+        self.meta: dict[str, Any] = {}
+        self._names: set[str] = set()
+        self._counter = 0
+
+    # ------------------------------------------------------------ building
+
+    def fresh_name(self, hint: str = "") -> str:
+        """A value or node name not used yet in this graph, based on ``hint``."""
+        if hint and hint not in self._names:
+            return hint
+        while True:
+            self._counter += 1
+            name = f"{hint}_{self._counter}" if hint else str(self._counter)
+            if name not in self._names:
+                return name
+
+    def _claim(self, name: str) -> str:
+        if name in self._names:
+            raise GraphInvariantError(f"name {name!r} is already used in graph {self.name!r}")
+        self._names.add(name)
+        return name
+
+    def add_input(self, name: str, dtype: Any, shape: Sequence[Dim] | None) -> Value:
+        """Append a graph input of the given type."""
+        value = Value(self, self._claim(name), TensorType(np.dtype(dtype), _shape(shape)))
+        self.inputs.append(value)
+        return value
+
+    def add_initializer(self, name: str, array: np.ndarray) -> Value:
+        """Add a named constant (weights, buffers, folded constants)."""
+        array = np.asarray(array)
+        value = Value(self, self._claim(name), TensorType(array.dtype, array.shape), const=array)
+        if array.dtype == np.int64 and array.ndim <= 1 and array.size <= 16:
+            value.sym = tuple(int(v) for v in array.reshape(-1))
+        self.initializers[name] = value
+        return value
+
+    def constant(self, array: np.ndarray, hint: str = "const") -> Value:
+        """An initializer holding ``array``, named after ``hint``."""
+        return self.add_initializer(self.fresh_name(hint), np.asarray(array))
+
+    def apply(
+        self,
+        op: OpDef,
+        inputs: Sequence[Any],
+        attrs: Mapping[str, Any],
+        meta: Mapping[str, Any] | None = None,
+        out_names: Sequence[str] | None = None,
+    ) -> tuple[Value, ...]:
+        """Append a node applying ``op`` to ``inputs`` and return its outputs.
+
+        Inputs that are not values (arrays, tuples of ints) become initializers. Output
+        types come from the op's shape rule.
+        """
+        values = [
+            x if x is None or isinstance(x, Value) else self.constant(np.asarray(x)) for x in inputs
+        ]
+        node = Node(self, op, values, attrs, self.fresh_name(op.op_type.lower()), meta)
+        types, syms = infer_node(node)
+        names = out_names or [self.fresh_name() for _ in types]
+        node.outputs = tuple(
+            Value(self, self._claim(n), t, producer=node, index=i)
+            for i, (n, t) in enumerate(zip(names, types, strict=True))
+        )
+        for v, sym in zip(node.outputs, syms, strict=True):
+            v.sym = sym
+        self.append(node)
+        return node.outputs
+
+    def append(self, node: Node) -> None:
+        """Add ``node`` at the end and register its uses."""
+        self.insert_at(len(self.nodes), node)
+
+    def insert_before(self, anchor: Node, node: Node) -> None:
+        """Add ``node`` just before ``anchor``."""
+        self.insert_at(self.nodes.index(anchor), node)
+
+    def insert_after(self, anchor: Node, node: Node) -> None:
+        """Add ``node`` just after ``anchor``."""
+        self.insert_at(self.nodes.index(anchor) + 1, node)
+
+    def insert_at(self, position: int, node: Node) -> None:
+        """Add ``node`` at ``position`` in the node list and register its uses."""
+        self._names.add(node.name)
+        for i, x in enumerate(node.inputs):
+            if x is not None:
+                x.uses.append((node, i))
+        self.nodes.insert(position, node)
+
+    def set_input(self, node: Node, index: int, value: Value | None) -> None:
+        """Point input ``index`` of ``node`` at ``value``, keeping use lists right."""
+        old = node.inputs[index]
+        if old is not None:
+            old.uses.remove((node, index))
+        if value is not None:
+            value.uses.append((node, index))
+        node.inputs = (*node.inputs[:index], value, *node.inputs[index + 1 :])
+
+    def replace_all_uses_with(self, old: Value, new: Value) -> None:
+        """Make every use of ``old`` (graph outputs included) use ``new`` instead."""
+        for node, index in list(old.uses):
+            self.set_input(node, index, new)
+        self.outputs = [new if v is old else v for v in self.outputs]
+
+    def remove(self, node: Node, safe: bool = True) -> None:
+        """Remove ``node``; with ``safe``, refuse when its outputs are still used.
+
+        Raises:
+            GraphInvariantError: ``safe`` and an output still has uses or is a graph output.
+        """
+        if safe:
+            for v in node.outputs:
+                if v.uses or v in self.outputs:
+                    raise GraphInvariantError(
+                        f"cannot remove {node.format()}: output %{v.name} is still used"
+                    )
+        for i, x in enumerate(node.inputs):
+            if x is not None:
+                x.uses.remove((node, i))
+        self.nodes.remove(node)
+
+    def set_outputs(self, values: Iterable[Value]) -> None:
+        """Declare the graph's outputs."""
+        self.outputs = list(values)
+
+    # ------------------------------------------------------------ reading
+
+    def values(self) -> list[Value]:
+        """Every value: inputs, initializers, then node outputs in order."""
+        return [
+            *self.inputs,
+            *self.initializers.values(),
+            *(v for n in self.nodes for v in n.outputs),
+        ]
+
+    def verify(self) -> None:
+        """Check every IR invariant; see ``ir.verify``."""
+        from ir.verify import verify
+
+        verify(self)
+
+    def __str__(self) -> str:
+        sig = ", ".join(repr(v) for v in self.inputs)
+        lines = [f"graph {self.name}({sig}) {{"]
+        lines += [f"  %{v.name} = initializer {v.type}" for v in self.initializers.values()]
+        lines += [f"  {n.format()}" for n in self.nodes]
+        lines.append("  return " + ", ".join(f"%{v.name}" for v in self.outputs))
+        lines.append("}")
+        return "\n".join(lines)
+
+    def to_dot(self) -> str:
+        """The graph in Graphviz's dot language: one box per node, edges labelled by type."""
+        lines = [f'digraph "{self.name}" {{', "  rankdir=TB;", "  node [fontname=monospace];"]
+        lines += [
+            f'  "v:{v.name}" [shape=ellipse, label="{v.name}\\n{v.type}"];' for v in self.inputs
+        ]
+        for n in self.nodes:
+            lines.append(f'  "n:{n.name}" [shape=box, label="{n.op.op_type}"];')
+            for x in n.inputs:
+                if x is None or x.const is not None:
+                    continue
+                src = f"n:{x.producer.name}" if x.producer else f"v:{x.name}"
+                lines.append(f'  "{src}" -> "n:{n.name}" [label="{x.type}"];')
+        for i, v in enumerate(self.outputs):
+            lines.append(f'  "out:{i}" [shape=ellipse, label="output {i}\\n{v.type}"];')
+            src = f"n:{v.producer.name}" if v.producer else f"v:{v.name}"
+            lines.append(f'  "{src}" -> "out:{i}";')
+        lines.append("}")
+        return "\n".join(lines)
+
+
+def _shape(shape: Sequence[Dim] | None) -> tuple[Dim, ...] | None:
+    return None if shape is None else tuple(shape)

@@ -1,0 +1,171 @@
+"""Shape inference for one node, with symbolic values for shape arithmetic.
+
+Besides types, a small int64 value computed from shapes (``Shape(x)``, ``Gather`` of it,
+``Concat`` with constants, products of dims) gets a *symbolic value*: a tuple whose entries
+are ints or dimension expressions such as ``"batch"`` or ``"batch*8"``. Those values are
+computed by running the op's own registry kernel on object arrays holding ints and
+:class:`Sym` objects, so no op's semantics is written a second time. Shape rules read them
+through ``InferContext.dims`` and keep symbolic dims through ``Reshape`` and ``Expand``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ir.errors import GraphcapError
+from ir.ops.registry import InferContext
+from ir.types import Dim, TensorType
+
+if TYPE_CHECKING:
+    from ir.graph import Node
+
+# Ops whose kernels only move, index or combine elements with + - *, so they run unchanged
+# on object arrays of ints and Syms.
+_SYMBOLIC_OPS = frozenset(
+    {
+        "Gather",
+        "Concat",
+        "Unsqueeze",
+        "Squeeze",
+        "Slice",
+        "Reshape",
+        "Identity",
+        "Add",
+        "Sub",
+        "Mul",
+        "Cast",
+        "Flatten",
+        "Expand",
+    }
+)
+_MAX_SYMBOLIC_SIZE = 16
+
+
+class Sym:
+    """A dimension expression that supports the integer arithmetic shape code uses."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _wrap(self) -> str:
+        return f"({self.name})" if any(c in self.name for c in "+-*/") else self.name
+
+    @staticmethod
+    def _of(x: Any) -> str:
+        return x._wrap() if isinstance(x, Sym) else str(int(x))
+
+    def __add__(self, other: Any) -> Any:
+        return self if _is_int(other, 0) else Sym(f"{self.name}+{Sym._of(other)}")
+
+    def __radd__(self, other: Any) -> Any:
+        return self if _is_int(other, 0) else Sym(f"{Sym._of(other)}+{self.name}")
+
+    def __sub__(self, other: Any) -> Any:
+        return self if _is_int(other, 0) else Sym(f"{self.name}-{Sym._of(other)}")
+
+    def __rsub__(self, other: Any) -> Any:
+        return Sym(f"{Sym._of(other)}-{self._wrap()}")
+
+    def __mul__(self, other: Any) -> Any:
+        return self if _is_int(other, 1) else Sym(f"{self._wrap()}*{Sym._of(other)}")
+
+    def __rmul__(self, other: Any) -> Any:
+        return self if _is_int(other, 1) else Sym(f"{Sym._of(other)}*{self._wrap()}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sym) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _is_int(x: Any, value: int) -> bool:
+    return not isinstance(x, Sym) and int(x) == value
+
+
+def _to_object(sym: tuple[Dim, ...], t: TensorType) -> np.ndarray | None:
+    if any(d is None for d in sym) or t.shape is None or not t.is_static:
+        return None
+    if all(isinstance(d, int) for d in sym):
+        # Plain ints stay int64, so kernels that index with them (Gather) accept them.
+        return np.asarray(sym, dtype=np.int64).reshape(t.shape)  # type: ignore[arg-type]
+    arr = np.empty(len(sym), dtype=object)
+    arr[:] = [Sym(d) if isinstance(d, str) else int(d) for d in sym]
+    return arr.reshape(t.shape)  # type: ignore[arg-type]
+
+
+def _from_object(out: Any) -> tuple[Dim, ...] | None:
+    arr = np.asarray(out, dtype=object).reshape(-1)
+    if arr.size > _MAX_SYMBOLIC_SIZE:
+        return None
+    dims: list[Dim] = []
+    for x in arr:
+        if isinstance(x, Sym):
+            dims.append(x.name)
+        elif isinstance(x, int | np.integer):
+            dims.append(int(x))
+        else:
+            return None
+    return tuple(dims)
+
+
+def _symbolic_outputs(node: Node, types: list[TensorType]) -> list[tuple[Dim, ...] | None]:
+    none: list[tuple[Dim, ...] | None] = [None] * len(types)
+    if len(types) != 1 or types[0].dtype != np.int64 or not types[0].is_static:
+        return none
+    op_type = node.op.op_type
+    if op_type == "Shape":
+        x = node.inputs[0]
+        if x is None or x.type.shape is None:
+            return none
+        attrs = node.full_attrs
+        return [tuple(x.type.shape[attrs["start"] : attrs["end"]])]
+    if op_type not in _SYMBOLIC_OPS or any(v is not None and v.sym is None for v in node.inputs):
+        return none
+    arrays = []
+    for v in node.inputs:
+        if v is None:
+            arrays.append(None)
+            continue
+        assert v.sym is not None
+        arr = _to_object(v.sym, v.type)
+        if arr is None:
+            return none
+        arrays.append(arr)
+    if op_type == "Cast":
+        return [_from_object(arrays[0])]
+    # Index operands must stay int64 (Gather), while ops that insist on one dtype (Concat)
+    # need every operand as objects: try the first, then the second.
+    for attempt in (arrays, [None if a is None else a.astype(object) for a in arrays]):
+        try:
+            return [_from_object(node.op.kernel(*attempt, **node.attrs))]
+        except (GraphcapError, TypeError, ValueError, IndexError, AttributeError):
+            continue
+    return none
+
+
+def infer_node(node: Node) -> tuple[list[TensorType], list[tuple[Dim, ...] | None]]:
+    """Output types (from the op's shape rule) and symbolic values of ``node``.
+
+    Raises:
+        GraphcapError: the shape rule rejected the inputs; the message names the node and
+            the source line it was traced from.
+    """
+    values = [None if v is None else v.const for v in node.inputs]
+    dims = [None if v is None else v.sym for v in node.inputs]
+    types = [None if v is None else v.type for v in node.inputs]
+    try:
+        out = node.op.infer(InferContext(values, dims), *types, **node.full_attrs)
+    except GraphcapError as err:
+        where = f" (traced at {node.meta['source']})" if "source" in node.meta else ""
+        args = ", ".join("_" if t is None else str(t) for t in types)
+        raise type(err)(f"{node.op.op_type}({args}){where}: {err}") from err
+    out_types = list(out) if isinstance(out, tuple) else [out]
+    return out_types, _symbolic_outputs(node, out_types)

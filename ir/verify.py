@@ -1,0 +1,89 @@
+"""``verify(graph)``: every IR invariant, with messages that say how to fix the graph."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ir.errors import GraphInvariantError
+from ir.symbolic import infer_node
+from ir.types import TensorType
+
+if TYPE_CHECKING:
+    from ir.graph import Graph, Node, Value
+
+
+def verify(graph: Graph) -> None:
+    """Check SSA form, topological order, use lists, outputs and types.
+
+    Raises:
+        GraphInvariantError: the first broken invariant, naming the value or node.
+    """
+    defined: set[int] = set()
+    names: set[str] = set()
+    for v in [*graph.inputs, *graph.initializers.values()]:
+        _define(graph, v, names, defined, producer=None, index=0)
+    node_ids = {id(n) for n in graph.nodes}
+    for node in graph.nodes:
+        for i, x in enumerate(node.inputs):
+            if x is None:
+                continue
+            if id(x) not in defined:
+                raise GraphInvariantError(
+                    f"argument %{x.name} of node {node.name} ({node.op.op_type}) is used before "
+                    "it is defined; nodes must be topologically ordered"
+                )
+            if (node, i) not in x.uses:
+                raise GraphInvariantError(
+                    f"%{x.name} does not list its use as input {i} of node {node.name}"
+                )
+        for j, v in enumerate(node.outputs):
+            _define(graph, v, names, defined, producer=node, index=j)
+        _check_types(node)
+    for v in graph.values():
+        for user, i in v.uses:
+            if id(user) not in node_ids or user.inputs[i] is not v:
+                raise GraphInvariantError(
+                    f"%{v.name} lists a use as input {i} of node {user.name}, which does not use it"
+                )
+    for v in graph.outputs:
+        if id(v) not in defined:
+            raise GraphInvariantError(f"graph output %{v.name} is not defined by the graph")
+
+
+def _define(
+    graph: Graph, v: Value, names: set[str], defined: set[int], producer: Node | None, index: int
+) -> None:
+    if v.name in names:
+        raise GraphInvariantError(f"value name %{v.name} is defined twice; SSA names are unique")
+    if v.graph is not graph:
+        raise GraphInvariantError(f"%{v.name} belongs to another graph")
+    if v.producer is not producer or v.index != index:
+        raise GraphInvariantError(f"%{v.name} has a wrong producer or output index")
+    names.add(v.name)
+    defined.add(id(v))
+
+
+def _check_types(node: Node) -> None:
+    inferred, _ = infer_node(node)
+    if len(inferred) != len(node.outputs):
+        raise GraphInvariantError(
+            f"node {node.name} ({node.op.op_type}) has {len(node.outputs)} outputs; its shape "
+            f"rule gives {len(inferred)}"
+        )
+    for v, t in zip(node.outputs, inferred, strict=True):
+        if not _compatible(v.type, t):
+            raise GraphInvariantError(
+                f"output %{v.name} of node {node.name} ({node.op.op_type}) is typed {v.type}; "
+                f"the registry's rule gives {t}"
+            )
+
+
+def _compatible(stored: TensorType, inferred: TensorType) -> bool:
+    """Same dtype, and the stored shape is the inferred one or a refinement of it."""
+    if stored.dtype != inferred.dtype:
+        return False
+    if inferred.shape is None:
+        return True
+    if stored.shape is None or len(stored.shape) != len(inferred.shape):
+        return False
+    return all(b is None or a == b for a, b in zip(stored.shape, inferred.shape, strict=True))
