@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ir import dtypes as D
+from ir import dtypes as D  # noqa: N812 - the project's short name
+from ir.errors import DTypeError
 from ir.ops.registry import OpDef, get
 from tracer._promote import result_type, scalar_dtype
-from tracer._tensor_base import TensorBase, apply, apply_binary, apply_unary
+from tracer._tensor_base import TensorBase, apply, apply_binary, apply_unary, to_array, wrap
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -56,7 +57,8 @@ def operands(a: TensorBase, b: Any) -> tuple[Any, Any]:
             return cast(a, dtype), cast(b, dtype)
         return a, b
     if isinstance(b, np.ndarray):
-        raise TypeError("mix tensors with NumPy arrays through tracer.as_tensor(array)")
+        b = wrap(to_array(b))  # a constant operand, as PyTorch accepts arrays
+        return operands(a, b)
     own = a._data.dtype
     kind = own.kind
     if (type(b) is float and kind == "f") or (type(b) is int and kind in "fiu"):
@@ -93,13 +95,54 @@ def floating(x: TensorBase) -> TensorBase:
 _CAST = get("Cast")
 _ADD, _SUB, _MUL, _DIV = get("Add"), get("Sub"), get("Mul"), get("Div")
 _NEG, _EXP, _LOG, _TANH, _RELU = get("Neg"), get("Exp"), get("Log"), get("Tanh"), get("Relu")
-_GREATER, _MATMUL = get("Greater"), get("MatMul")
+_GREATER, _MATMUL, _WHERE = get("Greater"), get("MatMul"), get("Where")
+
+
+def method(op_type: str, a: TensorBase, b: Any, reverse: bool = False) -> Any:
+    """``binary`` for named methods and functions: a bad operand raises instead of deferring.
+
+    The op is looked up at call time, so this module imports before every op is registered.
+
+    Raises:
+        TypeError: ``b`` is neither a tensor nor a Python number.
+    """
+    out = binary(get(op_type), a, b, reverse)
+    if out is NotImplemented:
+        raise TypeError(f"{op_type}: expected a tensor or a Python number, got {type(b).__name__}")
+    return out
+
+
+def to_bool(x: TensorBase) -> TensorBase:
+    """``x != 0`` as a bool tensor (a Cast), or ``x`` when already bool."""
+    return cast(x, D.bool_)
+
+
+def _logical(op_type: str, a: TensorBase, b: Any, reverse: bool = False) -> Any:
+    # ONNX And/Or/Xor/Not take bools only; PyTorch's bitwise ops on integers are not mapped.
+    other_bool = isinstance(b, bool) or (isinstance(b, TensorBase) and b._data.dtype == D.bool_)
+    if a._data.dtype != D.bool_ or not other_bool:
+        if not isinstance(b, TensorBase | bool | int):
+            return NotImplemented
+        raise DTypeError(
+            f"{op_type} on {a._data.dtype} and {getattr(b, 'dtype', type(b).__name__)}: only bool "
+            "tensors are supported (bitwise ops on integers are not); use logical_and/or/xor"
+        )
+    return binary(get(op_type), a, b, reverse)
+
+
+def _int_pow_check(base: TensorBase, exponent: Any) -> None:
+    if base._data.dtype.kind in "iub" and type(exponent) is int and exponent < 0:
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
 
 
 class MathMixin(TensorBase):
     """Operators and elementwise math of ``tracer.Tensor``."""
 
     __slots__ = ()
+    # Defining __eq__ would otherwise set __hash__ to None; tensors hash by identity.
+    __hash__ = TensorBase.__hash__
+
+    # ------------------------------------------------------------ arithmetic operators
 
     def __add__(self, other: Any) -> Tensor:
         return binary(_ADD, self, other)
@@ -125,11 +168,24 @@ class MathMixin(TensorBase):
     def __rtruediv__(self, other: Any) -> Tensor:
         return binary(_DIV, floating(self), other, reverse=True)
 
-    def __neg__(self) -> Tensor:
-        return unary(_NEG, self)
+    def __floordiv__(self, other: Any) -> Tensor:
+        return _floor_divide(self, other, reverse=False)
 
-    def __gt__(self, other: Any) -> Tensor:
-        return binary(_GREATER, self, other)
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return _floor_divide(self, other, reverse=True)
+
+    def __mod__(self, other: Any) -> Tensor:
+        return _remainder(self, other, reverse=False)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return _remainder(self, other, reverse=True)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        _int_pow_check(self, exponent)
+        return binary(get("Pow"), self, exponent)
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return binary(get("Pow"), self, base, reverse=True)
 
     def __matmul__(self, other: Any) -> Tensor:
         return binary(_MATMUL, self, other)
@@ -137,22 +193,351 @@ class MathMixin(TensorBase):
     def __rmatmul__(self, other: Any) -> Tensor:
         return binary(_MATMUL, self, other, reverse=True)
 
+    def __neg__(self) -> Tensor:
+        return unary(_NEG, self)
+
+    def __pos__(self) -> Tensor:
+        return self  # type: ignore[return-value]
+
+    def __abs__(self) -> Tensor:
+        return self.abs()
+
+    # ------------------------------------------------------------ comparisons and logic
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return binary(get("Equal"), self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        out = binary(get("Equal"), self, other)
+        return out if out is NotImplemented else unary(get("Not"), out)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return binary(get("Less"), self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return binary(get("LessOrEqual"), self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return binary(_GREATER, self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return binary(get("GreaterOrEqual"), self, other)
+
+    def __and__(self, other: Any) -> Tensor:
+        return _logical("And", self, other)
+
+    def __rand__(self, other: Any) -> Tensor:
+        return _logical("And", self, other, reverse=True)
+
+    def __or__(self, other: Any) -> Tensor:
+        return _logical("Or", self, other)
+
+    def __ror__(self, other: Any) -> Tensor:
+        return _logical("Or", self, other, reverse=True)
+
+    def __xor__(self, other: Any) -> Tensor:
+        return _logical("Xor", self, other)
+
+    def __rxor__(self, other: Any) -> Tensor:
+        return _logical("Xor", self, other, reverse=True)
+
+    def __invert__(self) -> Tensor:
+        if self._data.dtype != D.bool_:
+            raise DTypeError(f"~ on {self._data.dtype}: only bool tensors are supported")
+        return unary(get("Not"), self)
+
+    def eq(self, other: Any) -> Tensor:
+        """Elementwise ``self == other`` (bool), after promotion."""
+        return method("Equal", self, other)
+
+    def ne(self, other: Any) -> Tensor:
+        """Elementwise ``self != other`` (bool), after promotion."""
+        return unary(get("Not"), method("Equal", self, other))
+
+    def lt(self, other: Any) -> Tensor:
+        """Elementwise ``self < other`` (bool), after promotion."""
+        return method("Less", self, other)
+
+    def le(self, other: Any) -> Tensor:
+        """Elementwise ``self <= other`` (bool), after promotion."""
+        return method("LessOrEqual", self, other)
+
+    def gt(self, other: Any) -> Tensor:
+        """Elementwise ``self > other`` (bool), after promotion."""
+        return method("Greater", self, other)
+
+    def ge(self, other: Any) -> Tensor:
+        """Elementwise ``self >= other`` (bool), after promotion."""
+        return method("GreaterOrEqual", self, other)
+
+    def logical_not(self) -> Tensor:
+        """Elementwise ``not x`` of the truth values (nonzero is True)."""
+        return unary(get("Not"), to_bool(self))
+
+    def logical_and(self, other: TensorBase) -> Tensor:
+        """Elementwise ``x and y`` of the truth values."""
+        return apply(get("And"), (to_bool(self), to_bool(other)), {})
+
+    def logical_or(self, other: TensorBase) -> Tensor:
+        """Elementwise ``x or y`` of the truth values."""
+        return apply(get("Or"), (to_bool(self), to_bool(other)), {})
+
+    def logical_xor(self, other: TensorBase) -> Tensor:
+        """Elementwise ``x xor y`` of the truth values."""
+        return apply(get("Xor"), (to_bool(self), to_bool(other)), {})
+
+    def isnan(self) -> Tensor:
+        """Elementwise test for NaN (always False for integers)."""
+        if self._data.dtype.kind != "f":
+            return method("Equal", self, self) & False
+        return unary(get("IsNaN"), self)
+
+    def isinf(self) -> Tensor:
+        """Elementwise test for +-inf (always False for integers)."""
+        if self._data.dtype.kind != "f":
+            return method("Equal", self, self) & False
+        return unary(get("IsInf"), self)
+
+    def isfinite(self) -> Tensor:
+        """Elementwise test for values that are neither inf nor NaN."""
+        return (self.isnan() | self.isinf()).logical_not()
+
+    # ------------------------------------------------------------ named arithmetic
+
+    def add(self, other: Any, *, alpha: float = 1) -> Tensor:
+        """``self + alpha * other``, promoted as PyTorch does."""
+        return method("Add", self, other if alpha == 1 else other * alpha)
+
+    def sub(self, other: Any, *, alpha: float = 1) -> Tensor:
+        """``self - alpha * other``, promoted as PyTorch does."""
+        return method("Sub", self, other if alpha == 1 else other * alpha)
+
+    def mul(self, other: Any) -> Tensor:
+        """Elementwise product."""
+        return method("Mul", self, other)
+
+    def div(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+        """Elementwise division: true division, or rounded "trunc" / "floor".
+
+        Raises:
+            ValueError: an unknown ``rounding_mode``.
+        """
+        if rounding_mode is None:
+            return method("Div", floating(self), other)
+        if rounding_mode == "floor":
+            return _floor_divide(self, other, reverse=False)
+        if rounding_mode == "trunc":
+            x, y = operands(self, other)
+            q = apply(_DIV, (x, y), {})
+            return q if q._data.dtype.kind != "f" else q.trunc()
+        raise ValueError(
+            f"div: rounding_mode must be None, 'trunc' or 'floor', not {rounding_mode!r}"
+        )
+
+    def true_divide(self, other: Any) -> Tensor:
+        """Elementwise true division (integers divide as float32)."""
+        return self.div(other)
+
+    def floor_divide(self, other: Any) -> Tensor:
+        """Elementwise division rounded toward -inf (Python's ``//``)."""
+        return _floor_divide(self, other, reverse=False)
+
+    def remainder(self, other: Any) -> Tensor:
+        """Python's ``%``: the remainder has the sign of the divisor."""
+        return _remainder(self, other, reverse=False)
+
+    def fmod(self, other: Any) -> Tensor:
+        """C's ``fmod``: the remainder has the sign of the dividend."""
+        x, y = operands(self, other)
+        return apply(get("Mod"), (x, y), {"fmod": 1})
+
+    def pow(self, exponent: Any) -> Tensor:
+        """Elementwise ``self ** exponent``, promoted as PyTorch does.
+
+        Raises:
+            RuntimeError: an integer tensor raised to a negative Python int.
+        """
+        _int_pow_check(self, exponent)
+        return method("Pow", self, exponent)
+
+    def maximum(self, other: Any) -> Tensor:
+        """Elementwise maximum (NaN propagates)."""
+        return method("Max", self, other)
+
+    def minimum(self, other: Any) -> Tensor:
+        """Elementwise minimum (NaN propagates)."""
+        return method("Min", self, other)
+
+    def matmul(self, other: Tensor) -> Tensor:
+        """Matrix product with NumPy/PyTorch broadcasting of batch dims."""
+        return method("MatMul", self, other)
+
+    def dot(self, other: Tensor) -> Tensor:
+        """Inner product of two 1-d tensors, a 0-d tensor.
+
+        Raises:
+            RuntimeError: an input is not 1-d.
+        """
+        if self._data.ndim != 1 or other._data.ndim != 1:
+            raise RuntimeError(
+                f"1D tensors expected, but got {self._data.ndim}D and {other._data.ndim}D tensors"
+            )
+        return method("MatMul", self, other)
+
+    # ------------------------------------------------------------ unary math
+
+    def neg(self) -> Tensor:
+        """Elementwise ``-x``."""
+        return unary(_NEG, self)
+
+    def abs(self) -> Tensor:
+        """Elementwise absolute value."""
+        return unary(get("Abs"), self)
+
+    def sign(self) -> Tensor:
+        """Elementwise sign: -1, 0 or 1 in ``x``'s dtype."""
+        return unary(get("Sign"), self)
+
     def exp(self) -> Tensor:
-        """Elementwise e**x."""
+        """Elementwise e**x (integers compute in float32)."""
         return unary(_EXP, floating(self))
 
     def log(self) -> Tensor:
-        """Elementwise natural logarithm."""
+        """Elementwise natural logarithm (integers compute in float32)."""
         return unary(_LOG, floating(self))
 
+    def sqrt(self) -> Tensor:
+        """Elementwise square root (integers compute in float32)."""
+        return unary(get("Sqrt"), floating(self))
+
+    def rsqrt(self) -> Tensor:
+        """Elementwise ``1 / sqrt(x)`` (integers compute in float32)."""
+        return unary(get("Reciprocal"), unary(get("Sqrt"), floating(self)))
+
+    def reciprocal(self) -> Tensor:
+        """Elementwise ``1 / x`` (integers compute in float32)."""
+        return unary(get("Reciprocal"), floating(self))
+
+    def sin(self) -> Tensor:
+        """Elementwise sine (integers compute in float32)."""
+        return unary(get("Sin"), floating(self))
+
+    def cos(self) -> Tensor:
+        """Elementwise cosine (integers compute in float32)."""
+        return unary(get("Cos"), floating(self))
+
     def tanh(self) -> Tensor:
-        """Elementwise hyperbolic tangent."""
+        """Elementwise hyperbolic tangent (integers compute in float32)."""
         return unary(_TANH, floating(self))
+
+    def sigmoid(self) -> Tensor:
+        """Elementwise logistic function ``1 / (1 + exp(-x))``."""
+        return unary(get("Sigmoid"), floating(self))
+
+    def erf(self) -> Tensor:
+        """Elementwise Gauss error function."""
+        return unary(get("Erf"), floating(self))
 
     def relu(self) -> Tensor:
         """Elementwise max(x, 0)."""
         return unary(_RELU, self)
 
-    def matmul(self, other: Tensor) -> Tensor:
-        """Matrix product with NumPy/PyTorch broadcasting of batch dims."""
-        return binary(_MATMUL, self, other)
+    def floor(self) -> Tensor:
+        """Elementwise round toward -inf; integers are returned unchanged (a copy)."""
+        return _step("Floor", self) if self._data.dtype.kind == "f" else _copy(self)
+
+    def ceil(self) -> Tensor:
+        """Elementwise round toward +inf; integers are returned unchanged (a copy)."""
+        return _step("Ceil", self) if self._data.dtype.kind == "f" else _copy(self)
+
+    def trunc(self) -> Tensor:
+        """Elementwise round toward zero; integers are returned unchanged (a copy)."""
+        if self._data.dtype.kind != "f":
+            return _copy(self)
+        return apply(_WHERE, (self < 0, self.ceil(), self.floor()), {})
+
+    def round(self, *, decimals: int = 0) -> Tensor:
+        """Elementwise round half to even, to ``decimals`` decimal places."""
+        if self._data.dtype.kind != "f":
+            return _copy(self)
+        if decimals == 0:
+            return _step("Round", self)
+        scale = 10.0**decimals
+        return _step("Round", self * scale) / scale
+
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:
+        """Elementwise ``min(max(x, min), max)``; ``min``/``max`` are numbers or tensors.
+
+        The dtype is promoted with the bounds (an int tensor clamped to 0.5 is float32).
+
+        Raises:
+            ValueError: both bounds are None.
+        """
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+        dtype = result_type(self, *(b for b in (min, max) if b is not None))
+        x = cast(self, dtype)
+        if isinstance(min, TensorBase) or isinstance(max, TensorBase):
+            if min is not None:
+                x = method("Max", x, min)
+            return x if max is None else method("Min", x, max)
+        lo = None if min is None else const(min, dtype)
+        hi = None if max is None else const(max, dtype)
+        return apply(get("Clip"), (x, lo, hi), {})
+
+    clip = clamp
+
+    def masked_fill(self, mask: TensorBase, value: Any) -> Tensor:
+        """``value`` where ``mask`` is True, else ``self``; ``mask`` broadcasts to ``self``.
+
+        Raises:
+            DTypeError: ``mask`` is not a bool tensor.
+        """
+        if mask._data.dtype != D.bool_:
+            raise DTypeError(f"masked_fill only supports boolean masks, but got {mask._data.dtype}")
+        if isinstance(value, TensorBase):
+            if value._data.ndim:
+                raise RuntimeError(
+                    "masked_fill only supports a 0-dimension value tensor, but got one with "
+                    f"{value._data.ndim} dimension(s)"
+                )
+            fill: Any = cast(value, self._data.dtype)
+        else:
+            fill = const(value, self._data.dtype)
+        return apply(_WHERE, (mask, fill, self), {})
+
+
+def _step(op_type: str, x: TensorBase) -> Tensor:
+    return unary(get(op_type), x)
+
+
+def _copy(x: TensorBase) -> Tensor:
+    return apply(get("Identity"), (x,), {})
+
+
+def _floor_divide(a: TensorBase, b: Any, reverse: bool) -> Any:
+    try:
+        x, y = operands(a, b)
+    except TypeError:
+        return NotImplemented
+    if reverse:
+        x, y = y, x
+    if np.dtype(x.dtype).kind == "f":
+        return unary(get("Floor"), apply(_DIV, (x, y), {}))
+    # Integer Div truncates; x - (x mod y) is an exact multiple of y, so it floors.
+    rem = apply(get("Mod"), (x, y), {"fmod": 0})
+    return apply(_DIV, (apply(_SUB, (x, rem), {}), y), {})
+
+
+def _remainder(a: TensorBase, b: Any, reverse: bool) -> Any:
+    try:
+        x, y = operands(a, b)
+    except TypeError:
+        return NotImplemented
+    if reverse:
+        x, y = y, x
+    if np.dtype(x.dtype).kind != "f":
+        return apply(get("Mod"), (x, y), {"fmod": 0})
+    # ONNX Mod on floats must be fmod; Python's % is x - floor(x / y) * y.
+    q = unary(get("Floor"), apply(_DIV, (x, y), {}))
+    return apply(_SUB, (x, apply(_MUL, (q, y), {})), {})

@@ -1,19 +1,34 @@
-"""Reductions of ``tracer.Tensor``: sum, mean, max, argmax, logsumexp, ... (PyTorch names)."""
+"""Reductions of ``tracer.Tensor``: sum, mean, max, argmax, logsumexp, ... (PyTorch names).
+
+Reduce ops follow ONNX opset 18+: the axes are an int64 input, and an empty list of axes
+reduces every axis (as PyTorch's ``dim=()`` does). ``max(dim)``-style methods return a
+``(values, indices)`` named tuple, as ``torch.return_types`` do.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from ir import dtypes as D  # noqa: N812 - the project's short name
+from ir.errors import DTypeError
 from ir.ops.registry import get
+from tracer._math import cast, const, floating, method, to_bool
 from tracer._tensor_base import TensorBase, apply
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
 
 Dims = int | Sequence[int] | None
+
+
+class ValuesIndices(NamedTuple):
+    """``(values, indices)`` of ``max(dim)``, ``min(dim)``, ``topk``, ``sort``."""
+
+    values: Tensor
+    indices: Tensor
 
 
 def axes_operand(dim: Dims) -> np.ndarray | None:
@@ -23,7 +38,64 @@ def axes_operand(dim: Dims) -> np.ndarray | None:
     return np.asarray([dim] if isinstance(dim, int) else list(dim), dtype=np.int64)
 
 
-_REDUCE_SUM = get("ReduceSum")
+def _reduce(op_type: str, x: TensorBase, dim: Dims, keepdim: bool) -> Tensor:
+    if x._data.ndim == 0 and dim is not None:
+        for d in [dim] if isinstance(dim, int) else dim:
+            _axis(x, d)
+        dim = None  # PyTorch lets a 0-d tensor reduce over dim 0 or -1
+    return apply(get(op_type), (x, axes_operand(dim)), {"keepdims": int(keepdim)})
+
+
+def _as_int64(x: TensorBase) -> TensorBase:
+    """Bool and integer tensors widened to int64, as PyTorch's sum/prod/cumsum do."""
+    return cast(x, D.int64) if x._data.dtype.kind in "biu" else x
+
+
+def _with_dtype(x: TensorBase, dtype: Any) -> TensorBase:
+    return x if dtype is None else cast(x, np.dtype(dtype))
+
+
+def _require_floating(x: TensorBase, name: str) -> None:
+    if x._data.dtype.kind != "f":
+        raise DTypeError(
+            f"{name}(): input dtype must be floating point, got {x._data.dtype}; "
+            "convert it first (x.float()) or pass dtype="
+        )
+
+
+def _axis(x: TensorBase, dim: int) -> int:
+    rank = max(x._data.ndim, 1)
+    if not -rank <= dim < rank:
+        raise IndexError(f"dimension {dim} out of range for a {x._data.ndim}-d tensor")
+    return dim % rank
+
+
+def _arg(op_type: str, x: TensorBase, dim: int | None, keepdim: bool) -> Tensor:
+    if dim is None:
+        flat = apply(get("Reshape"), (x, np.asarray([-1], np.int64)), {})
+        out = apply(get(op_type), (flat,), {"axis": 0, "keepdims": 0})
+        if keepdim:
+            return apply(get("Reshape"), (out, np.ones(x._data.ndim, np.int64)), {})
+        return out
+    if x._data.ndim == 0:
+        _axis(x, dim)
+        return _arg(op_type, x, None, False)
+    return apply(get(op_type), (x,), {"axis": _axis(x, dim), "keepdims": int(keepdim)})
+
+
+def _select(op_type: str, x: TensorBase, dim: int, keepdim: bool) -> ValuesIndices:
+    # The values are gathered at the arg index, so ties send the gradient to one element.
+    if x._data.ndim == 0:
+        _axis(x, dim)
+        return ValuesIndices(apply(get("Identity"), (x,), {}), _arg(op_type, x, dim, keepdim))
+    axis = _axis(x, dim)
+    idx = apply(get(op_type), (x,), {"axis": axis, "keepdims": 1})
+    values = apply(get("GatherElements"), (x, idx), {"axis": axis})
+    if not keepdim:
+        axes = np.asarray([axis], np.int64)
+        values = apply(get("Squeeze"), (values, axes), {})
+        idx = apply(get("Squeeze"), (idx, axes), {})
+    return ValuesIndices(values, idx)
 
 
 class ReduceMixin(TensorBase):
@@ -31,11 +103,177 @@ class ReduceMixin(TensorBase):
 
     __slots__ = ()
 
-    def sum(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+    def sum(self, dim: Dims = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
         """Sum over ``dim`` (every axis when None); bool and int tensors sum as int64."""
-        x: TensorBase = self
-        if x._data.dtype.kind in "bi" and x._data.dtype != np.int64:
-            from tracer._math import cast
+        x = _with_dtype(self, dtype) if dtype is not None else _as_int64(self)
+        return _reduce("ReduceSum", x, dim, keepdim)
 
-            x = cast(x, np.dtype(np.int64))
-        return apply(_REDUCE_SUM, (x, axes_operand(dim)), {"keepdims": int(keepdim)})
+    def prod(self, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+        """Product over ``dim`` (every axis when None); bool and int tensors give int64."""
+        x = _with_dtype(self, dtype) if dtype is not None else _as_int64(self)
+        return _reduce("ReduceProd", x, dim, keepdim)
+
+    def mean(self, dim: Dims = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+        """Mean over ``dim`` (every axis when None).
+
+        Raises:
+            DTypeError: the tensor is not floating point and no floating ``dtype`` is given.
+        """
+        x = _with_dtype(self, dtype)
+        _require_floating(x, "mean")
+        return _reduce("ReduceMean", x, dim, keepdim)
+
+    def var(
+        self,
+        dim: Dims | bool = None,
+        unbiased: bool | None = None,
+        keepdim: bool = False,
+        *,
+        correction: float | None = None,
+    ) -> Tensor:
+        """Variance over ``dim``: ``sum((x - mean)**2) / (N - correction)``.
+
+        ``correction`` defaults to 1 (Bessel's correction); ``unbiased=False`` means 0.
+        ``x.var(False)`` is read as ``unbiased=False``, as in PyTorch.
+
+        Raises:
+            DTypeError: the tensor is not floating point.
+        """
+        if isinstance(dim, bool):
+            dim, unbiased = None, dim
+        _require_floating(self, "var")
+        if correction is None:
+            correction = 0 if unbiased is False else 1
+        axes = axes_operand(dim)
+        mean = apply(get("ReduceMean"), (self, axes), {"keepdims": 1})
+        dev = apply(get("Sub"), (self, mean), {})
+        ss = apply(get("ReduceSum"), (dev * dev, axes), {"keepdims": int(keepdim)})
+        count = self._data.size // max(ss._data.size, 1) if self._data.size else 0
+        return apply(get("Div"), (ss, const(max(count - correction, 0), self._data.dtype)), {})
+
+    def std(
+        self,
+        dim: Dims | bool = None,
+        unbiased: bool | None = None,
+        keepdim: bool = False,
+        *,
+        correction: float | None = None,
+    ) -> Tensor:
+        """Standard deviation over ``dim``: the square root of :meth:`var`."""
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+
+    def amax(self, dim: Dims = (), keepdim: bool = False) -> Tensor:
+        """Maximum over ``dim`` (every axis when empty); ties share the gradient."""
+        return _reduce("ReduceMax", self, dim, keepdim)
+
+    def amin(self, dim: Dims = (), keepdim: bool = False) -> Tensor:
+        """Minimum over ``dim`` (every axis when empty); ties share the gradient."""
+        return _reduce("ReduceMin", self, dim, keepdim)
+
+    def max(self, dim: Any = None, keepdim: bool = False) -> Any:
+        """The maximum: of all elements, ``(values, indices)`` along ``dim``, or elementwise.
+
+        ``x.max()`` is a 0-d tensor; ``x.max(dim)`` a :class:`ValuesIndices`; ``x.max(other)``
+        the elementwise maximum with the tensor ``other``.
+        """
+        if dim is None:
+            return _reduce("ReduceMax", self, None, False)
+        if isinstance(dim, TensorBase):
+            return method("Max", self, dim)
+        return _select("ArgMax", self, dim, keepdim)
+
+    def min(self, dim: Any = None, keepdim: bool = False) -> Any:
+        """The minimum: of all elements, ``(values, indices)`` along ``dim``, or elementwise."""
+        if dim is None:
+            return _reduce("ReduceMin", self, None, False)
+        if isinstance(dim, TensorBase):
+            return method("Min", self, dim)
+        return _select("ArgMin", self, dim, keepdim)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Index (int64) of the first maximum along ``dim``, or in the flattened tensor."""
+        return _arg("ArgMax", self, dim, keepdim)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Index (int64) of the first minimum along ``dim``, or in the flattened tensor."""
+        return _arg("ArgMin", self, dim, keepdim)
+
+    def all(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """Whether every element along ``dim`` is nonzero (bool)."""
+        return _reduce("ReduceMin", to_bool(self), dim, keepdim)
+
+    def any(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """Whether some element along ``dim`` is nonzero (bool)."""
+        return _reduce("ReduceMax", to_bool(self), dim, keepdim)
+
+    def logsumexp(self, dim: Dims, keepdim: bool = False) -> Tensor:
+        """``log(sum(exp(x)))`` over ``dim``, computed stably; integers give float32."""
+        return _reduce("ReduceLogSumExp", floating(self), dim, keepdim)
+
+    def norm(self, p: float | str = "fro", dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """Vector p-norm over ``dim`` (every element when None): 2 ("fro"), 1, inf, -inf, p.
+
+        Raises:
+            DTypeError: the tensor is not floating point.
+        """
+        _require_floating(self, "norm")
+        if p in ("fro", 2):
+            return _reduce("ReduceL2", self, dim, keepdim)
+        a = apply(get("Abs"), (self,), {})
+        if p == 1:
+            return _reduce("ReduceSum", a, dim, keepdim)
+        if p == float("inf"):
+            return _reduce("ReduceMax", a, dim, keepdim)
+        if p == float("-inf"):
+            return _reduce("ReduceMin", a, dim, keepdim)
+        if p == 0:
+            return _reduce("ReduceSum", cast(a != 0, self._data.dtype), dim, keepdim)
+        if isinstance(p, str):
+            raise ValueError(f"norm: unsupported p={p!r}; expected 'fro' or a number")
+        return _reduce("ReduceSum", a**p, dim, keepdim) ** (1.0 / p)
+
+    def cumsum(self, dim: int, *, dtype: Any = None) -> Tensor:
+        """Running sum along ``dim``; bool and int tensors accumulate in int64."""
+        x = _with_dtype(self, dtype) if dtype is not None else _as_int64(self)
+        if x._data.ndim == 0:
+            return apply(get("Identity"), (x,), {})
+        return apply(get("CumSum"), (x, np.asarray(dim, np.int64)), {})
+
+    def softmax(self, dim: int, dtype: Any = None) -> Tensor:
+        """``exp(x) / sum(exp(x))`` along ``dim`` (ONNX Softmax).
+
+        Raises:
+            DTypeError: the tensor is not floating point and no floating ``dtype`` is given.
+        """
+        x = _with_dtype(self, dtype)
+        _require_floating(x, "softmax")
+        return apply(get("Softmax"), (x,), {"axis": dim})
+
+    def log_softmax(self, dim: int, dtype: Any = None) -> Tensor:
+        """``log(softmax(x))`` along ``dim``, computed stably (ONNX LogSoftmax).
+
+        Raises:
+            DTypeError: the tensor is not floating point and no floating ``dtype`` is given.
+        """
+        x = _with_dtype(self, dtype)
+        _require_floating(x, "log_softmax")
+        return apply(get("LogSoftmax"), (x,), {"axis": dim})
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
+        """The ``k`` largest (or smallest) elements along ``dim``, as ``(values, indices)``."""
+        out = apply(
+            get("TopK"),
+            (self, np.asarray([k], np.int64)),
+            {"axis": dim, "largest": int(largest), "sorted": int(sorted)},
+        )
+        return ValuesIndices(*out)
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+        """Elements sorted along ``dim``, as ``(values, indices)``; equal values keep order."""
+        del stable  # TopK orders equal values by index, so the sort is always stable
+        n = self._data.shape[_axis(self, dim)] if self._data.ndim else 1
+        return self.topk(n, dim, largest=descending, sorted=True)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+        """Indices (int64) that sort the tensor along ``dim``."""
+        return self.sort(dim, descending, stable).indices

@@ -232,6 +232,10 @@ class TensorBase:
 
     __slots__ = ("__weakref__", "_data", "_index", "_node", "_requires_grad", "_version", "grad")
 
+    # NumPy hands ``ndarray * tensor`` back to the tensor's operators instead of turning the
+    # tensor into an array (which would silently drop it from the autograd graph).
+    __array_ufunc__ = None
+
     _data: np.ndarray
     _requires_grad: bool
     _node: Node | None

@@ -76,7 +76,7 @@ class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
             self._prev.append(self._before)
             self._before = None
 
-    def __call__(self, func: Callable[..., Any]) -> Any:  # type: ignore[override]
+    def __call__(self, func: Callable[..., Any]) -> Any:
         """Decorate ``func`` so that it runs in this grad mode."""
         if self._before is not None:  # decorating must not change the mode outside calls
             _state.grad_enabled = self._before
@@ -271,7 +271,10 @@ def _step(
     assert inputs is not None
     if op.vjp is None:
         raise UnsupportedOpError(f"{op.op_type} is not differentiable: {op.no_vjp}")
-    if grads_out.count(None) == len(grads_out):
+    for g in grads_out:  # not list.count(None): it would compare tensors with ==
+        if g is not None:
+            break
+    else:
         return
     needs = []
     edges: list[Any] = []  # each input's (node, index) when recorded, None for leaves
@@ -297,6 +300,8 @@ def _step(
     for i, (x, g) in enumerate(zip(inputs, in_grads, strict=False)):
         if g is None or not needs[i]:
             continue
+        if not isinstance(g, TensorBase):  # a rule may return a constant, e.g. zeros
+            g = wrap(np.asarray(g))
         if g.shape != x.shape:
             raise GraphcapError(
                 f"vjp of {op.op_type} returned a gradient of shape {tuple(g.shape)} for input "

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
-from ir.ops.grad_util import unbroadcast
+from ir.ops.grad_util import shape_of, unbroadcast
 from ir.ops.infer import broadcast_shapes, broadcast_types, check_dtype, elementwise
 from ir.ops.registry import InferContext, InferFn, OpDef, VjpContext, VjpFn, op, register, scalar
 from ir.types import TensorType
@@ -231,7 +231,10 @@ def _identity_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
     return [g]
 
 
-_STEPS = "piecewise constant: the derivative is 0 between steps and undefined on them"
+def _step_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
+    # Piecewise constant: 0 between steps (undefined on them); PyTorch and JAX give 0 too.
+    return [op.Expand(scalar(0, g), shape_of(x))]
+
 
 _unary("Neg", 13, np.negative, _neg_vjp, SIGNED, saves="none")
 _unary("Abs", 13, np.abs, _abs_vjp, D.NUMERIC)
@@ -244,9 +247,9 @@ _unary("Sin", 7, np.sin, _sin_vjp, D.FLOATING)
 _unary("Cos", 7, np.cos, _cos_vjp, D.FLOATING)
 _unary("Tanh", 13, np.tanh, _tanh_vjp, D.FLOATING, saves="outputs")
 _unary("Relu", 14, _relu, _relu_vjp, SIGNED)
-_unary("Floor", 13, np.floor, None, D.FLOATING, no_vjp=_STEPS)
-_unary("Ceil", 13, np.ceil, None, D.FLOATING, no_vjp=_STEPS)
-_unary("Round", 11, np.round, None, D.FLOATING, no_vjp=_STEPS)  # halves to even, as ONNX
+_unary("Floor", 13, np.floor, _step_vjp, D.FLOATING, saves="none")
+_unary("Ceil", 13, np.ceil, _step_vjp, D.FLOATING, saves="none")
+_unary("Round", 11, np.round, _step_vjp, D.FLOATING, saves="none")  # halves to even, as ONNX
 _unary("Identity", 19, _identity, _identity_vjp, D.ALL, saves="none")
 
 
