@@ -51,7 +51,8 @@ def floating_kernel(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndar
     """``fn`` as a kernel that rejects non-float inputs (see :func:`require_floating`)."""
 
     def kernel(x: np.ndarray) -> np.ndarray:
-        require_floating(x)
+        if x.dtype.kind != "f":  # checked inline: this wrapper is on the eager hot path
+            require_floating(x)
         return fn(x)
 
     return kernel
@@ -215,7 +216,7 @@ def _tanh_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, np.zeros((), dtype=x.dtype))
+    return np.maximum(x, scalar(0, x))  # a cached 0-d zero: no allocation per call
 
 
 def _relu_vjp(ctx: VjpContext, g: Any, x: Any) -> list[Any]:
