@@ -280,6 +280,22 @@ class Graph:
                 x.uses.remove((node, i))
         self.nodes.remove(node)
 
+    def rename(self, value: Value, name: str) -> None:
+        """Give ``value`` a new unique name.
+
+        Raises:
+            GraphInvariantError: ``name`` is taken.
+        """
+        if name == value.name:
+            return
+        self._claim(name)
+        self._names.discard(value.name)
+        if value.const is not None:
+            self.initializers = {
+                (name if k == value.name else k): v for k, v in self.initializers.items()
+            }
+        value.name = name
+
     def set_outputs(self, values: Iterable[Value]) -> None:
         """Declare the graph's outputs."""
         self.outputs = list(values)

@@ -44,6 +44,7 @@ SNAPSHOT: dict[str, list[str]] = {
     ],
     "tracer": [
         "Tensor",
+        "TraceError",
         "ValuesIndices",
         "add",
         "amax",
@@ -159,6 +160,7 @@ SNAPSHOT: dict[str, list[str]] = {
         "tanh",
         "tensor",
         "topk",
+        "trace",
         "transpose",
         "tril",
         "triu",

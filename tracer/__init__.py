@@ -40,6 +40,7 @@ from tracer._functions import pow as pow  # re-exported; not in __all__ (a built
 from tracer._reduce import ValuesIndices
 from tracer.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tracer.tensor import Tensor, as_tensor, from_numpy, tensor
+from tracer.trace import TraceError, trace
 
 # PyTorch's dtype aliases; ``float`` and ``int`` stay out of __all__ so that
 # ``from tracer import *`` does not shadow the builtins.
@@ -145,6 +146,8 @@ clone = Tensor.clone
 numel = Tensor.numel
 
 __all__ = [
+    "TraceError",
+    "trace",
     "Tensor",
     "ValuesIndices",
     "add",

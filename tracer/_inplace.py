@@ -66,6 +66,8 @@ def update_inplace(
     if graph:
         source = _stand_in(target, target._data.copy() if reads_target else target._data)
     result = compute(source)
+    if _state.tracer is not None:
+        _state.tracer.alias(target, result)
     try:
         np.copyto(target._data, result._data, casting="same_kind")
     except TypeError:

@@ -15,17 +15,35 @@ import numpy as np
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.ops.registry import get
 from tracer._math import cast
-from tracer._tensor_base import TensorBase, apply
+from tracer._symint import SymInt, is_symbolic
+from tracer._tensor_base import TensorBase, apply, wrap
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
 
 
-def shape_operand(shape: tuple[Any, ...]) -> np.ndarray:
-    """``reshape(2, 3)`` or ``reshape((2, 3))`` arguments as an int64 shape input."""
-    if len(shape) == 1 and not isinstance(shape[0], int):
+def shape_operand(shape: tuple[Any, ...]) -> Any:
+    """``reshape(2, 3)`` or ``reshape((2, 3))`` arguments as an int64 shape input.
+
+    Sizes that are ``SymInt`` (dynamic dims while tracing) make it a recorded tensor, so
+    the graph computes the shape instead of baking the example's.
+    """
+    if len(shape) == 1 and not isinstance(shape[0], int | SymInt):
         shape = tuple(shape[0])
+    if is_symbolic(shape):
+        return symbolic_shape(shape)
     return np.asarray(shape, dtype=np.int64)
+
+
+def symbolic_shape(sizes: Sequence[Any]) -> Any:
+    """A recorded 1-D int64 tensor of ``sizes`` (ints and SymInts): Unsqueeze + Concat."""
+    from tracer._functions import cat
+
+    parts = [
+        s.tensor.reshape(1) if isinstance(s, SymInt) else wrap(np.asarray([s], dtype=np.int64))
+        for s in sizes
+    ]
+    return cat(parts)
 
 
 def _ints(values: Sequence[int]) -> np.ndarray:
@@ -50,9 +68,11 @@ def _axis(rank: int, dim: int) -> int:
     return dim % top
 
 
-def _reshape(x: TensorBase, shape: np.ndarray) -> Tensor:
+def _reshape(x: TensorBase, shape: Any) -> Tensor:
     # ONNX reads a 0 in the target as "copy this dim" unless allowzero; PyTorch means size 0.
-    attrs = {"allowzero": 1} if 0 in shape else {}
+    # A recorded shape (dynamic dims while tracing) is checked on its example values.
+    values = shape._data if isinstance(shape, TensorBase) else shape
+    attrs = {"allowzero": 1} if 0 in values else {}
     return apply(get("Reshape"), (x, shape), attrs)
 
 

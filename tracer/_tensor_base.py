@@ -73,6 +73,8 @@ def apply(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
         outs[0]._version = _version_cell(inputs[0])
     if record and _state.grad_enabled:
         _record(op, inputs, attrs, outs)
+    if _state.tracer is not None:
+        _state.tracer.record(op, inputs, attrs, outs)
     return result
 
 
@@ -138,6 +140,8 @@ def apply_binary(op: OpDef, x: TensorBase, y: TensorBase) -> Tensor:
     t = wrap(out if type(out) is np.ndarray else np.asarray(out))
     if (x._requires_grad or y._requires_grad) and _state.grad_enabled:
         _record(op, (x, y), {}, (t,))
+    if _state.tracer is not None:
+        _state.tracer.record(op, (x, y), {}, (t,))
     return t
 
 
@@ -152,6 +156,8 @@ def apply_unary(op: OpDef, x: TensorBase) -> Tensor:
         t._version = _version_cell(x)
     if x._requires_grad and _state.grad_enabled:
         _record(op, (x,), {}, (t,))
+    if _state.tracer is not None:
+        _state.tracer.record(op, (x,), {}, (t,))
     return t
 
 
@@ -255,9 +261,11 @@ class TensorBase:
     # ------------------------------------------------------------ properties
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        """The shape, a tuple of ints."""
-        return self._data.shape
+    def shape(self) -> tuple[Any, ...]:
+        """The shape: a tuple of ints (``SymInt`` for dynamic dims while tracing)."""
+        if _state.tracer is None:
+            return self._data.shape
+        return _state.tracer.shape_of(self)
 
     @property
     def dtype(self) -> np.dtype:
@@ -304,7 +312,7 @@ class TensorBase:
 
     def size(self, dim: int | None = None) -> Any:
         """The shape, or the size of axis ``dim``."""
-        return self._data.shape if dim is None else self._data.shape[dim]
+        return self.shape if dim is None else self.shape[dim]
 
     def dim(self) -> int:
         """Number of axes."""
@@ -347,6 +355,7 @@ class TensorBase:
         Raises:
             ValueError: the tensor has more than one element.
         """
+        self._read_into_python("item()")
         if self._data.size != 1:
             raise ValueError(
                 f"a tensor with {self._data.size} elements cannot be converted to a Python scalar"
@@ -355,14 +364,33 @@ class TensorBase:
 
     def tolist(self) -> Any:
         """Nested Python lists of the values."""
+        self._read_into_python("tolist()")
         return self._data.tolist()
+
+    def _read_into_python(self, how: str) -> None:
+        """While tracing, refuse to read an input-dependent value into Python."""
+        tracer = _state.tracer
+        if tracer is not None and tracer.is_dependent(self):
+            from tracer.trace import TraceError, user_source
+
+            raise TraceError(
+                f"{how} at {user_source() or 'an unknown line'} reads a value that depends on "
+                "the traced inputs into Python; a graph cannot branch or compute on it. Use "
+                "tensor ops instead (e.g. tracer.where(cond, a, b) for a branch)."
+            )
 
     def __len__(self) -> int:
         if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
+        if _state.tracer is not None:
+            size = self.shape[0]
+            if not isinstance(size, int):
+                return size.__index__()  # raises TraceError: the loop count would be baked
+            _state.tracer.decide("len", f"len() of a tensor of shape {list(self.shape)}", size)
         return self._data.shape[0]
 
     def __bool__(self) -> bool:
+        self._read_into_python("bool() (an `if` or `while` on a tensor)")
         return bool(self.item())
 
     def __float__(self) -> float:

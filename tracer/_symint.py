@@ -1,0 +1,171 @@
+"""``SymInt``: a dynamic dimension seen from Python code while tracing.
+
+While tracing, ``x.shape[i]`` of a dynamic axis is a ``SymInt``. It carries the example's
+size (so eager code keeps running) and the graph computation of that size (``Shape`` and
+``Gather``, then whatever arithmetic the code does), so passing it to ``reshape``, ``view``,
+``expand``, ``zeros`` or ``arange`` keeps the graph dynamic. Turning it into a Python int
+(``int()``, ``range()``, NumPy) would fix the size in the graph, so that raises
+``TraceError``; comparing it is a Python decision, recorded in the graph's metadata.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ir.errors import GraphcapError
+
+if TYPE_CHECKING:
+    from tracer.tensor import Tensor
+
+
+class TraceError(GraphcapError, RuntimeError):
+    """Eager code did something while tracing that a graph cannot express faithfully."""
+
+
+class SymInt:
+    """A size known at trace time whose graph value stays symbolic.
+
+    Attributes:
+        value: the example's size.
+        name: the symbolic expression ("batch", "seq*4").
+    """
+
+    __slots__ = ("_make", "_tensor", "name", "value")
+
+    def __init__(self, value: int, name: str, make: Callable[[], Tensor]) -> None:
+        self.value = int(value)
+        self.name = name
+        self._make = make
+        self._tensor: Tensor | None = None
+
+    @property
+    def tensor(self) -> Tensor:
+        """The recorded 0-d int64 tensor computing this size (built on first use)."""
+        if self._tensor is None:
+            self._tensor = self._make()
+        return self._tensor
+
+    # ------------------------------------------------------------ into Python
+
+    def _baked(self, how: str) -> TraceError:
+        from tracer.trace import user_source
+
+        where = user_source() or "an unknown line"
+        return TraceError(
+            f"{how} of the dynamic dimension '{self.name}' (example size {self.value}) at {where} "
+            "would fix that size in the graph. Keep it symbolic: pass it to reshape/view/"
+            "expand/zeros/arange as it is, or use -1; or declare the axis static."
+        )
+
+    def __int__(self) -> int:
+        raise self._baked("int()")
+
+    def __index__(self) -> int:
+        raise self._baked("Using as a Python int (range(), indexing, NumPy)")
+
+    def __float__(self) -> float:
+        raise self._baked("float()")
+
+    def __bool__(self) -> bool:
+        return self._decide("!=", 0, self.value != 0)
+
+    # ------------------------------------------------------------ decisions
+
+    def _decide(self, symbol: str, other: Any, result: bool) -> bool:
+        from tracer.trace import record_decision
+
+        rhs = other.name if isinstance(other, SymInt) else repr(other)
+        record_decision("shape-branch", f"{self.name} {symbol} {rhs}", result)
+        return result
+
+    def _compare(self, other: Any, fn: Callable[[Any, Any], bool], symbol: str) -> Any:
+        if not isinstance(other, SymInt | int):
+            return NotImplemented
+        rhs = other.value if isinstance(other, SymInt) else other
+        return self._decide(symbol, other, fn(self.value, rhs))
+
+    def __eq__(self, other: object) -> Any:
+        return self._compare(other, operator.eq, "==")
+
+    def __ne__(self, other: object) -> Any:
+        return self._compare(other, operator.ne, "!=")
+
+    def __lt__(self, other: Any) -> Any:
+        return self._compare(other, operator.lt, "<")
+
+    def __le__(self, other: Any) -> Any:
+        return self._compare(other, operator.le, "<=")
+
+    def __gt__(self, other: Any) -> Any:
+        return self._compare(other, operator.gt, ">")
+
+    def __ge__(self, other: Any) -> Any:
+        return self._compare(other, operator.ge, ">=")
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    # ------------------------------------------------------------ arithmetic
+
+    def _arith(self, other: Any, fn: Callable[[Any, Any], Any], symbol: str, swap: bool) -> Any:
+        if isinstance(other, SymInt):
+            value, name, operand = other.value, other.name, other.tensor
+        elif isinstance(other, int) and not isinstance(other, bool):
+            value, name, operand = other, str(other), other
+        else:
+            return NotImplemented
+        a, b = (value, self.value) if swap else (self.value, value)
+        left, right = (name, self.name) if swap else (self.name, name)
+        this = self
+
+        def make() -> Tensor:
+            x, y = (operand, this.tensor) if swap else (this.tensor, operand)
+            return fn(x, y) if not isinstance(x, int) else fn(this.tensor * 0 + x, y)
+
+        return SymInt(fn(a, b), f"{_wrap(left)}{symbol}{_wrap(right)}", make)
+
+    def __add__(self, other: Any) -> Any:
+        return self._arith(other, operator.add, "+", False)
+
+    def __radd__(self, other: Any) -> Any:
+        return self._arith(other, operator.add, "+", True)
+
+    def __sub__(self, other: Any) -> Any:
+        return self._arith(other, operator.sub, "-", False)
+
+    def __rsub__(self, other: Any) -> Any:
+        return self._arith(other, operator.sub, "-", True)
+
+    def __mul__(self, other: Any) -> Any:
+        return self._arith(other, operator.mul, "*", False)
+
+    def __rmul__(self, other: Any) -> Any:
+        return self._arith(other, operator.mul, "*", True)
+
+    def __floordiv__(self, other: Any) -> Any:
+        return self._arith(other, operator.floordiv, "//", False)
+
+    def __rfloordiv__(self, other: Any) -> Any:
+        return self._arith(other, operator.floordiv, "//", True)
+
+    def __mod__(self, other: Any) -> Any:
+        return self._arith(other, operator.mod, "%", False)
+
+    def __neg__(self) -> Any:
+        return self._arith(-1, operator.mul, "*", True)
+
+    def __repr__(self) -> str:
+        return f"SymInt({self.name}={self.value})"
+
+
+def _wrap(name: str) -> str:
+    return f"({name})" if any(c in name for c in "+-*/%") else name
+
+
+def is_symbolic(values: Any) -> bool:
+    """Whether a size or a sequence of sizes holds a ``SymInt``."""
+    if isinstance(values, SymInt):
+        return True
+    return isinstance(values, list | tuple) and any(isinstance(v, SymInt) for v in values)
