@@ -15,8 +15,11 @@ import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.ops import nn
+from ir.ops.registry import get
+from tracer import _state
 from tracer._promote import scalar_dtype
-from tracer._tensor_base import TensorBase, to_array, wrap
+from tracer._symint import SymInt, is_symbolic
+from tracer._tensor_base import TensorBase, apply, to_array, wrap
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -41,11 +44,32 @@ def default_generator() -> np.random.Generator:
     return _rng
 
 
-def _size(size: tuple[Any, ...]) -> tuple[int, ...]:
-    """``zeros(2, 3)`` or ``zeros((2, 3))`` arguments as a shape."""
-    if len(size) == 1 and not isinstance(size[0], int):
+def _size(size: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``zeros(2, 3)`` or ``zeros((2, 3))`` arguments as a shape (SymInts kept)."""
+    if len(size) == 1 and not isinstance(size[0], int | SymInt):
         size = tuple(size[0])
-    return tuple(int(d) for d in size)
+    return tuple(d if isinstance(d, SymInt) else int(d) for d in size)
+
+
+def _symbolic_fill(size: tuple[Any, ...], value: Any, dtype: np.dtype) -> Tensor:
+    """A recorded ``ConstantOfShape`` for sizes that hold dynamic dims (while tracing)."""
+    from tracer._shape import symbolic_shape
+
+    fill = np.asarray([value], dtype=dtype)
+    return apply(get("ConstantOfShape"), (symbolic_shape(size),), {"value": fill})
+
+
+def _fill(size: tuple[Any, ...], value: Any, dtype: np.dtype, requires_grad: bool) -> Tensor:
+    if is_symbolic(size):
+        if requires_grad:
+            raise ValueError("a tensor of dynamic size cannot be a leaf that requires grad")
+        return _symbolic_fill(size, value, dtype)
+    return _leaf(np.full(size, value, dtype), requires_grad)
+
+
+def _like_size(input: TensorBase) -> tuple[Any, ...]:
+    """``input``'s shape, symbolic while tracing, so ``*_like`` stays dynamic."""
+    return tuple(input.shape) if _state.tracer is not None else input._data.shape
 
 
 def _dtype(dtype: Any, default: np.dtype) -> np.dtype:
@@ -64,12 +88,12 @@ def _leaf(data: np.ndarray, requires_grad: bool) -> Tensor:
 
 def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros of shape ``size`` (float32 unless ``dtype``)."""
-    return _leaf(np.zeros(_size(size), _dtype(dtype, D.float32)), requires_grad)
+    return _fill(_size(size), 0, _dtype(dtype, D.float32), requires_grad)
 
 
 def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones of shape ``size`` (float32 unless ``dtype``)."""
-    return _leaf(np.ones(_size(size), _dtype(dtype, D.float32)), requires_grad)
+    return _fill(_size(size), 1, _dtype(dtype, D.float32), requires_grad)
 
 
 def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -87,17 +111,17 @@ def full(
     if isinstance(fill_value, TensorBase):
         fill_value = fill_value.item()
     dt = _dtype(dtype, scalar_dtype(fill_value))
-    return _leaf(np.full(_size((size,)), fill_value, dt), requires_grad)
+    return _fill(_size((size,)), fill_value, dt, requires_grad)
 
 
 def zeros_like(input: TensorBase, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Zeros of ``input``'s shape and (unless ``dtype``) dtype."""
-    return _leaf(np.zeros(input.shape, _dtype(dtype, input.dtype)), requires_grad)
+    return _fill(_like_size(input), 0, _dtype(dtype, input.dtype), requires_grad)
 
 
 def ones_like(input: TensorBase, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Ones of ``input``'s shape and (unless ``dtype``) dtype."""
-    return _leaf(np.ones(input.shape, _dtype(dtype, input.dtype)), requires_grad)
+    return _fill(_like_size(input), 1, _dtype(dtype, input.dtype), requires_grad)
 
 
 def empty_like(input: TensorBase, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -113,7 +137,7 @@ def full_like(
     requires_grad: bool = False,
 ) -> Tensor:
     """``fill_value`` in ``input``'s shape and (unless ``dtype``) dtype."""
-    return _leaf(np.full(input.shape, fill_value, _dtype(dtype, input.dtype)), requires_grad)
+    return _fill(_like_size(input), fill_value, _dtype(dtype, input.dtype), requires_grad)
 
 
 def eye(n: int, m: int | None = None, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -141,6 +165,8 @@ def arange(
     """
     if end is None:
         start, end = 0, start
+    if is_symbolic([start, end, step]):
+        return _symbolic_range(start, end, step, dtype)
     if step == 0 or (end - start) * step < 0:
         raise ValueError(
             f"arange: upper bound {end} and lower bound {start} inconsistent with step {step}"
@@ -155,6 +181,19 @@ def arange(
         n = max(math.ceil((end - start) / step), 0)
         values = start + step * np.arange(n, dtype=np.float64)
     return _leaf(values.astype(dt), requires_grad)
+
+
+def _symbolic_range(start: Any, end: Any, step: Any, dtype: Any) -> Tensor:
+    """A recorded ``Range`` for bounds that hold dynamic dims (while tracing)."""
+    if not all(isinstance(v, int | SymInt) for v in (start, end, step)):
+        raise TypeError("arange with a dynamic bound takes integer start, end and step")
+    bounds = [
+        v.tensor if isinstance(v, SymInt) else wrap(np.asarray(v, np.int64))
+        for v in (start, end, step)
+    ]
+    out = apply(get("Range"), tuple(bounds), {})
+    dt = _dtype(dtype, D.int64)
+    return out if dt == D.int64 else apply(get("Cast"), (out,), {"to": D.to_onnx(dt)})
 
 
 def linspace(

@@ -30,6 +30,7 @@ from ir.ops.registry import ints, op
 from tracer import _state
 from tracer._inplace import unversioned, update_inplace
 from tracer._math import cast
+from tracer._symint import TraceError, is_symbolic
 from tracer._tensor_base import TensorBase
 
 if TYPE_CHECKING:
@@ -330,7 +331,15 @@ class IndexingMixin(TensorBase):
             ShapeError: ``value`` does not broadcast to the indexed shape.
             RuntimeError: ``self`` is a leaf that requires grad (outside ``no_grad``).
         """
-        if _is_basic(key) and not _recorded_write(self, value):
+        tracing = _state.tracer is not None
+        if tracing and is_symbolic(tuple(self.shape)):
+            # The scatter positions below come from the example's sizes.
+            raise TraceError(
+                "indexed assignment into a tensor with dynamic dims is not captured: its "
+                "positions would be fixed to the example's size; use masked_fill, where or "
+                "cat instead"
+            )
+        if _is_basic(key) and not _recorded_write(self, value) and not tracing:
             view = index(self, key)  # basic indexing: a view, written through without a graph
             if view is self or np.may_share_memory(view._data, self._data):
                 view.copy_(_value_operand(value, self._data.dtype, tuple(view.shape)))

@@ -35,6 +35,11 @@ def shape_operand(shape: tuple[Any, ...]) -> Any:
     return np.asarray(shape, dtype=np.int64)
 
 
+def _concrete(size: Any) -> int:
+    """The example's value of a size (checks compare values, not graph decisions)."""
+    return size.value if isinstance(size, SymInt) else size
+
+
 def symbolic_shape(sizes: Sequence[Any]) -> Any:
     """A recorded 1-D int64 tensor of ``sizes`` (ints and SymInts): Unsqueeze + Concat."""
     from tracer._functions import cat
@@ -269,7 +274,7 @@ class ShapeMixin(_ConvertMixin):
             RuntimeError: a dim that is neither 1 nor the requested size.
         """
         target = list(_dims(sizes))
-        shape = self._data.shape
+        shape = self.shape  # SymInts for dynamic dims while tracing: -1 keeps them dynamic
         lead = len(target) - len(shape)
         if lead < 0:
             raise RuntimeError(
@@ -278,21 +283,21 @@ class ShapeMixin(_ConvertMixin):
             )
         for i, d in enumerate(shape):
             want = target[lead + i]
-            if want == -1:
+            if _concrete(want) == -1:
                 target[lead + i] = d
-            elif d not in (1, want):
+            elif _concrete(d) not in (1, _concrete(want)):
                 raise RuntimeError(
                     f"The expanded size of the tensor ({want}) must match the existing size "
                     f"({d}) at non-singleton dimension {lead + i}. Target sizes: {list(sizes)}. "
                     f"Tensor sizes: {list(shape)}"
                 )
-        if any(d < 0 for d in target):
+        if any(_concrete(d) < 0 for d in target):
             raise RuntimeError(f"expand: -1 is not allowed for a new leading dim: {target}")
-        return apply(get("Expand"), (self, _ints(target)), {})
+        return apply(get("Expand"), (self, shape_operand(tuple(target))), {})
 
     def expand_as(self, other: TensorBase) -> Tensor:
         """This tensor broadcast to ``other``'s shape."""
-        return self.expand(other._data.shape)
+        return self.expand(tuple(other.shape))
 
     def repeat(self, *sizes: Any) -> Tensor:
         """Tile the tensor ``sizes[i]`` times along dim ``i`` (extra sizes add leading dims).

@@ -9,7 +9,7 @@ Op-specific methods live in mixins (``_math``, ``_reduce``, ``_shape``, ``_index
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -388,6 +388,11 @@ class TensorBase:
                 return size.__index__()  # raises TraceError: the loop count would be baked
             _state.tracer.decide("len", f"len() of a tensor of shape {list(self.shape)}", size)
         return self._data.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        # Through len(): while tracing, a dynamic first dim refuses to be unrolled.
+        for i in range(len(self)):
+            yield self[i]  # type: ignore[index]
 
     def __bool__(self) -> bool:
         self._read_into_python("bool() (an `if` or `while` on a tensor)")
