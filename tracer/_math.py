@@ -7,6 +7,7 @@ dtype, so the recorded graph holds ONNX-typed constants.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,6 +81,18 @@ def binary(op: OpDef, a: TensorBase, b: Any, reverse: bool = False) -> Any:
     return apply(op, (y, x) if reverse else (x, y), {})
 
 
+def _operator(op: OpDef) -> Callable[[TensorBase, Any], Tensor]:
+    """``tensor <op> other``, reaching ``apply_binary`` in one call when dtypes agree."""
+
+    def method(self: TensorBase, other: Any) -> Tensor:
+        if isinstance(other, TensorBase) and self._data.dtype is other._data.dtype:
+            return apply_binary(op, self, other)
+        return binary(op, self, other)
+
+    method.__doc__ = f"``self {op.op_type} other`` with PyTorch promotion and broadcasting."
+    return method
+
+
 def unary(op: OpDef, x: TensorBase, **attrs: Any) -> Any:
     """Apply a unary registry ``op``."""
     if attrs:
@@ -144,20 +157,15 @@ class MathMixin(TensorBase):
 
     # ------------------------------------------------------------ arithmetic operators
 
-    def __add__(self, other: Any) -> Tensor:
-        return binary(_ADD, self, other)
+    __add__ = _operator(_ADD)
+    __sub__ = _operator(_SUB)
+    __mul__ = _operator(_MUL)
 
     def __radd__(self, other: Any) -> Tensor:
         return binary(_ADD, self, other, reverse=True)
 
-    def __sub__(self, other: Any) -> Tensor:
-        return binary(_SUB, self, other)
-
     def __rsub__(self, other: Any) -> Tensor:
         return binary(_SUB, self, other, reverse=True)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return binary(_MUL, self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
         return binary(_MUL, self, other, reverse=True)
@@ -440,7 +448,7 @@ class MathMixin(TensorBase):
 
     def relu(self) -> Tensor:
         """Elementwise max(x, 0)."""
-        return unary(_RELU, self)
+        return apply_unary(_RELU, self)
 
     def floor(self) -> Tensor:
         """Elementwise round toward -inf; integers are returned unchanged (a copy)."""

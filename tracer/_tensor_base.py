@@ -249,10 +249,8 @@ class TensorBase:
     _version: list[int] | None
     grad: Tensor | None
 
-    @classmethod
-    def __graphcap_bind__(cls, op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
-        """The registry's hook: run ``op`` eagerly (see :func:`apply`)."""
-        return apply(op, inputs, attrs)
+    # The registry's hook: ``op(tensor, ...)`` runs eagerly through :func:`apply`.
+    __graphcap_bind__ = staticmethod(apply)
 
     @staticmethod
     def _wrap(data: np.ndarray) -> Tensor:

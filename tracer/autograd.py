@@ -188,27 +188,27 @@ class _Results:
 
     def __init__(self) -> None:
         self.leaves: dict[Tensor, Tensor] = {}
-        self.captured: dict[tuple[int, int], Tensor] = {}
+        self.captured: dict[tuple[Node, int], Tensor] = {}
 
     def grad_of(self, t: Tensor) -> Tensor | None:
         if t._node is None:
             return self.leaves.get(t)
-        return self.captured.get((id(t._node), t._index))
+        return self.captured.get((t._node, t._index))
 
 
 def _toposort(roots: list[Tensor]) -> list[Node]:
     """Nodes reachable from ``roots``, each after every node that consumes its outputs."""
     order: list[Node] = []
-    seen: set[int] = set()
+    seen: set[Node] = set()  # nodes hash by identity
     stack: list[tuple[Node, bool]] = [(r._node, False) for r in roots if r._node is not None]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
-        if id(node) in seen:
+        if node in seen:
             continue
-        seen.add(id(node))
+        seen.add(node)
         stack.append((node, True))
         if node.inputs is None:
             raise RuntimeError(
@@ -219,7 +219,7 @@ def _toposort(roots: list[Tensor]) -> list[Node]:
             if not isinstance(x, TensorBase):
                 continue
             child = x._node if x._version is None else _recorded(node, i, x)[0]
-            if child is not None and id(child) not in seen:
+            if child is not None and child not in seen:
                 stack.append((child, False))
     order.reverse()
     return order
@@ -235,23 +235,23 @@ def _run(
 ) -> _Results:
     del allow_unused
     results = _Results()
-    pending: dict[int, list[Any]] = {}
+    pending: dict[Node, list[Any]] = {}
     for r, g in zip(roots, root_grads, strict=True):
         if r._node is None:
             _add_leaf(results.leaves, r, g)
         else:
             _add_pending(pending, r._node, r._index, g)
-    wanted = None if targets is None else {(id(t._node), t._index) for t in targets if t._node}
+    wanted = None if targets is None else {(t._node, t._index) for t in targets if t._node}
     order = _toposort(roots)
     with _GradMode(create_graph):
         for node in order:
-            grads_out = pending.pop(id(node), None)
+            grads_out = pending.pop(node, None)
             if grads_out is None:
                 continue
             if wanted is not None:
                 for i, g in enumerate(grads_out):
-                    if g is not None and (id(node), i) in wanted:
-                        results.captured[(id(node), i)] = g
+                    if g is not None and (node, i) in wanted:
+                        results.captured[(node, i)] = g
             _step(node, grads_out, create_graph, results, pending)
             if not retain_graph:
                 node.inputs = None
@@ -264,7 +264,7 @@ def _step(
     grads_out: list[Any],
     create_graph: bool,
     results: _Results,
-    pending: dict[int, list[Any]],
+    pending: dict[Node, list[Any]],
 ) -> None:
     """Call ``node``'s vjp rule and route each input gradient onward."""
     op, inputs = node.op, node.inputs
@@ -364,11 +364,11 @@ def _raise_modified(node: Node, which: str, now: int, expected: int) -> None:
     )
 
 
-def _add_pending(pending: dict[int, list[Any]], node: Node, index: int, g: Tensor) -> None:
-    slots = pending.get(id(node))
+def _add_pending(pending: dict[Node, list[Any]], node: Node, index: int, g: Tensor) -> None:
+    slots = pending.get(node)
     if slots is None:
         n = len(node.out_data) if node.out_data is not None else index + 1
-        slots = pending[id(node)] = [None] * n
+        slots = pending[node] = [None] * n
     slots[index] = g if slots[index] is None else slots[index] + g
 
 

@@ -151,6 +151,9 @@ class OpDef:
 
     def __call__(self, *inputs: Any, **attrs: Any) -> Any:
         """Apply the op to ``inputs`` through :func:`bind`."""
+        handler = _HANDLERS.get(type(inputs[0])) if inputs else None
+        if handler:  # the common case, one lookup: the first input owns the interpreter
+            return handler(self, inputs, attrs)
         return bind(self, inputs, attrs)
 
     def __repr__(self) -> str:
@@ -256,7 +259,9 @@ class _OpNamespace:
     """``op.Add(x, y)``: registry ops by ONNX name, looked up when called."""
 
     def __getattr__(self, name: str) -> OpDef:
-        return get(name)
+        opdef = get(name)
+        setattr(self, name, opdef)  # later lookups skip __getattr__: vjp rules are hot
+        return opdef
 
 
 op = _OpNamespace()
