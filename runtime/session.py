@@ -1,0 +1,268 @@
+"""``Session``: one entry point that runs a graph, an ``.onnx`` file or a ``ModelProto``.
+
+Backends: ``"interpreter"`` (graphcap's NumPy interpreter, the reference semantics),
+``"onnxruntime"`` (CPU, or CUDA with ``device="cuda"``) and ``"auto"``, which picks
+onnxruntime when it can load the model and the interpreter otherwise (e.g. for an op
+onnxruntime lacks); ``backend`` and ``repr`` say which one runs and why. Every ``run``
+validates its feeds against ``input_signature`` first, so a wrong feed gets one readable
+error instead of a backend's. A session keeps no per-call state: threads may share one.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+
+from ir.graph import Graph
+from runtime.errors import BackendUnavailableError, DeviceFallbackWarning, FeedError
+from runtime.numpy_interpreter import Interpreter
+from runtime.ort_backend import OrtBackend, parse_device
+from runtime.signature import Signature
+
+if TYPE_CHECKING:
+    from os import PathLike
+
+Model = Graph | str | Path | onnx.ModelProto
+_BACKENDS = ("auto", "interpreter", "onnxruntime")
+# Weights from this size on go to onnxruntime as a file with external data: one protobuf
+# holds at most 2 GiB, and the graph itself needs some room too.
+_INLINE_LIMIT = 2**31 - 2**26
+
+
+class Session:
+    """Runs a model on the chosen backend and device.
+
+    Args:
+        model: an ``ir.graph.Graph``, the path of an ``.onnx`` file, or an ``onnx.ModelProto``.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; CUDA needs the onnxruntime backend.
+        backend: ``"auto"``, ``"interpreter"`` or ``"onnxruntime"``.
+        intra_op_threads: onnxruntime's threads inside one op (None: its default).
+        optimization: onnxruntime's graph optimisation level ("disable", "basic",
+            "extended", "all").
+
+    Attributes:
+        backend: the backend that runs: ``"interpreter"`` or ``"onnxruntime"``.
+        reason: why ``"auto"`` chose it (empty when the backend was named).
+        device: where the model runs (``"cpu"`` when CUDA was asked for but is not usable).
+        providers: onnxruntime's providers in use, or ``["numpy"]`` for the interpreter.
+        input_signature: the inputs, with dtypes and (symbolic) shapes.
+        output_signature: the outputs, likewise.
+
+    Raises:
+        ValueError: an unknown backend or device, or CUDA asked of the interpreter.
+        BackendUnavailableError: the named backend cannot load the model.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        device: str = "cpu",
+        backend: str = "auto",
+        *,
+        intra_op_threads: int | None = None,
+        optimization: str = "all",
+    ) -> None:
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend={backend!r}: expected one of {list(_BACKENDS)}")
+        kind, _ = parse_device(device)
+        if kind == "cuda" and backend == "interpreter":
+            raise ValueError(
+                "the interpreter runs on the CPU with NumPy; use device='cpu', or "
+                "backend='onnxruntime' (or 'auto') to run on CUDA"
+            )
+        self._source = _Source(model)
+        self.reason = ""
+        self._ort: OrtBackend | None = None
+        self._interp: Interpreter | None = None
+        if backend in ("auto", "onnxruntime"):
+            self._open_ort(device, backend, intra_op_threads, optimization)
+        if self._ort is None:
+            self._interp = Interpreter(self._graph_for_interpreter())
+            if kind == "cuda":
+                warnings.warn(
+                    f"device={device!r} was requested but onnxruntime cannot run this model "
+                    f"({self.reason}); running on the CPU with the NumPy interpreter",
+                    DeviceFallbackWarning,
+                    stacklevel=2,
+                )
+        self.backend = "onnxruntime" if self._ort is not None else "interpreter"
+        self.device = self._ort.device if self._ort is not None else "cpu"
+        self.providers: list[str] = self._ort.providers if self._ort is not None else ["numpy"]
+        self.input_signature, self.output_signature = self._source.signatures()
+        self._source.release()
+
+    def _open_ort(
+        self, device: str, backend: str, intra_op_threads: int | None, optimization: str
+    ) -> None:
+        try:
+            self._ort = OrtBackend(
+                self._source.for_onnxruntime(),
+                device,
+                intra_op_threads=intra_op_threads,
+                optimization=optimization,
+                stacklevel=4,  # OrtBackend, _open_ort, Session, the caller
+            )
+        except Exception as err:
+            # "auto" falls back on any failure (an op the writer or onnxruntime lacks); the
+            # reason stays visible in ``reason`` and ``repr``.
+            if backend == "onnxruntime":
+                raise
+            self.reason = f"onnxruntime cannot run it: {err}"
+            return
+        if backend == "auto":
+            self.reason = "onnxruntime loaded the model"
+
+    def _graph_for_interpreter(self) -> Graph:
+        try:
+            return self._source.graph()
+        except Exception as err:
+            if not self.reason:
+                raise
+            raise BackendUnavailableError(
+                f"neither backend can run the model: {self.reason}; and the interpreter "
+                f"cannot read it: {err}"
+            ) from err
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The input names, in signature order."""
+        return self.input_signature.names
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The output names, in order."""
+        return self.output_signature.names
+
+    def run(
+        self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run the model on ``feeds`` and return its outputs by name.
+
+        Args:
+            feeds: one array per input; lists and scalars are converted with ``np.asarray``.
+            outputs: names to return (default: every output). The interpreter accepts any
+                value of the graph, intermediates included; onnxruntime only model outputs.
+
+        Returns:
+            ``{name: array}`` in output order.
+
+        Raises:
+            FeedError: missing or unexpected names, wrong dtypes, ranks or static dims, or a
+                symbolic dim given two sizes (one error lists them all with the signature);
+                or an output name the backend cannot return.
+            NodeExecutionError: a node failed while running (the message names it).
+        """
+        arrays = self.input_signature.validate(feeds)
+        if self._ort is not None:
+            unknown = [n for n in outputs or () if n not in self.output_names]
+            if unknown:
+                raise FeedError(
+                    f"outputs {unknown} are not outputs of the model; onnxruntime returns only "
+                    f"{list(self.output_names)} (backend='interpreter' returns any value)"
+                )
+            return self._ort.run(arrays, outputs)
+        assert self._interp is not None
+        return self._interp.run(arrays, outputs)
+
+    def __repr__(self) -> str:
+        why = f", reason={self.reason!r}" if self.reason else ""
+        return (
+            f"Session(backend={self.backend!r}, device={self.device!r}, "
+            f"providers={self.providers}, inputs='{self.input_signature}', "
+            f"outputs={list(self.output_names)}{why})"
+        )
+
+
+def load(path: str | PathLike[str], **kwargs: Any) -> Session:
+    """Open an ``.onnx`` file as a :class:`Session`; ``kwargs`` go to ``Session``."""
+    return Session(Path(path), **kwargs)
+
+
+class _Source:
+    """The model as given, converted on demand to what each backend reads."""
+
+    def __init__(self, model: Model) -> None:
+        self.spill: tempfile.TemporaryDirectory[str] | None = None
+        if isinstance(model, str | Path):
+            path = Path(model)
+            if not path.is_file():
+                raise FileNotFoundError(f"no ONNX model at {str(path)!r}")
+            self.path: Path | None = path
+            self.proto: onnx.ModelProto | None = None
+            self._graph: Graph | None = None
+        elif isinstance(model, onnx.ModelProto):
+            self.path, self.proto, self._graph = None, model, None
+        elif isinstance(model, Graph):
+            self.path, self.proto, self._graph = None, None, model
+        else:
+            raise TypeError(
+                f"Session(model=...) takes an ir.graph.Graph, a path to an .onnx file or an "
+                f"onnx.ModelProto, not {type(model).__name__}"
+            )
+
+    def graph(self) -> Graph:
+        """The model as an ``ir.graph.Graph`` (read through ``export.reader`` if needed)."""
+        if self._graph is None:
+            from export import reader
+
+            if self.path is not None:
+                self._graph = reader.load(self.path)
+            else:
+                assert self.proto is not None
+                self._graph = reader.from_model(self.proto)
+        return self._graph
+
+    def for_onnxruntime(self) -> onnx.ModelProto | Path:
+        """What onnxruntime reads: the file itself, or a ``ModelProto``.
+
+        A graph whose weights would not fit in one protobuf (2 GiB) is written with external
+        data to a temporary folder, removed by :meth:`release` once onnxruntime has read it.
+        """
+        if self.path is not None:
+            return self.path
+        if self.proto is None:
+            from export import writer
+
+            graph = self._graph
+            assert graph is not None
+            weights = sum(
+                v.const.nbytes for v in graph.initializers.values() if v.const is not None
+            )
+            if weights < _INLINE_LIMIT:
+                self.proto = writer.to_model(graph)
+            else:
+                self.spill = tempfile.TemporaryDirectory(
+                    prefix="graphcap-", ignore_cleanup_errors=True
+                )
+                path = Path(self.spill.name) / f"{graph.name or 'model'}.onnx"
+                writer.save(graph, path, external_data=True)
+                return path
+        return self.proto
+
+    def release(self) -> None:
+        """Drop what was written here from the graph: onnxruntime holds its own copy."""
+        if self._graph is not None:
+            self.proto = None
+        if self.spill is not None:
+            self.spill.cleanup()
+
+    def signatures(self) -> tuple[Signature, Signature]:
+        """Input and output signatures, from the graph when there is one."""
+        if self._graph is not None:
+            g = self._graph
+            return Signature.from_values(g.inputs), Signature.from_values(g.outputs)
+        proto = self.proto
+        if proto is None:
+            assert self.path is not None
+            proto = onnx.load(str(self.path), load_external_data=False)
+        inits = frozenset(t.name for t in proto.graph.initializer)
+        return (
+            Signature.from_onnx(proto.graph.input, skip=inits),
+            Signature.from_onnx(proto.graph.output),
+        )
