@@ -1,8 +1,15 @@
-"""graphcap's ONNX boundary and command line.
+"""graphcap's ONNX boundary: write an ``ir.Graph`` as ``.onnx``, read one back, and the CLI.
 
-Today this package holds the ``graphcap`` command (``export.cli``), whose ``graphcap ops``
-lists the op registry. Planned, with the capture and export issues: ``save(graph, path,
-opset=None)`` to write an ``ir.Graph`` as a standard ``.onnx`` file (explicit ``ir_version``
-and opset, external data past 2 GB), ``load(path) -> ir.Graph`` to read one back, and
-``graphcap`` subcommands to export and inspect models. None of those exist yet.
+- ``save(graph, path, opset=None, external_data=None)`` writes a standard ONNX file
+  (``ir_version`` 10, default opset ``DEFAULT_OPSET`` = 20, weights in ``<file>.data`` past
+  protobuf's 2 GB limit), atomically; ``to_model(graph, opset=None)`` builds the
+  ``onnx.ModelProto`` in memory.
+- ``load(path)`` / ``from_model(model, base_dir=None)`` read a model back into an
+  ``ir.Graph``, normalising older opsets' forms into the registry's opset-20 form.
+- ``export.cli`` is the ``graphcap`` command.
 """
+
+from export.reader import from_model, load
+from export.writer import DEFAULT_OPSET, save, to_model
+
+__all__ = ["DEFAULT_OPSET", "from_model", "load", "save", "to_model"]

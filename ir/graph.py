@@ -160,7 +160,8 @@ class Graph:
         self.nodes: list[Node] = []
         self.outputs: list[Value] = []
         self.meta: dict[str, Any] = {}
-        self._names: set[str] = set()
+        self._names: set[str] = set()  # value names
+        self._node_names: set[str] = set()  # a namespace of their own, as in ONNX
         self._counter = 0
 
     # ------------------------------------------------------------ building
@@ -174,6 +175,14 @@ class Graph:
             name = f"{hint}_{self._counter}" if hint else str(self._counter)
             if name not in self._names:
                 return name
+
+    def fresh_node_name(self, hint: str) -> str:
+        """A node name not used yet in this graph, based on ``hint``."""
+        name, i = hint, 0
+        while name in self._node_names:
+            i += 1
+            name = f"{hint}_{i}"
+        return name
 
     def _claim(self, name: str) -> str:
         if name in self._names:
@@ -207,16 +216,19 @@ class Graph:
         attrs: Mapping[str, Any],
         meta: Mapping[str, Any] | None = None,
         out_names: Sequence[str] | None = None,
+        name: str | None = None,
     ) -> tuple[Value, ...]:
         """Append a node applying ``op`` to ``inputs`` and return its outputs.
 
         Inputs that are not values (arrays, tuples of ints) become initializers. Output
-        types come from the op's shape rule.
+        types come from the op's shape rule. ``name`` names the node (unique among nodes;
+        by default made from the op type); ``out_names`` names its outputs.
         """
         values = [
             x if x is None or isinstance(x, Value) else self.constant(np.asarray(x)) for x in inputs
         ]
-        node = Node(self, op, values, attrs, self.fresh_name(op.op_type.lower()), meta)
+        node_name = self.fresh_node_name(name or op.op_type.lower())
+        node = Node(self, op, values, attrs, node_name, meta)
         types, syms = infer_node(node)
         names = out_names or [self.fresh_name() for _ in types]
         node.outputs = tuple(
@@ -242,7 +254,9 @@ class Graph:
 
     def insert_at(self, position: int, node: Node) -> None:
         """Add ``node`` at ``position`` in the node list and register its uses."""
-        self._names.add(node.name)
+        if node.name in self._node_names:
+            raise GraphInvariantError(f"node name {node.name!r} is already used")
+        self._node_names.add(node.name)
         for i, x in enumerate(node.inputs):
             if x is not None:
                 x.uses.append((node, i))
@@ -279,6 +293,7 @@ class Graph:
             if x is not None:
                 x.uses.remove((node, i))
         self.nodes.remove(node)
+        self._node_names.discard(node.name)
 
     def rename(self, value: Value, name: str) -> None:
         """Give ``value`` a new unique name.

@@ -1,0 +1,475 @@
+"""Read an ONNX model into an ``ir.Graph``: ``load(path)`` and ``from_model(model)``.
+
+The graph is built through ``Graph.add_input``, ``Graph.add_initializer`` and
+``Graph.apply``, so every type comes from the registry's shape rules; the file's declared
+types (``value_info``, graph outputs) then fill in what the rules leave unknown, and a
+declared type that contradicts a rule is an error. Values keep the file's names.
+
+What loading normalises:
+
+- ``Constant`` nodes (every ``value*`` form but strings and sparse tensors) become
+  initializers named after their output; ``ConstantOfShape``'s one-element ``value`` becomes
+  a 0-d array.
+- Older opsets' forms become the registry's opset-20 form, chosen by the model's
+  default-domain opset: attributes that later became inputs (Reduce* ``axes`` before 18,
+  ReduceSum's before 13, Squeeze/Unsqueeze ``axes`` and Split ``split`` before 13, TopK
+  ``k`` and Slice ``starts/ends/axes`` before 10, Pad ``pads/value`` and Clip ``min/max``
+  before 11, Dropout ``ratio`` before 12, Reshape ``shape`` before 5); Split without sizes
+  before 18 gets ``num_outputs``; Softmax/LogSoftmax before 13 (which flatten to 2-D around
+  ``axis``) become Flatten, the op and Reshape unless ``axis`` is the last axis; the legacy
+  ``consumed_inputs``, ``is_test`` and ``broadcast`` (without ``axis``) attributes are
+  dropped, Concat gets its old default ``axis=1`` and a string ``Cast.to`` becomes its code.
+- Node ``metadata_props["source"]`` goes to ``node.meta["source"]``, model
+  ``metadata_props["graphcap.<key>"]`` (JSON) to ``graph.meta[key]``.
+
+Ops the registry lacks are all counted before anything is built and reported in one
+:class:`UnsupportedOpError`. External data is read only from files inside the model's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path, PureWindowsPath
+from typing import Any
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import AttributeProto, TensorProto, numpy_helper
+
+import ir.ops  # noqa: F401  (registers every op family)
+from ir import dtypes as D  # noqa: N812 - the project's short name
+from ir.errors import DTypeError, ExportError, GraphcapError, UnsupportedOpError
+from ir.graph import Graph, Value
+from ir.ops import registry
+from ir.ops.registry import OpDef
+from ir.types import Dim, TensorType
+
+
+def load(path: str | os.PathLike[str]) -> Graph:
+    """Read the ONNX file at ``path`` (and its external data) as an ``ir.Graph``.
+
+    Raises:
+        ExportError: the file is not an ONNX model, or cannot be represented (see
+            :func:`from_model`).
+        UnsupportedOpError: the model uses ops the registry does not have (all listed).
+    """
+    path = Path(path)
+    try:
+        model = onnx.load(os.fspath(path), load_external_data=False)
+    except DecodeError as err:
+        raise ExportError(
+            f"{path} is not an ONNX model (protobuf could not parse it: {err})"
+        ) from None
+    return from_model(model, base_dir=path.parent)
+
+
+def from_model(model: onnx.ModelProto, base_dir: str | Path | None = None) -> Graph:
+    """Build an ``ir.Graph`` from an ONNX model.
+
+    Args:
+        model: the model; tensors with external data are read from ``base_dir``.
+        base_dir: the folder the model was loaded from; needed only for external data.
+
+    Returns:
+        A graph that verifies, in the registry's opset-20 form.
+
+    Raises:
+        UnsupportedOpError: one error listing every op the registry lacks, with counts.
+        ExportError: an older form that cannot be normalised, unreadable or unsafe external
+            data, a declared type that contradicts the registry's shape rules.
+        DTypeError: a tensor of an element type graphcap does not support.
+    """
+    _refuse_unsupported(model.graph)
+    opset = _default_opset(model)
+    return _Reader(model, opset, base_dir).read()
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    raise ExportError("the model imports no default-domain ('' or 'ai.onnx') opset")
+
+
+def _domain(domain: str) -> str:
+    return "" if domain == "ai.onnx" else domain
+
+
+def _refuse_unsupported(graph: onnx.GraphProto) -> None:
+    counts: Counter[str] = Counter()
+    for n in graph.node:
+        domain = _domain(n.domain)
+        if domain == "" and n.op_type == "Constant":
+            continue
+        try:
+            registry.get(n.op_type, domain)
+        except UnsupportedOpError:
+            counts[f"{n.op_type} ({domain})" if domain else n.op_type] += 1
+    if counts:
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        listing = ", ".join(f"{c} \N{MULTIPLICATION SIGN} {op}" for op, c in ranked)
+        raise UnsupportedOpError(
+            f"the model uses {sum(counts.values())} node(s) whose ops graphcap's registry does "
+            f"not have: {listing}"
+        )
+
+
+# ---------------------------------------------------------------- tensors and types
+
+
+def tensor_array(t: TensorProto, base_dir: str | Path | None, where: str = "") -> np.ndarray:
+    """A ``TensorProto`` as a NumPy array, reading external data only inside ``base_dir``.
+
+    Raises:
+        DTypeError: an element type graphcap does not support.
+        ExportError: external data that is absolute, outside ``base_dir``, missing or short.
+    """
+    label = where or f"tensor {t.name!r}"
+    try:
+        dtype = D.from_onnx(t.data_type)
+    except DTypeError as err:
+        raise DTypeError(f"{label}: {err}") from None
+    if t.data_location != TensorProto.EXTERNAL:
+        return np.asarray(numpy_helper.to_array(t), dtype=dtype)
+    info = {e.key: e.value for e in t.external_data}
+    location = info.get("location", "")
+    if base_dir is None:
+        raise ExportError(
+            f"{label} is stored in external file {location!r}; pass base_dir, the model's "
+            "folder (export.load does)"
+        )
+    file = _inside(Path(base_dir), location, label)
+    count = int(np.prod(t.dims, dtype=np.int64))
+    nbytes = count * dtype.itemsize
+    if "length" in info and int(info["length"]) != nbytes:
+        raise ExportError(
+            f"{label}: external data length {info['length']} does not match its shape "
+            f"{list(t.dims)} of {dtype} ({nbytes} bytes)"
+        )
+    with open(file, "rb") as f:
+        f.seek(int(info.get("offset", 0)))
+        arr = np.fromfile(f, dtype=dtype.newbyteorder("<"), count=count)
+    if arr.size != count:
+        raise ExportError(f"{label}: external file {location!r} ends before the tensor's data")
+    return arr.astype(dtype, copy=False).reshape(tuple(t.dims))
+
+
+def _inside(base_dir: Path, location: str, label: str) -> Path:
+    """``location`` resolved under ``base_dir``; refuses absolute paths and escapes."""
+    win = PureWindowsPath(location)
+    if not location or os.path.isabs(location) or win.is_absolute() or win.drive:
+        raise ExportError(
+            f"{label}: external data location {location!r} is absolute (or empty); ONNX "
+            "external data must be a path relative to the model's folder"
+        )
+    base = os.path.realpath(base_dir)
+    target = os.path.realpath(os.path.join(base, location))
+    if os.path.commonpath([base, target]) != base:
+        raise ExportError(
+            f"{label}: external data location {location!r} resolves outside the model's "
+            f"folder {base}; refusing to read it"
+        )
+    if not os.path.isfile(target):
+        raise ExportError(f"{label}: external data file {location!r} is missing in {base}")
+    return Path(target)
+
+
+def _declared(vi: onnx.ValueInfoProto) -> tuple[np.dtype | None, tuple[Dim, ...] | None]:
+    """The dtype and shape a ``ValueInfoProto`` declares (None where it says nothing)."""
+    if not vi.type.HasField("tensor_type"):
+        return None, None
+    tt = vi.type.tensor_type
+    dtype = D.from_onnx(tt.elem_type) if tt.elem_type else None
+    if not tt.HasField("shape"):
+        return dtype, None
+    dims: list[Dim] = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        else:
+            dims.append(d.dim_param or None)
+    return dtype, tuple(dims)
+
+
+def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> Any:
+    kind = AttributeProto.AttributeType
+    if a.type == kind.FLOAT:
+        return float(a.f)
+    if a.type == kind.INT:
+        return int(a.i)
+    if a.type == kind.STRING:
+        return a.s.decode()
+    if a.type == kind.TENSOR:
+        return tensor_array(a.t, base_dir, f"{where}: attribute {a.name}")
+    if a.type == kind.FLOATS:
+        return [float(x) for x in a.floats]
+    if a.type == kind.INTS:
+        return [int(x) for x in a.ints]
+    if a.type == kind.STRINGS:
+        return [s.decode() for s in a.strings]
+    raise ExportError(f"{where}: attribute {a.name} of type {kind.Name(a.type)} is not supported")
+
+
+# ---------------------------------------------------------------- older forms
+
+_REDUCE = ("ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd")
+# op -> (first opset with the input form, ((attribute, input position, constant kind), ...))
+_ATTR_INPUTS: dict[str, tuple[int, tuple[tuple[str, int, str], ...]]] = {
+    **{op: (18, (("axes", 1, "ints"),)) for op in _REDUCE},
+    "ReduceSum": (13, (("axes", 1, "ints"),)),
+    "Squeeze": (13, (("axes", 1, "ints"),)),
+    "Unsqueeze": (13, (("axes", 1, "ints"),)),
+    "Split": (13, (("split", 1, "ints"),)),
+    "TopK": (10, (("k", 1, "ints"),)),
+    "Slice": (10, (("starts", 1, "ints"), ("ends", 2, "ints"), ("axes", 3, "ints"))),
+    "Reshape": (5, (("shape", 1, "ints"),)),
+    "Pad": (11, (("pads", 1, "ints"), ("value", 2, "like_x"))),
+    "Clip": (11, (("min", 1, "like_x"), ("max", 2, "like_x"))),
+    "Dropout": (12, (("ratio", 1, "float"),)),
+}
+_LEGACY_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal"})
+
+
+def _attr_constant(kind: str, value: Any, x: Value | None) -> np.ndarray:
+    if kind == "ints":
+        return np.asarray(value, dtype=np.int64).reshape(-1)
+    if x is not None and (kind == "like_x" or D.is_floating(x.dtype)):
+        return np.asarray(value, dtype=x.dtype)
+    return np.asarray(value, dtype=np.float32)
+
+
+class _Reader:
+    """Builds one graph; holds the name bookkeeping the build needs."""
+
+    def __init__(self, model: onnx.ModelProto, opset: int, base_dir: str | Path | None) -> None:
+        self.model = model
+        self.opset = opset
+        self.base_dir = base_dir
+        g = model.graph
+        self.graph = Graph(g.name or "main")
+        self.values: dict[str, Value] = {}
+        # Names the file uses: generated names (constants made from attributes, outputs the
+        # file leaves unnamed) must never take one of them.
+        self.taken = {
+            *(t.name for t in g.initializer),
+            *(vi.name for vi in g.input),
+            *(name for n in g.node for name in n.output),
+        }
+        self.declared = {vi.name: _declared(vi) for vi in (*g.value_info, *g.output)}
+
+    def read(self) -> Graph:
+        g = self.model.graph
+        if len(g.sparse_initializer):
+            raise ExportError("sparse initializers are not supported")
+        for t in g.initializer:
+            self.values[t.name] = self.graph.add_initializer(t.name, tensor_array(t, self.base_dir))
+        for vi in g.input:
+            if vi.name in self.values:
+                continue  # an initializer also listed as an input (required before IR 4)
+            dtype, shape = _declared(vi)
+            if dtype is None:
+                raise ExportError(f"graph input {vi.name!r} is not a tensor of known dtype")
+            self.values[vi.name] = self.graph.add_input(vi.name, dtype, shape)
+        for i, n in enumerate(g.node):
+            where = f"node {n.name or '#' + str(i)!r} ({n.op_type})"
+            try:
+                self._node(n, where)
+            except GraphcapError as err:
+                if str(err).startswith(where):
+                    raise
+                raise type(err)(f"{where}: {err}") from err
+        missing = [o.name for o in g.output if o.name not in self.values]
+        if missing:
+            raise ExportError(f"graph outputs {missing} are not defined by the graph")
+        self.graph.set_outputs(self.values[o.name] for o in g.output)
+        for entry in self.model.metadata_props:
+            if entry.key.startswith("graphcap."):
+                self.graph.meta[entry.key.removeprefix("graphcap.")] = _json(entry)
+        return self.graph
+
+    # ------------------------------------------------------------ one node
+
+    def _node(self, n: onnx.NodeProto, where: str) -> None:
+        domain = _domain(n.domain)
+        if domain == "" and n.op_type == "Constant":
+            self._constant(n, where)
+            return
+        op = registry.get(n.op_type, domain)
+        attrs = {a.name: _attr_value(a, self.base_dir, where) for a in n.attribute}
+        inputs = [self._input(name, where) for name in n.input]
+        meta = {e.key: e.value for e in n.metadata_props if e.key == "source"}
+        inputs, attrs = self._normalise(n, op, inputs, attrs, where)
+        while inputs and inputs[-1] is None:
+            inputs.pop()  # absent trailing inputs: one canonical form
+        if op.op_type in ("Softmax", "LogSoftmax") and self.opset < 13:
+            self._coerced_2d(n, op, inputs[0], attrs, meta, where)
+            return
+        unknown = sorted(set(attrs) - set(op.attrs))
+        if unknown:
+            raise ExportError(
+                f"{where}: attribute(s) {unknown} of ONNX {op.op_type} at opset {self.opset} "
+                f"have no counterpart in graphcap's {op.op_type} (attributes "
+                f"{sorted(op.attrs)}, ONNX opset-{op.since} form)"
+            )
+        self._apply(op, inputs, attrs, meta, list(n.output), n.name, where)
+
+    def _input(self, name: str, where: str) -> Value | None:
+        if not name:
+            return None
+        if name not in self.values:
+            raise ExportError(
+                f"{where} uses {name!r} before it is defined; ONNX nodes must be in "
+                "topological order"
+            )
+        return self.values[name]
+
+    def _constant(self, n: onnx.NodeProto, where: str) -> None:
+        if len(n.attribute) != 1:
+            raise ExportError(f"{where}: a Constant needs exactly one value attribute")
+        a = n.attribute[0]
+        forms = {
+            "value": lambda: tensor_array(a.t, self.base_dir, where),
+            "value_float": lambda: np.asarray(a.f, dtype=np.float32),
+            "value_floats": lambda: np.asarray(a.floats, dtype=np.float32),
+            "value_int": lambda: np.asarray(a.i, dtype=np.int64),
+            "value_ints": lambda: np.asarray(a.ints, dtype=np.int64),
+        }
+        if a.name not in forms:
+            raise ExportError(f"{where}: Constant {a.name} is not supported (no string or sparse)")
+        name = n.output[0]
+        self.values[name] = self.graph.add_initializer(name, forms[a.name]())
+
+    def _normalise(
+        self,
+        n: onnx.NodeProto,
+        op: OpDef,
+        inputs: list[Value | None],
+        attrs: dict[str, Any],
+        where: str,
+    ) -> tuple[list[Value | None], dict[str, Any]]:
+        """The registry's (opset-20) inputs and attributes for a node of ``self.opset``."""
+        v, op_type = self.opset, op.op_type
+        x = inputs[0] if inputs else None
+        until, moved = _ATTR_INPUTS.get(op_type, (0, ()))
+        if v < until:
+            for attr, pos, kind in moved:
+                if attr in attrs:
+                    inputs += [None] * (pos + 1 - len(inputs))
+                    arr = _attr_constant(kind, attrs.pop(attr), x)
+                    hint = f"{n.name or op_type.lower()}_{attr}"
+                    inputs[pos] = self.graph.add_initializer(self._fresh(hint), arr)
+        if v < 6:
+            attrs.pop("consumed_inputs", None)
+        if v < 7:
+            if op_type == "Dropout":
+                attrs.pop("is_test", None)
+            if op_type == "Gemm" or (op_type in _LEGACY_BROADCAST and "axis" not in attrs):
+                attrs.pop("broadcast", None)
+        if op_type == "Split" and v < 18 and (len(inputs) < 2 or inputs[1] is None):
+            attrs.setdefault("num_outputs", len(n.output))
+        if op_type == "Concat" and v < 4:
+            attrs.setdefault("axis", 1)
+        if op_type == "Cast" and isinstance(attrs.get("to"), str):
+            attrs["to"] = int(TensorProto.DataType.Value(attrs["to"].upper()))
+        value = attrs.get("value")
+        if op_type == "ConstantOfShape" and isinstance(value, np.ndarray) and value.size == 1:
+            attrs["value"] = value.reshape(())
+        return inputs, attrs
+
+    def _coerced_2d(
+        self,
+        n: onnx.NodeProto,
+        op: OpDef,
+        x: Value | None,
+        attrs: dict[str, Any],
+        meta: dict[str, Any],
+        where: str,
+    ) -> None:
+        """Softmax/LogSoftmax before opset 13: the op over ``x`` flattened to 2-D at ``axis``."""
+        assert x is not None
+        axis = int(attrs.pop("axis", 1))
+        if attrs:
+            raise ExportError(f"{where}: unexpected attributes {sorted(attrs)}")
+        rank = x.type.rank
+        if rank is not None and axis % max(rank, 1) == rank - 1:
+            self._apply(op, [x], {"axis": axis}, meta, list(n.output), n.name, where)
+            return
+        flat = self._apply(registry.get("Flatten"), [x], {"axis": axis}, meta, [], "", where)
+        (y,) = self._apply(op, [*flat], {"axis": 1}, meta, [], "", where)
+        shape = self._apply(registry.get("Shape"), [x], {}, meta, [], "", where)
+        reshape = registry.get("Reshape")
+        self._apply(reshape, [y, *shape], {}, meta, list(n.output), n.name, where)
+
+    # ------------------------------------------------------------ building
+
+    def _apply(
+        self,
+        op: OpDef,
+        inputs: list[Value | None],
+        attrs: dict[str, Any],
+        meta: dict[str, Any],
+        out_names: list[str],
+        node_name: str,
+        where: str,
+    ) -> tuple[Value, ...]:
+        count = op.num_outputs or len(out_names)
+        if len(out_names) > count:
+            raise ExportError(
+                f"{where} has {len(out_names)} outputs; graphcap's {op.op_type} has {count}"
+            )
+        hint = node_name or op.op_type.lower()
+        names = [*out_names, *[""] * (count - len(out_names))]
+        names = [name or self._fresh(f"{hint}_out{i}") for i, name in enumerate(names)]
+        # Files may repeat or omit node names; the graph makes them unique among nodes.
+        outs = self.graph.apply(
+            op, inputs, attrs, meta=meta, out_names=names, name=node_name or None
+        )
+        for v in outs:
+            self.values[v.name] = v
+            self._refine(v, where)
+        return outs
+
+    def _fresh(self, hint: str) -> str:
+        i = 0
+        while True:
+            name = hint if i == 0 else f"{hint}_{i}"
+            if name not in self.taken and self.graph.fresh_name(name) == name:
+                self.taken.add(name)
+                return name
+            i += 1
+
+    def _refine(self, v: Value, where: str) -> None:
+        """Fill dims the shape rules leave unknown from the file's declared type."""
+        dtype, shape = self.declared.get(v.name, (None, None))
+        if dtype is not None and dtype != v.dtype:
+            raise ExportError(
+                f"{where}: the file declares %{v.name} as {dtype}; the registry's rule gives "
+                f"{v.type}"
+            )
+        if shape is None:
+            return
+        ours = v.type.shape
+        if ours is None:
+            v.type = TensorType(v.dtype, shape)
+            return
+        if len(ours) != len(shape) or any(
+            isinstance(a, int) and isinstance(b, int) and a != b
+            for a, b in zip(ours, shape, strict=False)
+        ):
+            declared = TensorType(v.dtype, shape)
+            raise ExportError(
+                f"{where}: the file declares %{v.name} as {declared}; the registry's rule "
+                f"gives {v.type}"
+            )
+        dims = tuple(b if a is None else a for a, b in zip(ours, shape, strict=True))
+        v.type = TensorType(v.dtype, dims)
+
+
+def _json(entry: onnx.StringStringEntryProto) -> Any:
+    try:
+        return json.loads(entry.value)
+    except ValueError as err:
+        raise ExportError(f"model metadata {entry.key!r} is not valid JSON: {err}") from None

@@ -1,0 +1,554 @@
+"""Write an ``ir.Graph`` as a standard ONNX model: ``to_model`` in memory, ``save`` to a file.
+
+The registry's ops are ONNX ops with opset-20 semantics, so writing is serialisation: each
+node becomes a ``NodeProto`` whose attributes are coerced to the types the ONNX schema
+declares (a float attribute given as a Python int is written as FLOAT). The model always
+gets ``ir_version = IR_VERSION`` (onnx 1.23 would write 14, which onnxruntime 1.31 rejects)
+and one default-domain opset import.
+
+An opset below 20 can be asked for (down to ``MIN_OPSET``): ops whose ONNX form did not
+change are written as they are; Reduce* ``axes`` inputs (opset 18) become attributes when
+they are constants and Split's ``num_outputs`` (18) becomes a ``split`` input; anything else
+that needs a newer opset raises :class:`ExportError` naming the node and the opset it needs.
+
+Metadata: a node's ``meta["source"]`` goes to the node's ``metadata_props["source"]``, and
+each ``graph.meta[key]`` to the model's ``metadata_props["graphcap.<key>"]`` as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import onnx
+from onnx import AttributeProto, TensorProto, defs, helper, numpy_helper
+
+from ir import dtypes as D  # noqa: N812 - the project's short name
+from ir.errors import DTypeError, ExportError
+from ir.graph import Graph, Node, Value
+from ir.ops.registry import OpDef
+
+DEFAULT_OPSET = 20
+"""The opset whose semantics the registry implements; every registered op exists there."""
+MIN_OPSET = 13
+"""The lowest opset ``to_model`` writes (Squeeze/Unsqueeze/Softmax changed form at 13)."""
+IR_VERSION = 10
+"""ONNX IR version written (10 adds node ``metadata_props``; onnxruntime 1.31 reads <= 13)."""
+PRODUCER = "graphcap"
+PROTO_LIMIT = 2**31 - 1
+"""Protobuf refuses to serialise messages of 2 GiB or more: weights then go to external data."""
+EXTERNAL_MIN_BYTES = 1024
+"""Tensors smaller than this stay inside the model when weights go to external data."""
+_ALIGN = 4096  # external tensors of 1 MiB or more start on a page boundary (lets runtimes mmap)
+
+TensorWriter = Callable[[str, np.ndarray], TensorProto]
+
+
+def to_model(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
+    """Serialise ``graph`` as an ONNX model with every weight inside it.
+
+    Args:
+        graph: the graph to write; it is not modified.
+        opset: default-domain opset to declare, ``MIN_OPSET..DEFAULT_OPSET``; None for
+            ``DEFAULT_OPSET``.
+
+    Returns:
+        A model that passes ``onnx.checker.check_model(model, full_check=True)``.
+
+    Raises:
+        ExportError: the opset is out of range, a node needs a newer opset, an input has a
+            dtype the ONNX op does not accept, an attribute has no ONNX counterpart, or a
+            ``graph.meta`` entry is not JSON-serialisable.
+    """
+    return _build(graph, _check_opset(opset), _inline_tensor)
+
+
+def save(
+    graph: Graph,
+    path: str | os.PathLike[str],
+    opset: int | None = None,
+    external_data: bool | None = None,
+    *,
+    size_limit: int = PROTO_LIMIT,
+) -> None:
+    """Write ``graph`` to ``path`` as an ONNX file, atomically.
+
+    The model is written to a temporary file in the same folder and moved over ``path`` with
+    ``os.replace``, so an existing file is either the old model or the new one, never a
+    half-written one. With external data, tensors of ``EXTERNAL_MIN_BYTES`` or more go to one
+    file ``<path name>.data`` beside the model (its ``location`` is that bare file name); it
+    is written the same way and moved into place just before the model.
+
+    Args:
+        graph: the graph to write.
+        path: the ``.onnx`` file to create or replace.
+        opset: as in :func:`to_model`.
+        external_data: True to always store weights externally, False never, None (the
+            default) when the model would reach ``size_limit`` bytes.
+        size_limit: the size at which None switches to external data (protobuf's 2 GiB
+            limit; lower it in tests).
+
+    Raises:
+        ExportError: as :func:`to_model`; also when ``external_data=False`` and the model
+            would reach ``size_limit``.
+    """
+    path = Path(path)
+    opset = _check_opset(opset)
+    estimate = _estimated_size(graph)
+    if external_data is None:
+        external_data = estimate >= size_limit
+    elif not external_data and estimate >= size_limit:
+        raise ExportError(
+            f"graph {graph.name!r} needs about {estimate} bytes, over protobuf's limit of "
+            f"{size_limit}; save with external_data=True (or None) to store weights beside it"
+        )
+    temps: list[tuple[Path, Path]] = []  # (temporary, final), committed in this order
+    try:
+        if external_data:
+            location = path.name + ".data"
+            tmp = _temp_beside(path.with_name(location))
+            temps.append((tmp, path.with_name(location)))
+            with open(tmp, "wb") as f:
+                data = _serialize(_build(graph, opset, _ExternalWriter(f, location)))
+                _sync(f)
+        else:
+            data = _serialize(_build(graph, opset, _inline_tensor))
+        tmp = _temp_beside(path)
+        temps.append((tmp, path))
+        with open(tmp, "wb") as f:
+            _write_all(f, data)
+            _sync(f)
+        for tmp, final in temps:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in temps:
+            if tmp.exists():
+                tmp.unlink()
+
+
+# ---------------------------------------------------------------- files
+
+
+def _serialize(model: onnx.ModelProto) -> bytes:
+    return model.SerializeToString()
+
+
+def _write_all(f: IO[bytes], data: bytes | memoryview) -> None:
+    f.write(data)
+
+
+def _sync(f: IO[bytes]) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _temp_beside(path: Path) -> Path:
+    """Create an empty, unique temporary file in ``path``'s folder (mode from the umask)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+
+
+class _ExternalWriter:
+    """Writes tensors to one data file and returns protos that point at them."""
+
+    def __init__(self, f: IO[bytes], location: str) -> None:
+        self.f = f
+        self.location = location
+        self.offset = 0
+
+    def __call__(self, name: str, array: np.ndarray) -> TensorProto:
+        if array.nbytes < EXTERNAL_MIN_BYTES:
+            return _inline_tensor(name, array)
+        D.to_onnx(array.dtype)
+        if array.nbytes >= 1 << 20 and self.offset % _ALIGN:
+            pad = _ALIGN - self.offset % _ALIGN
+            self.f.write(b"\0" * pad)
+            self.offset += pad
+        flat = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1)
+        _write_all(self.f, flat.view(np.uint8).data)
+        t = TensorProto(name=name, data_type=D.to_onnx(array.dtype), dims=array.shape)
+        t.data_location = TensorProto.EXTERNAL
+        for key, value in (
+            ("location", self.location),
+            ("offset", str(self.offset)),
+            ("length", str(array.nbytes)),
+        ):
+            t.external_data.add(key=key, value=value)
+        self.offset += array.nbytes
+        return t
+
+
+def _inline_tensor(name: str, array: np.ndarray) -> TensorProto:
+    D.to_onnx(array.dtype)  # raises DTypeError naming the supported dtypes
+    return numpy_helper.from_array(np.asarray(array), name=name)
+
+
+def _estimated_size(graph: Graph) -> int:
+    """Serialised size, over-estimated: tensor bytes plus a generous per-node allowance."""
+    weights = sum(v.const.nbytes for v in graph.initializers.values() if v.const is not None)
+    attrs = sum(
+        a.nbytes for n in graph.nodes for a in n.attrs.values() if isinstance(a, np.ndarray)
+    )
+    return weights + attrs + 1024 * (len(graph.nodes) + len(graph.initializers)) + 4096
+
+
+# ---------------------------------------------------------------- model
+
+
+def _check_opset(opset: int | None) -> int:
+    if opset is None:
+        return DEFAULT_OPSET
+    if not isinstance(opset, int) or not MIN_OPSET <= opset <= DEFAULT_OPSET:
+        raise ExportError(
+            f"opset {opset!r} is not supported: graphcap writes default-domain opsets "
+            f"{MIN_OPSET}..{DEFAULT_OPSET} (its registry implements opset {DEFAULT_OPSET})"
+        )
+    return opset
+
+
+def _build(graph: Graph, opset: int, tensor: TensorWriter) -> onnx.ModelProto:
+    names = _Names(v.name for v in graph.values())
+    extra: list[TensorProto] = []
+    nodes = [_node_proto(n, opset, names, extra) for n in graph.nodes]
+    outputs = {id(v) for v in graph.outputs}
+    inner = [v for n in graph.nodes for v in n.outputs if id(v) not in outputs]
+    proto = helper.make_graph(
+        nodes,
+        graph.name,
+        inputs=[_value_info(v, "graph input") for v in graph.inputs],
+        outputs=[_value_info(v, "graph output") for v in graph.outputs],
+        initializer=[*(_initializer(v, tensor) for v in _kept(graph, nodes)), *extra],
+        value_info=[_value_info(v) for v in inner],
+    )
+    model = helper.make_model(
+        proto,
+        opset_imports=[helper.make_opsetid(d, v) for d, v in _opset_imports(graph, opset)],
+        producer_name=PRODUCER,
+        producer_version=_version(),
+    )
+    model.ir_version = IR_VERSION
+    for key, value in graph.meta.items():
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError) as err:
+            raise ExportError(
+                f"graph.meta[{key!r}] cannot be written as JSON metadata ({err}); keep graph "
+                "meta to dicts, lists, strings, numbers and None"
+            ) from None
+        model.metadata_props.add(key=f"graphcap.{key}", value=text)
+    return model
+
+
+def _kept(graph: Graph, nodes: list[onnx.NodeProto]) -> list[Value]:
+    """Initializers minus those whose every use an older form turned into an attribute."""
+    used = {name for n in nodes for name in n.input} | {v.name for v in graph.outputs}
+    return [v for v in graph.initializers.values() if not v.uses or v.name in used]
+
+
+def _opset_imports(graph: Graph, opset: int) -> list[tuple[str, int]]:
+    """The default domain at ``opset``; other domains at the newest version their ops need."""
+    versions = {"": opset}
+    for n in graph.nodes:
+        if n.op.domain:
+            versions[n.op.domain] = max(versions.get(n.op.domain, 1), n.op.since)
+    return sorted(versions.items())
+
+
+def _version() -> str:
+    try:
+        return metadata.version("graphcap")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _initializer(v: Value, tensor: TensorWriter) -> TensorProto:
+    assert v.const is not None, f"initializer %{v.name} has no array"
+    try:
+        return tensor(v.name, np.asarray(v.const))
+    except DTypeError as err:
+        raise ExportError(f"initializer %{v.name}: {err}") from None
+
+
+def _value_info(v: Value, role: str = "") -> onnx.ValueInfoProto:
+    try:
+        elem = D.to_onnx(v.dtype)
+    except DTypeError as err:
+        raise ExportError(f"value %{v.name}: {err}") from None
+    if role and v.type.shape is None:
+        raise ExportError(
+            f"{role} %{v.name} has unknown rank; ONNX requires graph inputs and outputs to "
+            "declare a shape (its dims may be unknown): give the value a known rank"
+        )
+    return helper.make_tensor_value_info(v.name, elem, v.type.shape)
+
+
+class _Names:
+    """Value names in use, to name the few tensors the writer adds (Split sizes)."""
+
+    def __init__(self, used: Iterable[str]) -> None:
+        self.used = set(used)
+
+    def fresh(self, hint: str) -> str:
+        name, i = hint, 0
+        while name in self.used:
+            i += 1
+            name = f"{hint}_{i}"
+        self.used.add(name)
+        return name
+
+
+# ---------------------------------------------------------------- nodes
+
+
+def schema_at(op: OpDef, opset: int, node: str = "") -> defs.OpSchema:
+    """The ONNX schema of ``op`` that a model of default-domain ``opset`` uses.
+
+    Ops of other domains are written at the version the registry implements.
+
+    Raises:
+        ExportError: the op does not exist yet at that opset.
+    """
+    opset = opset if op.domain == "" else op.since
+    try:
+        return defs.get_schema(op.op_type, opset, op.domain)
+    except defs.SchemaError:
+        first = defs.get_schema(op.op_type, op.since, op.domain).since_version
+        where = f"node {node!r} " if node else ""
+        raise ExportError(
+            f"{where}uses {op.op_type}, which ONNX adds at opset {first}; the model is being "
+            f"written at opset {opset}: ask for opset >= {first}"
+        ) from None
+
+
+def _node_proto(node: Node, opset: int, names: _Names, extra: list[TensorProto]) -> onnx.NodeProto:
+    op = node.op
+    schema = schema_at(op, opset, node.name)
+    inputs: list[Any] = list(node.inputs)
+    attrs = {k: v for k, v in node.attrs.items() if v is not None}
+    if schema.since_version < op.since:
+        inputs, attrs = _older_form(node, schema, inputs, attrs, names, extra)
+    _check_dtypes(node, schema, inputs, opset)
+    while inputs and inputs[-1] is None:
+        inputs.pop()
+    proto = helper.make_node(
+        op.op_type,
+        ["" if v is None else (v if isinstance(v, str) else v.name) for v in inputs],
+        [v.name for v in node.outputs],
+        name=node.name,
+        domain=op.domain,
+    )
+    for key in sorted(attrs):
+        proto.attribute.append(_attribute(node, schema, key, attrs[key]))
+    if "source" in node.meta:
+        proto.metadata_props.add(key="source", value=str(node.meta["source"]))
+    return proto
+
+
+def _attribute(node: Node, schema: defs.OpSchema, key: str, value: Any) -> AttributeProto:
+    spec = schema.attributes.get(key)
+    if spec is None:
+        raise ExportError(
+            f"node {node.name!r} ({node.op.op_type}) has attribute {key!r}, which ONNX "
+            f"{node.op.op_type}-{schema.since_version} does not define; "
+            f"it defines {sorted(schema.attributes)}"
+        )
+    kind = AttributeProto.AttributeType
+    t = kind.Value(spec.type.name)  # type: ignore[attr-defined]  # pybind enum
+    try:
+        if t == kind.FLOAT:
+            value = float(value)
+        elif t == kind.INT:
+            value = int(value)
+        elif t == kind.STRING:
+            value = str(value).encode()
+        elif t == kind.FLOATS:
+            value = [float(x) for x in np.asarray(value).reshape(-1)]
+        elif t == kind.INTS:
+            value = [int(x) for x in np.asarray(value).reshape(-1)]
+        elif t == kind.STRINGS:
+            value = [str(x).encode() for x in value]
+        elif t == kind.TENSOR:
+            arr = np.asarray(value)
+            if node.op.op_type == "ConstantOfShape":
+                arr = arr.reshape(1)  # onnxruntime insists on a 1-D, one-element value
+            value = _inline_tensor("", arr)
+        else:
+            raise TypeError(f"attribute type {kind.Name(t)} is not written by graphcap")
+    except (TypeError, ValueError, DTypeError) as err:
+        raise ExportError(
+            f"node {node.name!r} ({node.op.op_type}): attribute {key}={value!r} cannot be "
+            f"written as ONNX {kind.Name(t)}: {err}"
+        ) from None
+    return helper.make_attribute(key, value, attr_type=t)
+
+
+_REDUCE_AXES_INPUT = 18  # Reduce* ops other than ReduceSum took `axes` as an attribute before
+
+
+def _older_form(
+    node: Node,
+    schema: defs.OpSchema,
+    inputs: list[Any],
+    attrs: dict[str, Any],
+    names: _Names,
+    extra: list[TensorProto],
+) -> tuple[list[Any], dict[str, Any]]:
+    """Rewrite ``node`` into the older ONNX form ``schema``, or raise naming the opset needed."""
+    op = node.op
+    opset = schema.since_version
+    if op.op_type.startswith("Reduce") and "axes" in schema.attributes:
+        inputs, attrs = _axes_to_attribute(node, inputs, attrs)
+    if op.op_type == "Split" and "num_outputs" in attrs:
+        inputs, attrs = _split_sizes_input(node, inputs, attrs, names, extra)
+    for key in list(attrs):
+        if key in schema.attributes:
+            continue
+        if _same(attrs[key], op.attrs.get(key)):
+            del attrs[key]  # the older form's behaviour is this attribute's default
+        else:
+            need = _first_opset(op, opset, _has_attribute(key))
+            raise _needs(node, need, f"attribute {key}={attrs[key]!r}")
+    need = _value_constraint(op.op_type, attrs)
+    if need > opset:
+        raise _needs(node, need, f"attributes {attrs}")
+    present = len(inputs)
+    while present and inputs[present - 1] is None:
+        present -= 1
+    if present > schema.max_input:
+        need = _first_opset(op, opset, lambda s: s.max_input >= present)
+        raise _needs(node, need, f"{present} inputs")
+    return inputs, attrs
+
+
+def _axes_to_attribute(
+    node: Node, inputs: list[Any], attrs: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    axes = inputs[1] if len(inputs) > 1 else None
+    if axes is None:
+        if attrs.get("noop_with_empty_axes"):
+            raise _needs(node, _REDUCE_AXES_INPUT, "noop_with_empty_axes=1 without axes")
+        return inputs[:1], attrs
+    if axes.const is None:
+        raise _needs(node, _REDUCE_AXES_INPUT, f"axes computed at run time (%{axes.name})")
+    values = [int(a) for a in np.asarray(axes.const).reshape(-1)]
+    if not values and attrs.get("noop_with_empty_axes"):
+        raise _needs(node, _REDUCE_AXES_INPUT, "noop_with_empty_axes=1 with empty axes")
+    attrs = {k: v for k, v in attrs.items() if k != "noop_with_empty_axes"}
+    return inputs[:1], ({**attrs, "axes": values} if values else attrs)
+
+
+def _split_sizes_input(
+    node: Node, inputs: list[Any], attrs: dict[str, Any], names: _Names, extra: list[TensorProto]
+) -> tuple[list[Any], dict[str, Any]]:
+    """Split's ``num_outputs`` (18) as the older ``split`` input when the sizes are static.
+
+    With a dynamic axis the input is left out: older Split then cuts equal parts, which is
+    what ``num_outputs`` does when the length divides evenly (otherwise runtimes refuse).
+    """
+    attrs = {k: v for k, v in attrs.items() if k != "num_outputs"}
+    x = node.inputs[0]
+    assert x is not None
+    axis = int(attrs.get("axis", 0))
+    sizes = []
+    for v in node.outputs:
+        shape = v.type.shape
+        dim = None if shape is None else shape[axis % len(shape)]
+        sizes.append(dim)
+    if all(isinstance(d, int) for d in sizes):
+        name = names.fresh(f"{node.name}_split")
+        extra.append(numpy_helper.from_array(np.asarray(sizes, dtype=np.int64), name=name))
+        return [inputs[0], name], attrs
+    return inputs[:1], attrs
+
+
+def _has_attribute(key: str) -> Callable[[defs.OpSchema], bool]:
+    return lambda s: key in s.attributes
+
+
+def _value_constraint(op_type: str, attrs: Mapping[str, Any]) -> int:
+    """The opset an attribute *value* needs (the schema cannot say): 0 when none."""
+    if op_type == "Pad" and attrs.get("mode") == "wrap":
+        return 19
+    if op_type in ("ScatterElements", "ScatterND"):
+        return {"add": 16, "mul": 16, "max": 18, "min": 18}.get(attrs.get("reduction", ""), 0)
+    return 0
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _first_opset(op: OpDef, after: int, fits: Callable[[defs.OpSchema], bool]) -> int:
+    for v in range(after + 1, DEFAULT_OPSET + 1):
+        if fits(defs.get_schema(op.op_type, v, op.domain)):
+            return v
+    return op.since
+
+
+def _needs(node: Node, opset: int, what: str) -> ExportError:
+    return ExportError(
+        f"node {node.name!r} ({node.op.op_type}) uses {what}, which ONNX {node.op.op_type} "
+        f"supports from opset {opset}: ask for opset >= {opset}"
+    )
+
+
+# ---------------------------------------------------------------- dtypes
+
+
+def _type_string(dtype: np.dtype) -> str:
+    return f"tensor({TensorProto.DataType.Name(D.to_onnx(dtype)).lower()})"
+
+
+def _allowed(schema: defs.OpSchema, formal: Any) -> set[str]:
+    for c in schema.type_constraints:
+        if c.type_param_str == formal.type_str:
+            return set(c.allowed_type_strs)
+    return {formal.type_str}
+
+
+def _formals(params: list[Any], count: int) -> list[Any]:
+    """The formal parameter of each actual position (the last one may be variadic)."""
+    if not params:
+        return []
+    variadic = params[-1].option == defs.OpSchema.FormalParameterOption.Variadic
+    if not variadic:
+        return params[:count]
+    return [params[min(i, len(params) - 1)] for i in range(count)]
+
+
+def _check_dtypes(node: Node, schema: defs.OpSchema, inputs: list[Any], opset: int) -> None:
+    """Refuse dtypes the ONNX op does not accept: runtimes would reject the model later."""
+    actual = [
+        ("input", i, v)
+        for i, v in enumerate(inputs)
+        if isinstance(v, Value) and i < schema.max_input
+    ]
+    actual += [("output", i, v) for i, v in enumerate(node.outputs)]
+    ins = _formals(list(schema.inputs), len(inputs))
+    outs = _formals(list(schema.outputs), len(node.outputs))
+    for kind, i, v in actual:
+        formals = ins if kind == "input" else outs
+        if i >= len(formals):
+            continue
+        formal = formals[i]
+        allowed = _allowed(schema, formal)
+        if _type_string(v.dtype) not in allowed:
+            raise ExportError(
+                f"node {node.name!r} ({node.op.op_type}): {kind} {i} (%{v.name}) is {v.dtype}, "
+                f"which ONNX {node.op.op_type} at opset {opset} does not accept; it accepts "
+                f"{sorted(allowed)}"
+            )
