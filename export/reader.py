@@ -40,6 +40,7 @@ from google.protobuf.message import DecodeError
 from onnx import AttributeProto, TensorProto, numpy_helper
 
 import ir.ops  # noqa: F401  (registers every op family)
+from export.compat import compatible
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError, ExportError, GraphcapError, UnsupportedOpError
 from ir.graph import Graph, Value
@@ -82,8 +83,8 @@ def from_model(model: onnx.ModelProto, base_dir: str | Path | None = None) -> Gr
             data, a declared type that contradicts the registry's shape rules.
         DTypeError: a tensor of an element type graphcap does not support.
     """
-    _refuse_unsupported(model.graph)
     opset = _default_opset(model)
+    _refuse_unsupported(model.graph, opset)
     return _Reader(model, opset, base_dir).read()
 
 
@@ -98,16 +99,23 @@ def _domain(domain: str) -> str:
     return "" if domain == "ai.onnx" else domain
 
 
-def _refuse_unsupported(graph: onnx.GraphProto) -> None:
+def _refuse_unsupported(graph: onnx.GraphProto, opset: int) -> None:
+    """One error listing every op the registry lacks, or has only in another meaning."""
     counts: Counter[str] = Counter()
     for n in graph.node:
         domain = _domain(n.domain)
         if domain == "" and n.op_type == "Constant":
             continue
         try:
-            registry.get(n.op_type, domain)
+            op = registry.get(n.op_type, domain)
         except UnsupportedOpError:
             counts[f"{n.op_type} ({domain})" if domain else n.op_type] += 1
+            continue
+        # Older forms are normalised; a newer version must mean what the registry implements.
+        used = [a.name for a in n.attribute]
+        if not domain and opset > op.since and not compatible(op, opset, used):
+            version = onnx.defs.get_schema(op.op_type, opset).since_version
+            counts[f"{op.op_type}-{version} (the registry implements {op.op_type}-{op.since})"] += 1
     if counts:
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         listing = ", ".join(f"{c} \N{MULTIPLICATION SIGN} {op}" for op, c in ranked)

@@ -35,7 +35,9 @@ from ir.graph import Graph, Node, Value
 from ir.ops.registry import OpDef
 
 DEFAULT_OPSET = 20
-"""The opset whose semantics the registry implements; every registered op exists there."""
+"""The opset a model is written at unless an op in it first appears later."""
+MAX_OPSET = 23
+"""The newest opset written: ops new since 20 (RMSNormalization, Attention) need up to 23."""
 MIN_OPSET = 13
 """The lowest opset ``to_model`` writes (Squeeze/Unsqueeze/Softmax changed form at 13)."""
 IR_VERSION = 10
@@ -66,7 +68,7 @@ def to_model(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
             dtype the ONNX op does not accept, an attribute has no ONNX counterpart, or a
             ``graph.meta`` entry is not JSON-serialisable.
     """
-    return _build(graph, _check_opset(opset), _inline_tensor)
+    return _build(graph, _check_opset(opset, graph), _inline_tensor)
 
 
 def save(
@@ -99,7 +101,7 @@ def save(
             would reach ``size_limit``.
     """
     path = Path(path)
-    opset = _check_opset(opset)
+    opset = _check_opset(opset, graph)
     estimate = _estimated_size(graph)
     if external_data is None:
         external_data = estimate >= size_limit
@@ -206,13 +208,16 @@ def _estimated_size(graph: Graph) -> int:
 # ---------------------------------------------------------------- model
 
 
-def _check_opset(opset: int | None) -> int:
+def _check_opset(opset: int | None, graph: Graph) -> int:
+    """The opset to write: as asked, or the lowest from DEFAULT_OPSET that has every op."""
     if opset is None:
-        return DEFAULT_OPSET
-    if not isinstance(opset, int) or not MIN_OPSET <= opset <= DEFAULT_OPSET:
+        newest = [n.op.since for n in graph.nodes if not n.op.domain]
+        return max([DEFAULT_OPSET, *newest])
+    if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise ExportError(
             f"opset {opset!r} is not supported: graphcap writes default-domain opsets "
-            f"{MIN_OPSET}..{DEFAULT_OPSET} (its registry implements opset {DEFAULT_OPSET})"
+            f"{MIN_OPSET}..{MAX_OPSET} (its registry implements opset {DEFAULT_OPSET}, plus "
+            "ops that first appear up to that)"
         )
     return opset
 
@@ -493,7 +498,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _first_opset(op: OpDef, after: int, fits: Callable[[defs.OpSchema], bool]) -> int:
-    for v in range(after + 1, DEFAULT_OPSET + 1):
+    for v in range(after + 1, MAX_OPSET + 1):
         if fits(defs.get_schema(op.op_type, v, op.domain)):
             return v
     return op.since

@@ -13,6 +13,11 @@ from onnx.onnx_ml_pb2 import ValueInfoProto
 from ir.ops.registry import OpDef
 
 OPSET = 20  # the opset whose schemas the registry implements
+
+
+def opset_for(op: OpDef) -> int:
+    """The opset a one-node model of ``op`` declares: 20, or later for ops new since 20."""
+    return max(OPSET, op.since)
 IR_VERSION = 10  # onnxruntime 1.31 reads IR versions up to 13; onnx 1.23 writes 14 by default
 
 
@@ -39,7 +44,7 @@ def one_node_model(
         [ValueInfoProto(name=n) for n in outputs],
     )
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid(op.domain, OPSET)], ir_version=IR_VERSION
+        graph, opset_imports=[helper.make_opsetid(op.domain, opset_for(op))], ir_version=IR_VERSION
     )
     # Output types come from ONNX's own shape inference, so the oracle stays independent.
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
