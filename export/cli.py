@@ -1,30 +1,73 @@
 """The ``graphcap`` command line.
 
-Subcommands (argparse): ``graphcap ops`` lists the op registry. Exit codes: 0 success,
-2 usage error (argparse's convention). ``export``/``run`` subcommands arrive with the
-capture and export issues; until then the command says only what is true today.
+Subcommands (argparse): ``graphcap ops`` lists the op registry, ``graphcap export`` traces a
+model factory into an ``.onnx`` file (and ``--verify`` checks it against eager execution at
+several sizes), ``graphcap inspect`` describes an ``.onnx`` file, ``graphcap run`` runs one
+on ``.npy`` inputs. Exit status: 0 success, 1 a verification mismatch or a failure while
+running, 2 a usage or input error. Errors are one ``graphcap <command>: error: ...`` line on
+stderr; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
+import re
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from export.cli_common import FAILED, USAGE, CommandError, UsageError, text_table, write_atomic
+from export.cli_export import parse_dynamic_spec, parse_input_spec
+
 _EPILOG = """\
 examples:
-  graphcap ops                 the op registry as a text table
-  graphcap ops --markdown      the same table in Markdown (README.md embeds it)
-  graphcap ops --grep Reduce   only ops whose name contains "Reduce"
-  graphcap --version
+  graphcap ops --grep Reduce                     the op registry (ops named like "Reduce")
+  graphcap export models:make_mlp --input x:float32[batch=4,8] -o mlp.onnx --verify
+  graphcap inspect mlp.onnx                      signature, ops, parameters, baked decisions
+  graphcap run mlp.onnx --input x=x.npy -o out/  run it on .npy inputs
+  graphcap COMMAND --help                        each command's options, with examples
 
-Every op is defined once in the registry (package ir.ops): its ONNX op type, the ONNX
-schema version its NumPy kernel implements, its attributes with ONNX's defaults, and
-its vjp (gradient) rule, or the reason it has none.
+exit status: 0 success, 1 verification mismatch or failure while running, 2 usage error.
+"""
+
+_EXPORT_EPILOG = """\
+examples:
+  graphcap export models:make_mlp --input x:float32[4,8] --dynamic x:0=batch -o mlp.onnx
+  graphcap export models:make_tagger --input ids:int64[batch=2,seq=16] -o tagger.onnx --verify
+  graphcap export models:make_tagger -o tagger.onnx --dynamic ids:0=batch --dynamic ids:1=seq
+
+MODULE is imported from the current folder (or PYTHONPATH). FACTORY() returns the model (a
+function, or an object with forward/__call__), or (model, example_inputs) to supply its own
+inputs (a tensor, an array, a tuple of them, or a dict by name). Otherwise --input declares
+them: random values, floats standard normal, integers in [0, 100), seeded by --seed.
+A dim written symbol=size (batch=4) is dynamic: the example has that size and the graph keeps
+the symbol. --verify runs the file on graphcap's interpreter and on onnxruntime at the
+example sizes and at two other sizes of every dynamic dim, compares each output with the
+eager model, and on a mismatch names the first node where the results part (exit status 1).
+"""
+
+_INSPECT_EPILOG = """\
+examples:
+  graphcap inspect model.onnx           signature, opset, op histogram, parameters, baked decisions
+  graphcap inspect model.onnx --json    the same as JSON
+"""
+
+_RUN_EPILOG = """\
+examples:
+  graphcap run model.onnx --input x=x.npy
+  graphcap run model.onnx --input ids=ids.npy --input mask=mask.npy -o outputs/
+  graphcap run model.onnx --input x=x.npy --device cuda --backend onnxruntime
+
+Inputs are .npy files, read with numpy.load(allow_pickle=False): nothing is unpickled. With
+-o, each output is saved as OUTDIR/<output name>.npy (written to a temporary file, then moved).
 """
 
 
@@ -35,27 +78,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments after the program name; ``sys.argv[1:]`` when None.
 
     Returns:
-        The exit status: 0 on success, 2 on a usage error.
+        The exit status: 0 success, 1 a mismatch or failure, 2 a usage or input error.
     """
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         print("\ngraphcap: error: choose a COMMAND, e.g. `graphcap ops`", file=sys.stderr)
-        return 2
+        return USAGE
+    debug = getattr(args, "debug", False)
+    prog = f"graphcap {args.command}"
     try:
-        result: int = args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            result: int = args.handler(args)
     except BrokenPipeError:  # `graphcap ops | head`: the reader left; not an error
         sys.stderr.close()
         return 0
+    except UsageError as err:
+        return _error(prog, str(err), err, debug, USAGE)
+    except CommandError as err:
+        return _error(prog, str(err), err, debug, FAILED)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:
+        return _error(prog, f"{type(err).__name__}: {err}", err, debug, FAILED)
     return result
+
+
+def _error(prog: str, message: str, err: BaseException, debug: bool, status: int) -> int:
+    sys.stdout.flush()
+    if debug:
+        traceback.print_exception(err)
+    first, *rest = message.strip().splitlines() or [""]
+    hint = "" if debug or status == USAGE else " (--debug shows the traceback)"
+    print(f"{prog}: error: {first}{hint}", file=sys.stderr)
+    for line in rest:
+        print(f"  {line}", file=sys.stderr)
+    return status
+
+
+def _show_warning(message: Any, category: Any, *_: Any, **__: Any) -> None:
+    print(f"graphcap: warning: {message}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphcap",
         description="graphcap: eager PyTorch-style tensors on NumPy whose ops live in one "
-        "registry that maps onto ONNX.",
+        "registry that maps onto ONNX; capture models into .onnx files and run them.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -71,7 +142,179 @@ def _parser() -> argparse.ArgumentParser:
     ops.add_argument("--markdown", action="store_true", help="print a Markdown table")
     ops.add_argument("--grep", metavar="TEXT", help="only ops whose name contains TEXT")
     ops.set_defaults(handler=_cmd_ops)
+    _export_parser(sub)
+    _inspect_parser(sub)
+    _run_parser(sub)
     return parser
+
+
+def _command(sub: Any, name: str, help_text: str, epilog: str) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text[0].upper() + help_text[1:] + ".",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def _export_parser(sub: Any) -> None:
+    p = _command(
+        sub, "export", "trace a model factory and write it as an ONNX file", _EXPORT_EPILOG
+    )
+    p.add_argument("model", metavar="MODULE:FACTORY", help="e.g. models:make_mlp")
+    p.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        type=parse_input_spec,
+        metavar="NAME:DTYPE[dims]",
+        help="an example input, e.g. x:float32[4,8] or ids:int64[batch=2,seq=16] "
+        "(repeat per input, in the model's argument order)",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="file to write")
+    p.add_argument("--opset", type=int, help="default-domain opset to write (default 20)")
+    p.add_argument(
+        "--dynamic",
+        "-d",
+        action="append",
+        type=parse_dynamic_spec,
+        metavar="NAME:AXIS=SYMBOL",
+        help="make an axis dynamic, e.g. ids:1=seq",
+    )
+    p.add_argument(
+        "--optimize",
+        action="store_true",
+        help="optimize the graph (no optimizer exists yet: warns and goes on)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare the file with eager execution at several sizes",
+    )
+    p.add_argument("--atol", type=float, default=1e-5, help="verify: absolute tolerance (1e-5)")
+    p.add_argument("--rtol", type=float, default=1e-5, help="verify: relative tolerance (1e-5)")
+    p.add_argument("--seed", type=int, default=0, help="seeds weights and random inputs (0)")
+    p.set_defaults(handler=_cmd_export)
+
+
+def _inspect_parser(sub: Any) -> None:
+    p = _command(
+        sub,
+        "inspect",
+        "describe an ONNX file: signature, ops, parameters, baked decisions",
+        _INSPECT_EPILOG,
+    )
+    p.add_argument("model", metavar="FILE.onnx")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_inspect)
+
+
+def _run_parser(sub: Any) -> None:
+    p = _command(sub, "run", "run an ONNX file on .npy inputs", _RUN_EPILOG)
+    p.add_argument("model", metavar="FILE.onnx")
+    p.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        type=_feed_spec,
+        metavar="NAME=FILE.npy",
+        default=[],
+        help="an input array (repeat per input)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "interpreter", "onnxruntime"),
+        help="auto (default): onnxruntime when it loads the model, else the interpreter",
+    )
+    p.add_argument("-o", "--outdir", metavar="OUTDIR", help="save outputs as OUTDIR/<name>.npy")
+    p.set_defaults(handler=_cmd_run)
+
+
+def _feed_spec(text: str) -> tuple[str, str]:
+    name, sep, file = text.partition("=")
+    if not sep or not name or not file:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=FILE.npy, e.g. x=x.npy")
+    return name, file
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from export.cli_export import run_export
+
+    return run_export(args)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from export.cli_inspect import run_inspect
+
+    return run_inspect(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from runtime import Session
+    from runtime.errors import FeedError
+
+    feeds = {name: _load_npy(name, file) for name, file in args.input}
+    outdir = Path(args.outdir) if args.outdir else None
+    if outdir is not None and outdir.exists() and not outdir.is_dir():
+        raise UsageError(f"-o {args.outdir}: exists and is not a folder")
+    if not Path(args.model).is_file():
+        raise UsageError(f"no such file: {args.model!r}")
+    try:
+        session = Session(args.model, device=args.device, backend=args.backend)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    except Exception as err:
+        raise CommandError(f"cannot load {args.model}: {err}") from err
+    try:
+        outputs = session.run(feeds)
+    except FeedError as err:
+        raise UsageError(str(err)) from err
+    where = f"{session.backend} on {session.device}, providers {', '.join(session.providers)}"
+    print(f"ran {args.model} with {where}" + (f" ({session.reason})" if session.reason else ""))
+    if outdir is not None:
+        outdir.mkdir(parents=True, exist_ok=True)
+    for name, array in outputs.items():
+        print(f"  {name}: {array.dtype}{list(array.shape)} {_preview(array)}")
+        if outdir is not None:
+            target = outdir / (_safe_name(name) + ".npy")
+            write_atomic(target, functools.partial(_save_npy, array=array))
+            print(f"    saved {target}")
+    return 0
+
+
+def _load_npy(name: str, file: str) -> np.ndarray:
+    try:
+        return np.load(file, allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"--input {name}={file}: no such file") from None
+    except ValueError as err:  # object arrays (pickles) and files that are not .npy
+        raise UsageError(f"--input {name}={file}: not a plain .npy array ({err})") from None
+    except OSError as err:
+        raise UsageError(f"--input {name}={file}: cannot read it ({err})") from None
+
+
+def _save_npy(path: Path, *, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save(path) would append ".npy"
+        np.save(f, array, allow_pickle=False)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]", "_", name).lstrip(".") or "output"
+
+
+def _preview(array: np.ndarray, count: int = 6) -> str:
+    flat = array.reshape(-1)
+    head = np.array2string(flat[:count], precision=4, separator=", ", threshold=count)
+    more = f" ... ({flat.size} values)" if flat.size > count else ""
+    stats = ""
+    if array.dtype.kind == "f" and flat.size:
+        stats = f"  min {flat.min():.4g} max {flat.max():.4g} mean {flat.mean():.4g}"
+    return f"{head[:-1]}{more}]{stats}" if more else f"{head}{stats}"
 
 
 def _cmd_ops(args: argparse.Namespace) -> int:
@@ -86,7 +329,7 @@ def _cmd_ops(args: argparse.Namespace) -> int:
     if args.markdown:
         print(_markdown(header, rows))
     else:
-        print(_text_table(header, rows))
+        print(text_table(header, rows))
         print(f"\n{len(rows)} ops")
     return 0
 
@@ -107,13 +350,6 @@ def _attr(name: str, default: Any) -> str:
         text = f"{default:.7g}"
         return f"{name}={text if any(c in text for c in '.en') else text + '.0'}"
     return f"{name}={default!r}"
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

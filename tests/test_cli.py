@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import io
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+from onnx import numpy_helper
 
+import export
 import ir.ops
-from export import cli
+import tracer as gc
+from export import cli, cli_export, cli_verify
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -107,6 +117,351 @@ def test_readme_ops_table_is_current() -> None:
         "README.md's op table is out of date; regenerate it: "
         "python -m tests.test_cli --update-readme"
     )
+
+
+# ---------------------------------------------------------------- graphcap export / --verify
+
+MLP = "tests.cli_models:make_mlp"
+
+
+def _rows(stdout: str) -> list[list[str]]:
+    """The verify table's data rows, split on runs of 2+ spaces."""
+    lines = stdout.split("verify: ", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("---")) + 1
+    rows = []
+    for line in lines[start:]:
+        if not line.strip() or not line.rstrip().endswith(("ok", "MISMATCH")):
+            break
+        rows.append(re.split(r"\s{2,}", line.strip()))
+    return rows
+
+
+def _eager(target: str, specs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    prepared = cli_export.prepare(target, [cli_export.parse_input_spec(s) for s in specs])
+    return prepared.call(feeds)
+
+
+def test_export_mlp_verifies_at_three_sizes(tmp_path: Path) -> None:
+    out = tmp_path / "mlp.onnx"
+    res = graphcap("export", MLP, "--input", "x:float32[batch=4,8]", "-o", str(out), "--verify")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "input   x: f32[batch, 8]" in res.stdout
+    assert "output  output: f32[batch, 4]" in res.stdout
+    rows = _rows(res.stdout)
+    assert [r[0] for r in rows] == ["batch=4 (example)", "batch=8", "batch=1"]
+    assert all(r[-1] == "ok" for r in rows)
+    assert "verified at 3 size(s)" in res.stdout
+    # Oracles: the ONNX checker, and onnxruntime on the file against eager at a new size.
+    onnx.checker.check_model(str(out), full_check=True)
+    model = onnx.load(str(out))
+    assert model.ir_version == 10
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    x = np.random.default_rng(5).standard_normal((7, 8)).astype(np.float32)
+    (got,) = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    (want,) = _eager(MLP, ["x:float32[4,8]"], {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_export_reshape_by_shape_with_dynamic_batch(tmp_path: Path) -> None:
+    out = tmp_path / "reshaper.onnx"
+    res = graphcap(
+        "export", "tests.cli_models:make_reshaper", "--input", "x:float32[2,3,8]",
+        "--dynamic", "x:0=batch", "-o", str(out), "--verify", "--seed", "3",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "input   x: f32[batch, 3, 8]" in res.stdout
+    rows = _rows(res.stdout)
+    assert [r[0] for r in rows] == ["batch=2 (example)", "batch=4", "batch=1"]
+    assert all(r[-1] == "ok" for r in rows)
+    graph = onnx.load(str(out)).graph
+    consts = {t.name for t in graph.initializer}
+    produced = {o: n for n in graph.node for o in n.output}
+    merge = next(n for n in graph.node if n.op_type == "Reshape" and n.input[0] == "x")
+    split = produced[produced["output"].input[0]]
+    # Reshaped by x.shape: both target shapes are computed, neither is a constant like [6, 8].
+    assert split.op_type == "Reshape"
+    assert merge.input[1] not in consts and split.input[1] not in consts
+
+
+def test_export_uses_the_factorys_own_inputs(tmp_path: Path) -> None:
+    out = tmp_path / "tagger.onnx"
+    res = graphcap(
+        "export", "tests.cli_models:make_tagger", "-o", str(out), "--verify",
+        "--input", "ids:int64[batch=2,seq=5]", "-d", "mask:0=batch", "-d", "mask:-1=seq",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "input   ids: i64[batch, seq]" in res.stdout
+    assert "input   mask: f32[batch, seq]" in res.stdout
+    rows = _rows(res.stdout)
+    assert {r[0] for r in rows} == {"batch=2 seq=5 (example)", "batch=4 seq=10", "batch=1 seq=1"}
+    assert {r[1] for r in rows} == {"output_0", "output_1"} and len(rows) == 6
+
+
+def test_optimize_says_there_is_no_optimizer(tmp_path: Path) -> None:
+    res = graphcap(
+        "export", MLP, "-i", "x:float32[2,8]", "-o", str(tmp_path / "m.onnx"), "--optimize"
+    )
+    assert res.returncode == 0, res.stderr
+    assert "graphcap: warning: --optimize: graphcap has no graph optimizer yet" in res.stderr
+
+
+def test_verify_finds_a_baked_branch(tmp_path: Path) -> None:
+    res = graphcap(
+        "export", "tests.cli_models:make_branchy", "--input", "x:float32[batch=2,8]",
+        "-o", str(tmp_path / "b.onnx"), "--verify",
+    )  # fmt: skip
+    assert res.returncode == 1, res.stdout + res.stderr
+    rows = _rows(res.stdout)
+    assert [r[-1] for r in rows] == ["ok", "MISMATCH", "MISMATCH"]
+    report = res.stdout.split("first divergence, at batch=4:", 1)[1]
+    line = _line_of("tests/cli_models.py", "(x * scale)")
+    assert f"node 'mul' (Mul) at tests/cli_models.py:{line}:" in report
+    assert "is 2.0 in the file, but 3.0 when eager runs here" in report
+    branch = _line_of("tests/cli_models.py", "x.shape[0] == 2")
+    assert f"shape-branch: batch == 2 -> True at tests/cli_models.py:{branch}" in report
+    assert "they agree at every node" in report  # interpreter and onnxruntime agree
+
+
+def _line_of(path: str, text: str) -> int:
+    lines = (ROOT / path).read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def _export_in_process(tmp_path: Path, target: str, spec: str) -> Path:
+    out = tmp_path / "model.onnx"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["export", target, "--input", spec, "-o", str(out)]) == 0
+    return out
+
+
+def test_verify_names_the_node_of_a_corrupted_weight(tmp_path: Path) -> None:
+    path = _export_in_process(tmp_path, MLP, "x:float32[batch=4,8]")
+    model = onnx.load(str(path))
+    # Corrupt the second MatMul's weight; the oracle for "first divergent node" is the file.
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMul"]
+    weight = matmuls[1].input[1]
+    tensor = next(t for t in model.graph.initializer if t.name == weight)
+    array = numpy_helper.to_array(tensor).copy()
+    array[3, 2] += 0.5
+    tensor.CopyFrom(numpy_helper.from_array(array, weight))
+    onnx.save(model, str(path))
+
+    prepared = cli_export.prepare(MLP, [cli_export.parse_input_spec("x:float32[batch=4,8]")])
+    report = cli_verify.verify(path, prepared)
+    assert not report.ok
+    example = report.rows[0]  # a relu may hide the corrupted unit at other sizes, not here
+    assert not example.interpreter.ok and not example.onnxruntime.ok
+    text = "\n".join(report.localisation)
+    assert f"node {matmuls[1].name!r} (MatMul)" in text
+    assert f"its constant input %{weight} (float32[16, 4]) differs" in text
+    assert f"at [3, 2] the file holds {array[3, 2]:.6g}, eager {array[3, 2] - 0.5:.6g}" in text
+    assert "they agree at every node" in text
+
+
+def test_verify_bisects_interpreter_against_onnxruntime(tmp_path: Path) -> None:
+    spec = "x:float32[batch=2,3,8]"
+    path = _export_in_process(tmp_path, "tests.cli_models:make_reshaper", spec)
+    tanh = ir.ops.get("Tanh")
+    kernel = tanh.kernel
+    # A wrong Tanh kernel: eager and the interpreter share it, onnxruntime does not.
+    object.__setattr__(tanh, "kernel", lambda x: kernel(x) + np.float32(1e-3))
+    try:
+        prepared = cli_export.prepare(
+            "tests.cli_models:make_reshaper", [cli_export.parse_input_spec(spec)]
+        )
+        report = cli_verify.verify(path, prepared)
+    finally:
+        object.__setattr__(tanh, "kernel", kernel)
+    assert not report.ok
+    assert all(r.interpreter.ok and not r.onnxruntime.ok for r in report.rows)
+    text = "\n".join(report.localisation)
+    backends = text.split("interpreter vs onnxruntime", 1)[1].split("exported graph vs eager")[0]
+    node = next(n for n in onnx.load(str(path)).graph.node if n.op_type == "Tanh")
+    assert f"node {node.name!r} (Tanh)" in backends
+    assert "max abs err 0.001" in backends
+    assert "every node matches the re-trace" in text
+
+
+def test_compare_and_size_configs() -> None:
+    a = np.array([1.0, np.nan, np.inf, 4.0], dtype=np.float32)
+    assert cli_verify.compare(a, a.copy(), 1e-5, 1e-5).ok
+    d = cli_verify.compare(a + np.float32(0.5), a, 1e-5, 1e-5)
+    assert not d.ok and d.max_abs == 0.5 and d.max_rel == 0.125
+    assert not cli_verify.compare(a[:2], a, 1e-5, 1e-5).ok
+    assert cli_verify.size_configs({"b": 4, "t": 1}) == [
+        {"b": 4, "t": 1}, {"b": 8, "t": 2}, {"b": 1, "t": 1}
+    ]  # fmt: skip
+    assert cli_verify.size_configs({"b": 1}) == [{"b": 1}, {"b": 2}, {"b": 4}]
+    assert cli_verify.size_configs({}) == [{}]
+
+
+def test_input_spec_syntax() -> None:
+    spec = cli_export.parse_input_spec("ids:int64[batch=2, seq=16]")
+    assert (spec.name, spec.dtype, spec.shape) == ("ids", np.dtype(np.int64), (2, 16))
+    assert dict(spec.dynamic) == {0: "batch", 1: "seq"}
+    assert cli_export.parse_input_spec("s:f32[]").shape == ()
+    assert cli_export.parse_dynamic_spec("ids:1=seq") == ("ids", 1, "seq")
+    assert cli_export.parse_dynamic_spec("x:0") == ("x", 0, None)
+
+
+# ---------------------------------------------------------------- graphcap inspect
+
+
+def test_inspect_text_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "b.onnx"
+    spec = ["--input", "x:float32[batch=2,8]", "-o", str(out)]
+    assert graphcap("export", "tests.cli_models:make_branchy", *spec).returncode == 0
+    res = graphcap("inspect", str(out), "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    model = onnx.load(str(out))
+    assert info["ir_version"] == model.ir_version == 10
+    assert info["opsets"] == {"ai.onnx": 20}
+    assert info["inputs"] == [{"name": "x", "dtype": "float32", "shape": ["batch", 8]}]
+    assert info["outputs"] == [{"name": "output", "dtype": "float32", "shape": ["batch"]}]
+    assert info["ops"] == dict(collections.Counter(n.op_type for n in model.graph.node))
+    arrays = [numpy_helper.to_array(t) for t in model.graph.initializer]
+    assert info["parameters"] == sum(a.size for a in arrays)
+    assert info["parameter_bytes"] == sum(a.nbytes for a in arrays)
+    branch = _line_of("tests/cli_models.py", "x.shape[0] == 2")
+    assert info["baked"] == [
+        {"kind": "shape-branch", "what": "batch == 2", "result": True,
+         "source": f"tests/cli_models.py:{branch}"}
+    ]  # fmt: skip
+    text = graphcap("inspect", str(out)).stdout
+    assert "ONNX IR version 10, opset ai.onnx 20" in text
+    assert "input   x: float32[batch, 8]" in text
+    assert re.search(r"1\s+Mul", text) and re.search(r"1\s+ReduceSum", text)
+    assert f"shape-branch  batch == 2  True    tests/cli_models.py:{branch}" in text
+
+
+def test_inspect_lists_external_data(tmp_path: Path) -> None:
+    w = gc.randn(32, 32)
+    graph = gc.trace(lambda x: x @ w, (gc.randn(2, 32),))
+    path = tmp_path / "big.onnx"
+    export.save(graph, path, external_data=True)
+    info = json.loads(graphcap("inspect", str(path), "--json").stdout)
+    assert info["external_data"] == [
+        {"location": "big.onnx.data", "bytes": (tmp_path / "big.onnx.data").stat().st_size,
+         "exists": True}
+    ]  # fmt: skip
+    assert info["parameters"] == 32 * 32
+    assert "external data: big.onnx.data" in graphcap("inspect", str(path)).stdout
+
+
+# ---------------------------------------------------------------- graphcap run
+
+
+def test_run_npy_inputs_matches_eager(tmp_path: Path) -> None:
+    model = _export_in_process(tmp_path, MLP, "x:float32[batch=4,8]")
+    x = np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    (want,) = _eager(MLP, ["x:float32[4,8]"], {"x": x})
+    for backend in ("onnxruntime", "interpreter"):
+        outdir = tmp_path / backend
+        res = graphcap(
+            "run", str(model), "--input", f"x={tmp_path / 'x.npy'}", "--backend", backend,
+            "-o", str(outdir),
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        providers = "CPUExecutionProvider" if backend == "onnxruntime" else "numpy"
+        assert f"with {backend} on cpu, providers {providers}" in res.stdout
+        assert "output: float32[5, 4]" in res.stdout
+        got = np.load(outdir / "output.npy", allow_pickle=False)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert sorted(p.name for p in outdir.iterdir()) == ["output.npy"]  # no temp files left
+
+
+def test_run_cuda_says_what_really_ran(tmp_path: Path) -> None:
+    model = _export_in_process(tmp_path, MLP, "x:float32[batch=4,8]")
+    np.save(tmp_path / "x.npy", np.ones((2, 8), np.float32))
+    res = graphcap("run", str(model), "--input", f"x={tmp_path / 'x.npy'}", "--device", "cuda")
+    assert res.returncode == 0, res.stderr
+    if "on cuda" in res.stdout:
+        assert "CUDAExecutionProvider" in res.stdout
+    else:  # no usable GPU: a warning, and the truth about the providers
+        assert "graphcap: warning: device='cuda' was requested" in res.stderr
+        assert "with onnxruntime on cpu, providers CPUExecutionProvider" in res.stdout
+
+
+def test_run_never_unpickles(tmp_path: Path) -> None:
+    model = _export_in_process(tmp_path, MLP, "x:float32[batch=4,8]")
+    np.save(tmp_path / "evil.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    res = graphcap("run", str(model), "--input", f"x={tmp_path / 'evil.npy'}")
+    assert res.returncode == 2
+    assert "--input x=" in res.stderr and "not a plain .npy array" in res.stderr
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["export", MLP, "-i", "x:float32[4,a]", "-o", "m.onnx"], "argument --input/-i: 'x:f"),
+        (["export", MLP, "-i", "x:complex[4]", "-o", "m.onnx"], "unknown dtype 'complex'"),
+        (["export", MLP, "-i", "x:float32(4)", "-o", "m.onnx"], "is not NAME:DTYPE[dims]"),
+        (["export", MLP, "-i", "x:float32[4,8]", "-d", "x=0", "-o", "m.onnx"], "--dynamic"),
+        (
+            ["export", "tests.cli_models:nope", "-i", "x:f32[2]", "-o", "m.onnx"],
+            "no factory 'nope'",
+        ),
+        (["export", "no_such_module:f", "-i", "x:f32[2]", "-o", "m.onnx"], "'no_such_module'"),
+        (["export", "tests.cli_models", "-o", "m.onnx"], "is not MODULE:FACTORY"),
+        (["export", "tests.cli_models:make_not_a_model", "-o", "m.onnx"], "returned a int"),
+        (["export", MLP, "-o", "m.onnx"], "declare them with --input"),
+        (
+            ["export", "tests.cli_models:make_tagger", "-i", "ids:i64[3,5]", "-o", "m.onnx"],
+            "--input ids:int64[3,5]: tests.cli_models:make_tagger()'s example 'ids' is int64[2, 5]",
+        ),
+        (["export", MLP, "-i", "x:f32[4,8]", "-d", "y:0", "-o", "m.onnx"], "no input named 'y'"),
+        (["export", MLP, "-i", "x:f32[4,8]", "-o", "m.onnx", "--opset", "7"], "--opset 7"),
+        (["export", MLP, "-i", "x:f32[4,8]", "-o", "no/such/dir/m.onnx"], "does not exist"),
+        (["inspect", "missing.onnx"], "no such file: 'missing.onnx'"),
+        (["inspect", "README.md"], "is not an ONNX model"),
+        (["run", "missing.onnx"], "no such file: 'missing.onnx'"),
+        (["run", "m.onnx", "--input", "x"], "is not NAME=FILE.npy"),
+        (["run", "m.onnx", "--input", "x=missing.npy"], "--input x=missing.npy: no such file"),
+    ],
+)
+def test_usage_errors_name_the_bad_argument(args: list[str], message: str) -> None:
+    res = graphcap(*args)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"graphcap {args[0]}: error: ")
+
+
+def test_failures_exit_1_and_debug_shows_the_traceback(tmp_path: Path) -> None:
+    args = ["export", "tests.cli_models:make_broken", "-o", str(tmp_path / "m.onnx")]
+    res = graphcap(*args)
+    assert res.returncode == 1
+    assert res.stderr.strip() == (
+        "graphcap export: error: tests.cli_models:make_broken() raised RuntimeError: "
+        "weights file missing (--debug shows the traceback)"
+    )
+    debug = graphcap(*args, "--debug")
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr and "weights file missing" in debug.stderr
+
+
+def test_run_feed_errors_exit_2(tmp_path: Path) -> None:
+    model = _export_in_process(tmp_path, MLP, "x:float32[batch=4,8]")
+    np.save(tmp_path / "x.npy", np.ones((2, 8), np.float64))
+    res = graphcap("run", str(model), "--input", f"y={tmp_path / 'x.npy'}")
+    assert res.returncode == 2
+    assert "missing input 'x'" in res.stderr and "'y'" in res.stderr
+
+
+def test_subcommand_help_teaches_with_examples() -> None:
+    top = graphcap("--help").stdout
+    for command in ("export", "inspect", "run"):
+        assert command in top.split("options:")[0]
+        res = graphcap(command, "--help")
+        assert res.returncode == 0
+        assert "examples:" in res.stdout and f"graphcap {command} " in res.stdout
+    assert "--verify" in graphcap("export", "--help").stdout
 
 
 if __name__ == "__main__" and "--update-readme" in sys.argv:

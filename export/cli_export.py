@@ -1,0 +1,440 @@
+"""``graphcap export``: import a model factory, trace it, write an ONNX file, summarise it.
+
+The pieces are usable in-process (tests and notebooks call them): :func:`parse_input_spec`
+and :func:`parse_dynamic_spec` read the ``--input``/``--dynamic`` syntax, :func:`prepare`
+imports ``MODULE:FACTORY`` and builds the example inputs, :meth:`Prepared.trace` captures
+the graph and :meth:`Prepared.call` runs the model eagerly on any feeds (``--verify`` uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from export.cli_common import CommandError, UsageError, human_bytes, parse_dtype, warn
+
+if TYPE_CHECKING:
+    from ir.graph import Graph
+
+_NAME = r"[A-Za-z_][\w.]*"
+_INPUT = re.compile(rf"^({_NAME}):(\w+)\[([^\]]*)\]$")
+_DIM = re.compile(r"^(?:([A-Za-z_]\w*)=)?(\d+)$")
+_DYNAMIC = re.compile(rf"^({_NAME}):(-?\d+)(?:=([A-Za-z_]\w*))?$")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One ``--input NAME:DTYPE[dims]``: an example size per axis, symbols for dynamic axes."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    dynamic: Mapping[int, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        dims = [
+            f"{self.dynamic[i]}={n}" if i in self.dynamic else str(n)
+            for i, n in enumerate(self.shape)
+        ]
+        return f"{self.name}:{self.dtype}[{','.join(dims)}]"
+
+
+def parse_input_spec(text: str) -> InputSpec:
+    """Parse ``ids:int64[2,16]`` or ``ids:int64[batch=2,seq=16]`` (named dims are dynamic).
+
+    Raises:
+        argparse.ArgumentTypeError: the text does not follow that form (argparse then exits
+            with status 2, naming ``--input``).
+    """
+    match = _INPUT.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NAME:DTYPE[dims], e.g. x:float32[4,8] or ids:int64[batch=2,seq=16]"
+        )
+    name, dtype_text, dims_text = match.groups()
+    try:
+        dtype = parse_dtype(dtype_text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
+    shape: list[int] = []
+    dynamic: dict[int, str] = {}
+    for axis, dim in enumerate(d.strip() for d in dims_text.split(",") if dims_text.strip()):
+        dim_match = _DIM.match(dim)
+        if dim_match is None:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: dim {dim!r} is not a size (16) or symbol=size (seq=16)"
+            )
+        if dim_match.group(1):
+            dynamic[axis] = dim_match.group(1)
+        shape.append(int(dim_match.group(2)))
+    return InputSpec(name, dtype, tuple(shape), dynamic)
+
+
+def parse_dynamic_spec(text: str) -> tuple[str, int, str | None]:
+    """Parse ``ids:1=seq`` (or ``ids:1``, symbol ``ids_1``) as ``(name, axis, symbol)``.
+
+    Raises:
+        argparse.ArgumentTypeError: the text does not follow that form.
+    """
+    match = _DYNAMIC.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NAME:AXIS=SYMBOL, e.g. ids:1=seq or x:0=batch"
+        )
+    return match.group(1), int(match.group(2)), match.group(3)
+
+
+# ---------------------------------------------------------------- the model and its inputs
+
+
+@dataclass
+class Prepared:
+    """A model with its example inputs, ready to trace and to run eagerly.
+
+    Attributes:
+        model: the callable the factory returned.
+        target: the ``MODULE:FACTORY`` it came from.
+        layout: per example argument, ``(key, name, constant)``: ``key`` is a position
+            (int) or keyword (str); ``name`` the graph input name for a tensor argument
+            (None for a constant, which tracing bakes in).
+        examples: the example arrays by input name.
+        dynamic_axes: per input name, ``{axis: symbol}``.
+        symbols: each symbol's example size.
+    """
+
+    model: Callable[..., Any]
+    target: str
+    layout: list[tuple[int | str, str | None, Any]]
+    examples: dict[str, np.ndarray]
+    dynamic_axes: dict[str, dict[int, str]]
+    symbols: dict[str, int]
+
+    def _arguments(self, feeds: Mapping[str, np.ndarray]) -> tuple[list[Any], dict[str, Any]]:
+        import tracer
+
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for key, name, constant in self.layout:
+            value = constant if name is None else tracer.tensor(feeds[name])
+            if isinstance(key, int):
+                args.append(value)
+            else:
+                kwargs[key] = value
+        return args, kwargs
+
+    def trace(self) -> Graph:
+        """Trace the model on the example inputs (``tracer.trace``).
+
+        Raises:
+            CommandError: the model could not be traced; the message says why and where.
+        """
+        import tracer
+
+        args, kwargs = self._arguments(self.examples)
+        names = [name or f"arg_{key}" for key, name, _ in self.layout]
+        try:
+            return tracer.trace(
+                self.model,
+                kwargs if kwargs else tuple(args),
+                self.dynamic_axes,
+                input_names=names,
+            )
+        except tracer.TraceError as err:
+            raise CommandError(f"tracing {self.target} failed: {err}") from err
+        except Exception as err:
+            raise CommandError(
+                f"{self.target} raised {type(err).__name__} while being traced: {err}"
+            ) from err
+
+    def call(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run the model eagerly on ``feeds`` (by input name); outputs in graph order."""
+        import tracer
+
+        args, kwargs = self._arguments(feeds)
+        with tracer.no_grad():
+            result = self.model(*args, **kwargs)
+        if isinstance(result, Mapping):
+            items = list(result.values())
+        elif isinstance(result, tuple | list):
+            items = list(result)
+        else:
+            items = [result]
+        return [np.asarray(r.numpy() if hasattr(r, "numpy") else r) for r in items]
+
+
+def prepare(
+    target: str,
+    inputs: Sequence[InputSpec] = (),
+    dynamic: Sequence[tuple[str, int, str | None]] = (),
+    seed: int = 0,
+) -> Prepared:
+    """Import ``MODULE:FACTORY``, call the factory and build the example inputs.
+
+    ``FACTORY()`` returns a model (a function, or an object with ``forward``/``__call__``;
+    its ``eval()``, if any, is called) or a tuple ``(model, example_inputs)``. Without
+    example inputs, ``inputs`` declares them and they are drawn at random (floats standard
+    normal, integers in [0, 100), seeded).
+
+    Raises:
+        UsageError: a bad target, missing or mismatched inputs, a bad dynamic axis.
+        CommandError: importing the module or calling the factory raised.
+    """
+    import tracer
+
+    factory = _load_factory(target)
+    tracer.manual_seed(seed)
+    try:
+        made = factory()
+    except Exception as err:
+        raise CommandError(f"{target}() raised {type(err).__name__}: {err}") from err
+    model, given = made, None
+    if isinstance(made, tuple) and len(made) == 2 and callable(made[0]):
+        model, given = made
+    if not callable(model):
+        raise UsageError(
+            f"{target}() returned a {type(model).__name__}; expected a callable model "
+            "(a function or an object with forward/__call__), or (model, example_inputs)"
+        )
+    if callable(getattr(model, "eval", None)):
+        model.eval()  # inference mode (dropout off), as torch.onnx.export does
+    if given is None:
+        if not inputs:
+            raise UsageError(
+                f"{target}() gives no example inputs: declare them with --input, "
+                "e.g. --input x:float32[4,8]"
+            )
+        rng = np.random.default_rng(seed)
+        layout: list[tuple[int | str, str | None, Any]] = [
+            (i, s.name, None) for i, s in enumerate(inputs)
+        ]
+        examples = {s.name: random_array(rng, s.dtype, s.shape) for s in inputs}
+    else:
+        layout, examples = _from_factory(model, given, target)
+        _check_specs(inputs, examples, target)
+    axes = _dynamic_axes(inputs, dynamic, examples)
+    return Prepared(model, target, layout, examples, axes, _symbols(axes, examples))
+
+
+def _load_factory(target: str) -> Callable[[], Any]:
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise UsageError(f"model {target!r} is not MODULE:FACTORY, e.g. models:make_mlp")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and (module_name + ".").startswith(err.name + "."):
+            raise UsageError(
+                f"cannot import module {module_name!r} (from {target!r}); run graphcap in "
+                "the folder that holds it, or put that folder on PYTHONPATH"
+            ) from err
+        raise CommandError(f"importing {module_name!r} failed: {err}") from err
+    except Exception as err:
+        raise CommandError(f"importing {module_name!r} raised {type(err).__name__}: {err}") from err
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            found = sorted(
+                n
+                for n, v in vars(module).items()
+                if callable(v) and n[0] != "_" and getattr(v, "__module__", "") == module_name
+            )
+            raise UsageError(
+                f"module {module_name!r} has no factory {attr!r}; its callables: "
+                f"{', '.join(found) or 'none'}"
+            )
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise UsageError(f"{target} is a {type(obj).__name__}, not a factory function")
+    return obj
+
+
+def random_array(
+    rng: np.random.Generator,
+    dtype: np.dtype,
+    shape: Sequence[int],
+    like: np.ndarray | None = None,
+) -> np.ndarray:
+    """Random values of ``dtype`` and ``shape``.
+
+    Floats are standard normal, booleans fair coins, integers in [0, 100), or, given
+    ``like``, in ``[like.min(), like.max()]`` (so token ids stay valid ids).
+    """
+    shape = tuple(shape)
+    if dtype.kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.random(shape) < 0.5
+    low, high = 0, 100
+    if like is not None and like.size:
+        low, high = int(like.min()), int(like.max()) + 1
+    return rng.integers(low, high, size=shape).astype(dtype)
+
+
+def _from_factory(
+    model: Any, given: Any, target: str
+) -> tuple[list[tuple[int | str, str | None, Any]], dict[str, np.ndarray]]:
+    import tracer
+
+    if isinstance(given, Mapping):
+        items: list[tuple[int | str, Any]] = [(str(k), v) for k, v in given.items()]
+    elif isinstance(given, tuple | list):
+        items = list(enumerate(given))
+    else:
+        items = [(0, given)]
+    params = _parameter_names(model)
+    layout: list[tuple[int | str, str | None, Any]] = []
+    examples: dict[str, np.ndarray] = {}
+    for key, value in items:
+        if isinstance(value, np.ndarray) or tracer.is_tensor(value):
+            array = value.copy() if isinstance(value, np.ndarray) else value.numpy().copy()
+            if isinstance(key, str):
+                name = key
+            else:
+                name = params[key] if key < len(params) else f"input_{key}"
+            layout.append((key, name, None))
+            examples[name] = array
+        else:
+            layout.append((key, None, value))
+    if not examples:
+        raise UsageError(f"{target}()'s example inputs hold no tensor or array")
+    return layout, examples
+
+
+def _parameter_names(model: Any) -> list[str]:
+    target = getattr(model, "forward", model)
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _check_specs(
+    specs: Sequence[InputSpec], examples: Mapping[str, np.ndarray], target: str
+) -> None:
+    """``--input`` next to a factory's own examples must describe them (it may add symbols)."""
+    for spec in specs:
+        array = examples.get(spec.name)
+        if array is None:
+            raise UsageError(
+                f"--input {spec}: {target}() has no input {spec.name!r}; its inputs: "
+                f"{', '.join(examples)}"
+            )
+        if array.dtype != spec.dtype or array.shape != spec.shape:
+            raise UsageError(
+                f"--input {spec}: {target}()'s example {spec.name!r} is "
+                f"{array.dtype}{list(array.shape)}"
+            )
+
+
+def _dynamic_axes(
+    specs: Sequence[InputSpec],
+    dynamic: Sequence[tuple[str, int, str | None]],
+    examples: Mapping[str, np.ndarray],
+) -> dict[str, dict[int, str]]:
+    axes: dict[str, dict[int, str]] = {s.name: dict(s.dynamic) for s in specs if s.dynamic}
+    for name, axis, symbol in dynamic:
+        text = f"{name}:{axis}" + (f"={symbol}" if symbol else "")
+        if name not in examples:
+            raise UsageError(
+                f"--dynamic {text}: no input named {name!r}; inputs: {', '.join(examples)}"
+            )
+        rank = examples[name].ndim
+        if not -rank <= axis < rank:
+            raise UsageError(f"--dynamic {text}: input {name!r} has rank {rank}")
+        axis %= rank
+        axes.setdefault(name, {})[axis] = symbol or f"{name}_{axis}"
+    return axes
+
+
+def _symbols(
+    axes: Mapping[str, Mapping[int, str]], examples: Mapping[str, np.ndarray]
+) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for name, per_axis in axes.items():
+        for axis, symbol in per_axis.items():
+            size = int(examples[name].shape[axis])
+            if sizes.setdefault(symbol, size) != size:
+                raise UsageError(
+                    f"dynamic dim {symbol!r} has example size {sizes[symbol]} on one input "
+                    f"and {size} on {name!r} axis {axis}; one symbol is one size"
+                )
+    return sizes
+
+
+# ---------------------------------------------------------------- the command
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``graphcap export``: trace, optionally optimize, save, summarise, optionally verify."""
+    from export import writer
+
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {args.output}: folder {str(out.parent)!r} does not exist")
+    if args.opset is not None and not writer.MIN_OPSET <= args.opset <= writer.DEFAULT_OPSET:
+        raise UsageError(
+            f"--opset {args.opset}: graphcap writes opsets {writer.MIN_OPSET}.."
+            f"{writer.DEFAULT_OPSET}"
+        )
+    prepared = prepare(args.model, args.input or (), args.dynamic or (), args.seed)
+    graph = prepared.trace()
+    if args.optimize:
+        graph = _optimize(graph)
+    try:
+        writer.save(graph, out, opset=args.opset)
+    except Exception as err:
+        raise CommandError(f"writing {out} failed: {err}") from err
+    print(summary(graph, out, args.opset or writer.DEFAULT_OPSET))
+    if not args.verify:
+        return 0
+    from export.cli_verify import verify
+
+    report = verify(out, prepared, atol=args.atol, rtol=args.rtol, seed=args.seed)
+    print()
+    print(report.text())
+    return 0 if report.ok else 1
+
+
+def _optimize(graph: Graph) -> Graph:
+    import ir
+
+    optimize = getattr(ir, "optimize", None)
+    if optimize is None:
+        warn(
+            "--optimize: graphcap has no graph optimizer yet (ir.optimize is a later issue); "
+            "the graph is exported as traced"
+        )
+        return graph
+    return optimize(graph)
+
+
+def summary(graph: Graph, path: Path, opset: int) -> str:
+    """A few lines on the exported model: signature, size, parameters, baked decisions."""
+    params = sum(v.const.size for v in graph.initializers.values() if v.const is not None)
+    nbytes = sum(v.const.nbytes for v in graph.initializers.values() if v.const is not None)
+    files = [path, *sorted(path.parent.glob(path.name + ".data"))]
+    size = sum(f.stat().st_size for f in files if f.exists())
+    baked = graph.meta.get("baked", [])
+    lines = [f"wrote {path} ({human_bytes(size)}, opset {opset})"]
+    lines += [f"  input   {v.name}: {v.type}" for v in graph.inputs]
+    lines += [f"  output  {v.name}: {v.type}" for v in graph.outputs]
+    lines.append(f"  nodes   {len(graph.nodes)}")
+    lines.append(
+        f"  params  {params:,} in {len(graph.initializers)} initializers ({human_bytes(nbytes)})"
+    )
+    hint = " (graphcap inspect lists them)" if baked else ""
+    lines.append(f"  baked   {len(baked)} Python decision(s){hint}")
+    return "\n".join(lines)

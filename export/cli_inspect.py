@@ -1,0 +1,163 @@
+"""``graphcap inspect``: what an ONNX file holds, read without running it.
+
+The file is read with ``onnx.load(..., load_external_data=False)``, so weights stored in
+external data files are counted from their declared shapes and never read; any ONNX file can
+be inspected, not only graphcap's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from export.cli_common import UsageError, human_bytes, text_table
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """Everything ``inspect`` reports about the model at ``path``, as plain data.
+
+    Raises:
+        UsageError: no such file, or not an ONNX model.
+    """
+    import onnx
+
+    if not path.is_file():
+        raise UsageError(f"no such file: {str(path)!r}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:
+        raise UsageError(f"{str(path)!r} is not an ONNX model: {err}") from None
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    ops = Counter(f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in graph.node)
+    params = [_tensor_info(t) for t in graph.initializer]
+    externals = sorted({p["location"] for p in params if p["location"]})
+    meta = {e.key: e.value for e in model.metadata_props}
+    return {
+        "path": str(path),
+        "file_bytes": path.stat().st_size,
+        "ir_version": model.ir_version,
+        "opsets": {(o.domain or "ai.onnx"): o.version for o in model.opset_import},
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "graph": graph.name,
+        "inputs": [_value_info(v) for v in graph.input if v.name not in inits],
+        "outputs": [_value_info(v) for v in graph.output],
+        "nodes": len(graph.node),
+        "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "initializers": len(params),
+        "parameters": sum(p["size"] for p in params),
+        "parameter_bytes": sum(p["bytes"] for p in params),
+        "external_data": [
+            {
+                "location": loc,
+                "bytes": _size(path.parent / loc),
+                "exists": (path.parent / loc).is_file(),
+            }
+            for loc in externals
+        ],
+        "nodes_with_source": sum(
+            any(p.key == "source" for p in n.metadata_props) for n in graph.node
+        ),
+        "baked": _json_list(meta.get("graphcap.baked")),
+        "metadata": {k: v for k, v in meta.items() if k != "graphcap.baked"},
+    }
+
+
+def _value_info(v: Any) -> dict[str, Any]:
+    t = v.type.tensor_type
+    dims: list[int | str | None] | None = None
+    if t.HasField("shape"):
+        dims = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim
+        ]
+    return {"name": v.name, "dtype": _dtype_name(t.elem_type), "shape": dims}
+
+
+def _dtype_name(elem_type: int) -> str:
+    """NumPy's name for an ONNX element type (``float32``), else ONNX's (``bfloat16``)."""
+    from onnx import TensorProto, helper
+
+    if not elem_type:
+        return "?"
+    try:
+        return str(helper.tensor_dtype_to_np_dtype(elem_type))
+    except Exception:  # no NumPy counterpart
+        return TensorProto.DataType.Name(elem_type).lower()
+
+
+def _tensor_info(t: Any) -> dict[str, Any]:
+    from onnx import helper
+
+    size = 1
+    for d in t.dims:
+        size *= int(d)
+    try:
+        itemsize = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    except Exception:  # a dtype NumPy lacks (bfloat16, float8): count what is stored
+        itemsize = len(t.raw_data) // size if size and t.raw_data else 0
+    location = next((e.value for e in t.external_data if e.key == "location"), "")
+    return {"name": t.name, "size": size, "bytes": size * itemsize, "location": location}
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _json_list(text: str | None) -> list[Any]:
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [{"kind": "?", "what": text, "result": None, "source": "?"}]
+    return value if isinstance(value, list) else [value]
+
+
+def _type_text(info: dict[str, Any]) -> str:
+    shape = info["shape"]
+    dims = "?" if shape is None else ", ".join("?" if d is None else str(d) for d in shape)
+    return f"{info['dtype']}[{dims}]"
+
+
+def render(d: dict[str, Any]) -> str:
+    """The text ``graphcap inspect`` prints for :func:`describe`'s result."""
+    opsets = ", ".join(f"{k} {v}" for k, v in d["opsets"].items())
+    lines = [
+        f"{d['path']}: {human_bytes(d['file_bytes'])}, ONNX IR version {d['ir_version']}, "
+        f"opset {opsets}, producer {d['producer'] or '?'}, graph {d['graph']!r}",
+        "",
+        "signature:",
+    ]
+    lines += [f"  input   {i['name']}: {_type_text(i)}" for i in d["inputs"]]
+    lines += [f"  output  {o['name']}: {_type_text(o)}" for o in d["outputs"]]
+    lines += ["", f"ops ({d['nodes']} nodes, {d['nodes_with_source']} with a source line):"]
+    lines += [f"  {count:>5}  {op}" for op, count in d["ops"].items()]
+    lines += [
+        "",
+        f"parameters: {d['parameters']:,} in {d['initializers']} initializers "
+        f"({human_bytes(d['parameter_bytes'])})",
+    ]
+    for ext in d["external_data"]:
+        state = human_bytes(ext["bytes"]) if ext["exists"] else "MISSING"
+        lines.append(f"external data: {ext['location']} ({state})")
+    lines += ["", f"baked Python decisions: {len(d['baked'])}"]
+    if d["baked"]:
+        rows = [
+            (str(b.get("kind")), str(b.get("what")), repr(b.get("result")), str(b.get("source")))
+            for b in d["baked"]
+        ]
+        table = text_table(("kind", "what", "result", "source"), rows)
+        lines += [f"  {line}" for line in table.splitlines()]
+    for key, value in d["metadata"].items():
+        lines.append(f"metadata {key}: {value if len(value) <= 80 else value[:77] + '...'}")
+    return "\n".join(lines)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """``graphcap inspect``: print :func:`render` (or JSON with ``--json``)."""
+    info = describe(Path(args.model))
+    print(json.dumps(info, indent=2) if args.json else render(info))
+    return 0
