@@ -83,16 +83,18 @@ def from_model(model: onnx.ModelProto, base_dir: str | Path | None = None) -> Gr
             data, a declared type that contradicts the registry's shape rules.
         DTypeError: a tensor of an element type graphcap does not support.
     """
-    opset = _default_opset(model)
-    _refuse_unsupported(model.graph, opset)
-    return _Reader(model, opset, base_dir).read()
+    declared = _declared_opset(model)
+    _refuse_unsupported(model.graph, declared or 0)
+    if declared is None:
+        raise ExportError("the model imports no default-domain ('' or 'ai.onnx') opset")
+    return _Reader(model, declared, base_dir).read()
 
 
-def _default_opset(model: onnx.ModelProto) -> int:
+def _declared_opset(model: onnx.ModelProto) -> int | None:
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
             return int(entry.version)
-    raise ExportError("the model imports no default-domain ('' or 'ai.onnx') opset")
+    return None
 
 
 def _domain(domain: str) -> str:
