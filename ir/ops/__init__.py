@@ -2,10 +2,17 @@
 
 from ir.ops import (  # noqa: F401  (importing a family registers its ops)
     activation,
+    attention,
+    bitwise,
+    conv,
     elementwise,
     indexing,
     linalg,
+    loss,
+    misc,
     nn,
+    pool,
+    recurrent,
     reduce,
     shape,
 )

@@ -1,17 +1,40 @@
 """The spec table: one ``OpSpec`` per registry op, collected from the family modules."""
 
-from tests.op_specs import activation, elementwise, indexing, linalg, nn, reduce, shape
+from tests.op_specs import (
+    activation,
+    attention,
+    bitwise,
+    conv,
+    elementwise,
+    indexing,
+    linalg,
+    loss,
+    misc,
+    nn,
+    pool,
+    recurrent,
+    reduce,
+    shape,
+)
 from tests.op_specs.common import OpSpec, Sample
 
-ALL_SPECS: list[OpSpec] = [
-    *activation.SPECS,
-    *elementwise.SPECS,
-    *indexing.SPECS,
-    *linalg.SPECS,
-    *nn.SPECS,
-    *reduce.SPECS,
-    *shape.SPECS,
-]
+_FAMILIES = (
+    activation,
+    attention,
+    bitwise,
+    conv,
+    elementwise,
+    indexing,
+    linalg,
+    loss,
+    misc,
+    nn,
+    pool,
+    recurrent,
+    reduce,
+    shape,
+)
+ALL_SPECS: list[OpSpec] = [spec for family in _FAMILIES for spec in family.SPECS]
 SPECS_BY_KEY: dict[tuple[str, str], OpSpec] = {(s.domain, s.op_type): s for s in ALL_SPECS}
 
 __all__ = ["ALL_SPECS", "SPECS_BY_KEY", "OpSpec", "Sample"]

@@ -1,0 +1,3 @@
+"""Bitwise and bit-shift ops on integers: BitwiseAnd, BitwiseOr, BitwiseXor, BitwiseNot, BitShift."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Pooling: MaxPool, AveragePool, LpPool, GlobalAveragePool, GlobalMaxPool."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Recurrent layers as single ONNX nodes: RNN, GRU and LSTM, with sequence_lens."""
+
+from __future__ import annotations
