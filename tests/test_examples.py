@@ -169,12 +169,17 @@ def test_real_corpus_has_12808_labelled_snippets() -> None:
 
 
 @needs_corpus
-def test_demo_main_on_a_subset(capsys: pytest.CaptureFixture[str]) -> None:
-    summary = demo.main(["--limit", "2000", "--epochs", "3", "--lr", "0.01", "--quiet"])
+def test_demo_main_on_a_subset(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_file = tmp_path / "demo.onnx"
+    args = ["--limit", "2000", "--epochs", "3", "--lr", "0.01", "--quiet", "--out", str(out_file)]
+    summary = demo.main(args)
     out = capsys.readouterr().out
-    assert "test accuracy" in out and "most fresh words" in out and "later issues" in out
+    assert "test accuracy" in out and "most fresh words" in out and "verified on onnxruntime" in out
     assert summary["tokens_per_second"] > 0
     assert summary["train_accuracy"] > 0.8, summary
+    # The exported file agrees with eager on every test batch, and so does its accuracy.
+    assert out_file.exists() and summary["max_abs_error"] < 1e-5, summary
+    assert summary["onnx_test_accuracy"] == pytest.approx(summary["test_accuracy"]), summary
 
 
 @pytest.mark.slow
