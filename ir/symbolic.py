@@ -90,14 +90,20 @@ def _is_int(x: Any, value: int) -> bool:
     return not isinstance(x, Sym) and int(x) == value
 
 
-def _to_object(sym: tuple[Dim, ...], t: TensorType) -> np.ndarray | None:
-    if any(d is None for d in sym) or t.shape is None or not t.is_static:
+def _to_object(sym: tuple[Dim, ...] | None, t: TensorType) -> np.ndarray | None:
+    """``sym`` as an array for a kernel; unknown elements are None (arithmetic on them fails)."""
+    if t.shape is None or not t.is_static:
         return None
+    if sym is None:  # a small int64 value nothing is known about: every element unknown
+        size = int(np.prod(t.shape))  # type: ignore[arg-type]
+        if size > _MAX_SYMBOLIC_SIZE:
+            return None
+        sym = (None,) * size
     if all(isinstance(d, int) for d in sym):
         # Plain ints stay int64, so kernels that index with them (Gather) accept them.
         return np.asarray(sym, dtype=np.int64).reshape(t.shape)  # type: ignore[arg-type]
     arr = np.empty(len(sym), dtype=object)
-    arr[:] = [Sym(d) if isinstance(d, str) else int(d) for d in sym]
+    arr[:] = [Sym(d) if isinstance(d, str) else d for d in sym]
     return arr.reshape(t.shape)  # type: ignore[arg-type]
 
 
@@ -107,7 +113,9 @@ def _from_object(out: Any) -> tuple[Dim, ...] | None:
         return None
     dims: list[Dim] = []
     for x in arr:
-        if isinstance(x, Sym):
+        if x is None:
+            dims.append(None)
+        elif isinstance(x, Sym):
             dims.append(x.name)
         elif isinstance(x, int | np.integer):
             dims.append(int(x))
@@ -127,14 +135,13 @@ def _symbolic_outputs(node: Node, types: list[TensorType]) -> list[tuple[Dim, ..
             return none
         attrs = node.full_attrs
         return [tuple(x.type.shape[attrs["start"] : attrs["end"]])]
-    if op_type not in _SYMBOLIC_OPS or any(v is not None and v.sym is None for v in node.inputs):
+    if op_type not in _SYMBOLIC_OPS:
         return none
     arrays = []
     for v in node.inputs:
         if v is None:
             arrays.append(None)
             continue
-        assert v.sym is not None
         arr = _to_object(v.sym, v.type)
         if arr is None:
             return none

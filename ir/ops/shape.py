@@ -567,9 +567,13 @@ def _range_infer(
     dtype = same_dtype((start, limit, delta), "Range inputs")
     check_dtype(start, (D.float32, D.float64, D.int16, D.int32, D.int64), "Range start")
     values = [ctx.value(i) for i in range(3)]
-    if any(v is None for v in values):
-        return TensorType(dtype, (None,))
-    return TensorType(dtype, _range(*values).shape)  # type: ignore[arg-type]
+    if all(v is not None for v in values):
+        return TensorType(dtype, _range(*values).shape)  # type: ignore[arg-type]
+    # arange(n) with a symbolic n: Range(0, n, 1) has n elements.
+    start, limit, delta = (ctx.dims(i) for i in range(3))
+    if start == (0,) and delta == (1,) and limit is not None and isinstance(limit[0], str):
+        return TensorType(dtype, (limit[0],))
+    return TensorType(dtype, (None,))
 
 
 def _constant_of_shape(shape: np.ndarray, *, value: Any = None) -> np.ndarray:
