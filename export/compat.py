@@ -17,18 +17,18 @@ from onnx import defs
 
 from ir.ops.registry import OpDef
 
-_Attrs = dict[str, tuple[int, bytes]]
-_Ports = tuple[tuple[str, int], ...]
+_Attrs = dict[str, tuple[str, bytes]]
+_Ports = tuple[tuple[str, str], ...]
 
 
 @cache
 def _schema(op_type: str, domain: str, version: int) -> tuple[_Attrs, _Ports, _Ports, int]:
     schema = defs.get_schema(op_type, version, domain)
     attrs = {
-        k: (int(a.type), a.default_value.SerializeToString()) for k, a in schema.attributes.items()
+        k: (str(a.type), a.default_value.SerializeToString()) for k, a in schema.attributes.items()
     }
-    inputs = tuple((i.name, int(i.option)) for i in schema.inputs)
-    outputs = tuple((o.name, int(o.option)) for o in schema.outputs)
+    inputs = tuple((i.name, str(i.option)) for i in schema.inputs)
+    outputs = tuple((o.name, str(o.option)) for o in schema.outputs)
     return attrs, inputs, outputs, schema.since_version
 
 

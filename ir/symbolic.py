@@ -137,7 +137,7 @@ def _symbolic_outputs(node: Node, types: list[TensorType]) -> list[tuple[Dim, ..
         return [tuple(x.type.shape[attrs["start"] : attrs["end"]])]
     if op_type not in _SYMBOLIC_OPS:
         return none
-    arrays = []
+    arrays: list[np.ndarray | None] = []
     for v in node.inputs:
         if v is None:
             arrays.append(None)

@@ -110,6 +110,7 @@ class SymInt:
     # ------------------------------------------------------------ arithmetic
 
     def _arith(self, other: Any, fn: Callable[[Any, Any], Any], symbol: str, swap: bool) -> Any:
+        operand: Any
         if isinstance(other, SymInt):
             value, name, operand = other.value, other.name, other.tensor
         elif isinstance(other, int) and not isinstance(other, bool):

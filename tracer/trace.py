@@ -21,6 +21,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -58,9 +59,9 @@ def _relative(filename: str) -> str:
 
 def user_source() -> str | None:
     """``file:line`` of the innermost frame outside graphcap's own packages."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGES):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     if frame is None:
         return None
     return f"{_relative(frame.f_code.co_filename)}:{frame.f_lineno}"

@@ -67,8 +67,8 @@ def _reshape_target(
     if -1 in out:
         known = [d for d in out if d != -1]
         if all(isinstance(d, int) for d in (*in_shape, *known)):
-            total = int(np.prod([d for d in in_shape], dtype=np.int64))
-            rest = int(np.prod([d for d in known], dtype=np.int64))
+            total = int(np.prod(np.asarray(in_shape, dtype=np.int64)))
+            rest = int(np.prod(np.asarray(known, dtype=np.int64)))
             if rest == 0 or total % rest:
                 raise ShapeError(f"cannot reshape {list(in_shape)} into {list(shape)}")
             out[out.index(-1)] = total // rest
@@ -81,7 +81,7 @@ def _reshape(x: np.ndarray, shape: Any, *, allowzero: int = 0) -> np.ndarray:
     target = _reshape_target(
         x.shape, tuple(int(s) for s in np.asarray(shape).reshape(-1)), allowzero
     )
-    return np.reshape(x, target)
+    return np.reshape(x, tuple(int(d) for d in target if d is not None))  # all ints here
 
 
 def _reshape_infer(
@@ -570,9 +570,9 @@ def _range_infer(
     if all(v is not None for v in values):
         return TensorType(dtype, _range(*values).shape)  # type: ignore[arg-type]
     # arange(n) with a symbolic n: Range(0, n, 1) has n elements.
-    start, limit, delta = (ctx.dims(i) for i in range(3))
-    if start == (0,) and delta == (1,) and limit is not None and isinstance(limit[0], str):
-        return TensorType(dtype, (limit[0],))
+    first, last, step = (ctx.dims(i) for i in range(3))
+    if first == (0,) and step == (1,) and last is not None and isinstance(last[0], str):
+        return TensorType(dtype, (last[0],))
     return TensorType(dtype, (None,))
 
 
