@@ -9,10 +9,16 @@ from ir.errors import (
     ShapeError,
     UnsupportedOpError,
 )
+from ir.graph import Graph, Node, Value
 from ir.types import TensorType
+from ir.verify import verify
 
 __all__ = [
     "DTypeError",
+    "Graph",
+    "Node",
+    "Value",
+    "verify",
     "ExportError",
     "GraphInvariantError",
     "GraphcapError",

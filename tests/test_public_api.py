@@ -23,12 +23,16 @@ SNAPSHOT: dict[str, list[str]] = {
     "ir": [
         "DTypeError",
         "ExportError",
+        "Graph",
         "GraphInvariantError",
         "GraphcapError",
+        "Node",
         "ShapeError",
         "TensorType",
         "UnsupportedOpError",
+        "Value",
         "ops",
+        "verify",
     ],
     "ir.ops": [
         "InferContext",
