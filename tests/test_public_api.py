@@ -17,9 +17,16 @@ from pathlib import Path
 
 import pytest
 
-MODULES = ("tracer", "tracer.autograd", "ir", "ir.ops")
+MODULES = ("tracer", "tracer.autograd", "ir", "ir.ops", "runtime", "export")
 
 SNAPSHOT: dict[str, list[str]] = {
+    "export": [
+        "DEFAULT_OPSET",
+        "from_model",
+        "load",
+        "save",
+        "to_model",
+    ],
     "ir": [
         "DTypeError",
         "ExportError",
@@ -45,6 +52,16 @@ SNAPSHOT: dict[str, list[str]] = {
         "op",
         "register",
         "scalar",
+    ],
+    "runtime": [
+        "BackendUnavailableError",
+        "DeviceFallbackWarning",
+        "FeedError",
+        "Interpreter",
+        "NodeExecutionError",
+        "Session",
+        "Signature",
+        "load",
     ],
     "tracer": [
         "Tensor",
