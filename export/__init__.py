@@ -9,6 +9,7 @@
 - ``export.cli`` is the ``graphcap`` command.
 """
 
+import export.schemas  # noqa: F401  (registers graphcap's own op schemas with onnx)
 from export.reader import from_model, load
 from export.writer import DEFAULT_OPSET, save, to_model
 

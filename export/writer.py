@@ -328,8 +328,14 @@ def schema_at(op: OpDef, opset: int, node: str = "") -> defs.OpSchema:
     try:
         return defs.get_schema(op.op_type, opset, op.domain)
     except defs.SchemaError:
-        first = defs.get_schema(op.op_type, op.since, op.domain).since_version
         where = f"node {node!r} " if node else ""
+        try:
+            first = defs.get_schema(op.op_type, op.since, op.domain).since_version
+        except defs.SchemaError:
+            raise ExportError(
+                f"{where}uses {op.domain or 'ai.onnx'}::{op.op_type}, for which onnx knows no "
+                "schema; its domain's schemas must be registered with onnx.defs first"
+            ) from None
         raise ExportError(
             f"{where}uses {op.op_type}, which ONNX adds at opset {first}; the model is being "
             f"written at opset {opset}: ask for opset >= {first}"

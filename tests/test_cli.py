@@ -41,21 +41,27 @@ def graphcap(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _qualified(opdef: ir.ops.OpDef) -> str:
+    """How `graphcap ops` names an op: bare in the default domain, else domain::op."""
+    return f"{opdef.domain}::{opdef.op_type}" if opdef.domain else opdef.op_type
+
+
 def test_ops_lists_every_registry_op() -> None:
     res = graphcap("ops")
     assert res.returncode == 0, res.stderr
     listed = {line.split()[0] for line in res.stdout.splitlines()[2:] if line.strip()}
     for opdef in ir.ops.all_ops():
-        assert opdef.op_type in listed, f"`graphcap ops` does not list {opdef.op_type}"
+        name = _qualified(opdef)
+        assert name in listed, f"`graphcap ops` does not list {name}"
     assert f"{len(ir.ops.all_ops())} ops" in res.stdout
 
 
 def test_ops_rows_say_since_attributes_and_vjp() -> None:
     out = graphcap("ops", "--markdown").stdout
     rows = {line.split("|")[1].strip(" `"): line for line in out.splitlines()[2:]}
-    assert set(rows) == {d.op_type for d in ir.ops.all_ops()}
+    assert set(rows) == {_qualified(d) for d in ir.ops.all_ops()}
     for opdef in ir.ops.all_ops():
-        cells = [c.strip() for c in rows[opdef.op_type].split("|")[1:-1]]
+        cells = [c.strip() for c in rows[_qualified(opdef)].split("|")[1:-1]]
         assert cells[1] == str(opdef.since)
         for attr in opdef.attrs:
             assert attr in cells[2], f"{opdef.op_type}: attribute {attr} missing"
