@@ -636,7 +636,8 @@ def test_conformance_models_round_trip() -> None:
 
     Models are skipped only for the reasons the reader reports on purpose: ops the registry
     lacks, element types graphcap does not support (bfloat16, float8, strings, ...), and
-    non-tensor graph inputs (sequences, optionals).
+    non-tensor graph inputs (sequences, optionals); and, on writing, element types that only
+    an opset newer than the writer's newest admits.
     """
     read, failures = 0, []
     for name, model in _conformance_models():
@@ -649,7 +650,13 @@ def test_conformance_models_round_trip() -> None:
             continue
         read += 1
         try:
-            written = export.to_model(graph)
+            try:
+                written = export.to_model(graph)
+            except ExportError as err:
+                # Ops read at a newer version than the writer's newest opset (signed BitShift,
+                # float16 Celu) may hold element types no writable version accepts.
+                assert "does not accept" in str(err), (name, err)
+                continue
             onnx.checker.check_model(written, full_check=True)
             assert str(export.from_model(written)) == str(graph)
         except Exception as err:  # collect every failure, then report them all

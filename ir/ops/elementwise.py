@@ -1,10 +1,10 @@
-"""Elementwise ops: arithmetic, unary math, Max/Min/Clip, rounding, comparisons, logic, Cast.
+"""Elementwise ops: arithmetic, Sum/Mean, unary math, Max/Min/Clip, rounding, logic, Cast.
 
-Activations live in ``activation.py``. Binary ops broadcast as NumPy does (ONNX
-multidirectional broadcasting) and require equal input dtypes (Pow excepted); integer and
-bool inputs keep their dtype (no silent float promotion). Shape rules check the dtypes ONNX
-allows; kernels of float-only ops reject other dtypes too, so eager code fails where an
-export would.
+Activations and trigonometric/hyperbolic math live in ``activation.py``. Binary ops
+broadcast as NumPy does (ONNX multidirectional broadcasting) and require equal input dtypes
+(Pow excepted); integer and bool inputs keep their dtype (no silent float promotion). Shape
+rules check the dtypes ONNX allows; kernels of float-only ops reject other dtypes too, so
+eager code fails where an export would.
 """
 
 from __future__ import annotations
@@ -142,11 +142,13 @@ def _pow_vjp(ctx: VjpContext, g: Any, x: Any, y: Any) -> list[Any]:
 
 
 def _mod(x: np.ndarray, y: np.ndarray, *, fmod: int = 0) -> np.ndarray:
-    if fmod:
-        return np.fmod(x, y)  # sign of the dividend, as C's fmod
+    # fmod=1: sign of the dividend, as C's fmod. fmod=0: sign of the divisor, as Python's %
+    # (inf/nan/zero cases included); Mod-13 disallows it for floats, Mod-28 defines it so.
+    fn = np.fmod if fmod else np.mod
     if x.dtype.kind == "f":
-        raise TypeError("Mod of floating-point tensors needs fmod=1 (ONNX)")
-    return np.mod(x, y)  # sign of the divisor, as Python's %
+        with np.errstate(invalid="ignore"):  # x % 0 and inf % y are NaN by definition
+            return fn(x, y)
+    return fn(x, y)
 
 
 def _mod_vjp(ctx: VjpContext, g: Any, x: Any, y: Any, *, fmod: int) -> list[Any]:
@@ -166,6 +168,42 @@ register(OpDef("Mul", 14, np.multiply, elementwise, _mul_vjp, saves="others"))
 register(OpDef("Div", 14, _div, elementwise, _div_vjp))
 register(OpDef("Pow", 15, _pow, _pow_infer, _pow_vjp))
 register(OpDef("Mod", 13, _mod, dtype_rule("Mod", D.NUMERIC), _mod_vjp))
+
+
+# ---------------------------------------------------------------- Sum, Mean (variadic)
+
+
+def _fold(fn: Any, floating: bool = False) -> Any:
+    """A variadic kernel folding the binary ufunc ``fn`` over its broadcast inputs."""
+
+    def kernel(x: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+        if floating:
+            require_floating(x)
+        for y in rest:
+            x = fn(x, y)
+        return x if rest else x.copy()
+
+    return kernel
+
+
+_sum = _fold(np.add, floating=True)
+
+
+def _mean(x: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+    total = _sum(x, *rest)
+    return np.divide(total, total.dtype.type(1 + len(rest)), dtype=total.dtype)
+
+
+def _sum_vjp(ctx: VjpContext, g: Any, *xs: Any) -> list[Any]:
+    return _unbroadcast_each(ctx, (g,) * len(xs), xs)
+
+
+def _mean_vjp(ctx: VjpContext, g: Any, *xs: Any) -> list[Any]:
+    return _sum_vjp(ctx, op.Div(g, scalar(len(xs), g)), *xs)
+
+
+register(OpDef("Sum", 13, _sum, dtype_rule("Sum", D.FLOATING), _sum_vjp, saves="none"))
+register(OpDef("Mean", 13, _mean, dtype_rule("Mean", D.FLOATING), _mean_vjp, saves="none"))
 
 
 # ---------------------------------------------------------------- unary math
@@ -263,16 +301,7 @@ _unary("Identity", 19, _identity, _identity_vjp, D.ALL, saves="none")
 # ---------------------------------------------------------------- Max, Min, Clip
 
 
-def _max(x: np.ndarray, *rest: np.ndarray) -> np.ndarray:
-    for y in rest:
-        x = np.maximum(x, y)
-    return x if rest else x.copy()
-
-
-def _min(x: np.ndarray, *rest: np.ndarray) -> np.ndarray:
-    for y in rest:
-        x = np.minimum(x, y)
-    return x if rest else x.copy()
+_max, _min = _fold(np.maximum), _fold(np.minimum)
 
 
 def _extremum_vjp(largest: bool) -> VjpFn:

@@ -2,7 +2,10 @@
 
 Reduce ops follow opset 18: ``axes`` is an optional int64 input; absent or empty axes reduce
 over every axis unless ``noop_with_empty_axes=1``, which makes the op an identity. Kernels
-return the input's dtype (integer means truncate toward zero, as ONNX runtimes do).
+return the input's dtype (integer means truncate toward zero, as ONNX runtimes do). A
+reduction over an empty set gives the reduction's identity (ReduceMax: -inf, or the dtype's
+minimum, or False; ReduceLogSum/LogSumExp: -inf; ReduceProd: 1; sums and norms: 0);
+ReduceMean's is undefined in ONNX: NaN for floats, as NumPy, and 0 for integers.
 """
 
 from __future__ import annotations
@@ -90,15 +93,34 @@ def _mean(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
     if x.dtype.kind in "iu":  # integer mean: sum, then divide truncating toward zero
         total = np.sum(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
         count = int(np.prod([x.shape[a] for a in axis]))
-        return np.trunc(total / count)
-    return np.mean(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
+        return np.trunc(total / count) if count else total
+    with np.errstate(invalid="ignore", divide="ignore"):  # an empty mean is NaN, quietly
+        return np.mean(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
+
+
+def _lowest(dtype: np.dtype) -> Any:
+    """The identity of max: -inf, the integer minimum, or False."""
+    if dtype.kind == "f":
+        return -np.inf
+    return False if dtype.kind == "b" else np.iinfo(dtype).min
+
+
+def _highest(dtype: np.dtype) -> Any:
+    """The identity of min: +inf, the integer maximum, or True."""
+    if dtype.kind == "f":
+        return np.inf
+    return True if dtype.kind == "b" else np.iinfo(dtype).max
 
 
 def _max(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    if x.size == 0:  # NumPy refuses empty maxima; ONNX wants the identity
+        return np.max(x, axis=axis, keepdims=keepdims, initial=_lowest(x.dtype))
     return np.max(x, axis=axis, keepdims=keepdims)
 
 
 def _min(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    if x.size == 0:
+        return np.min(x, axis=axis, keepdims=keepdims, initial=_highest(x.dtype))
     return np.min(x, axis=axis, keepdims=keepdims)
 
 
@@ -110,9 +132,31 @@ def _l2(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
     return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))
 
 
+def _l1(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    return np.sum(np.abs(x), axis=axis, keepdims=keepdims, dtype=x.dtype)
+
+
+def _sum_square(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    return np.sum(x * x, axis=axis, keepdims=keepdims, dtype=x.dtype)
+
+
+def _log_sum(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    with np.errstate(divide="ignore"):  # log 0 = -inf: the empty set's value
+        return np.log(np.sum(x, axis=axis, keepdims=keepdims, dtype=x.dtype))
+
+
+def _square(x: np.ndarray) -> np.ndarray:
+    return x * x
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(x).astype(x.dtype, copy=False)
+
+
 def _logsumexp(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
     # Shift by the max so exp never overflows; an all -inf slice keeps shift 0 (gives -inf).
-    m = np.max(x, axis=axis, keepdims=True)
+    m = _max(x, axis, True)
     m = np.where(np.isfinite(m), m, np.zeros((), dtype=m.dtype))
     with np.errstate(divide="ignore"):
         out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
@@ -204,6 +248,41 @@ def _reduce_logsumexp_vjp(
     return [op.Mul(_kept(g, x, axes, keepdims), op.Exp(op.Sub(x, lse))), None]
 
 
+def _pointwise_vjp(slope: Any) -> Any:
+    """The vjp of a sum of ``f(x)`` (ReduceL1, ReduceSumSquare): ``g * f'(x)``, expanded."""
+
+    def vjp(
+        ctx: VjpContext,
+        g: Any,
+        x: Any,
+        axes: Any = None,
+        *,
+        keepdims: int,
+        noop_with_empty_axes: int,
+    ) -> list[Any]:
+        if not _is_noop(axes, noop_with_empty_axes):
+            g = _kept(g, x, axes, keepdims)
+        return [op.Mul(g, slope(x)), None]
+
+    return vjp
+
+
+def _sign(x: Any) -> Any:
+    return op.Sign(x)
+
+
+def _twice(x: Any) -> Any:
+    return op.Mul(x, scalar(2, x))
+
+
+def _reduce_log_sum_vjp(
+    ctx: VjpContext, g: Any, x: Any, axes: Any = None, *, keepdims: int, noop_with_empty_axes: int
+) -> list[Any]:
+    if _is_noop(axes, noop_with_empty_axes):
+        return [op.Div(g, x), None]
+    return [op.Div(_kept(g, x, axes, keepdims), op.ReduceSum(x, axes, keepdims=1)), None]
+
+
 register(OpDef("ReduceSum", 13, _reducer(_sum), reduce_infer, _reduce_sum_vjp, saves="none"))
 register(OpDef("ReduceMean", 18, _reducer(_mean), reduce_infer, _reduce_mean_vjp, saves="none"))
 register(OpDef("ReduceMax", 20, _reducer(_max), reduce_infer, _extremum_vjp("ReduceMax")))
@@ -211,6 +290,13 @@ register(OpDef("ReduceMin", 20, _reducer(_min), reduce_infer, _extremum_vjp("Red
 register(OpDef("ReduceProd", 18, _reducer(_prod), reduce_infer, _reduce_prod_vjp))
 register(OpDef("ReduceL2", 18, _reducer(_l2, np.abs), reduce_infer, _reduce_l2_vjp))
 register(OpDef("ReduceLogSumExp", 18, _reducer(_logsumexp), reduce_infer, _reduce_logsumexp_vjp))
+register(OpDef("ReduceL1", 18, _reducer(_l1, np.abs), reduce_infer, _pointwise_vjp(_sign)))
+register(
+    OpDef(
+        "ReduceSumSquare", 18, _reducer(_sum_square, _square), reduce_infer, _pointwise_vjp(_twice)
+    )
+)
+register(OpDef("ReduceLogSum", 18, _reducer(_log_sum, _log), reduce_infer, _reduce_log_sum_vjp))
 
 
 # ---------------------------------------------------------------- ArgMax / ArgMin

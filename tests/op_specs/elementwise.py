@@ -61,14 +61,30 @@ def _pow_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
 
 def _mod_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     out = []
+    # Float fmod=0 (Mod-28's floor modulo) is left to ONNX's conformance cases
+    # (test_mod_*_fmod_0*): onnxruntime runs Mod-13, which refuses it at run time, and the
+    # runtime tests send every sample to onnxruntime.
     for fmod in (1,) if dtype.kind == "f" else (0, 1):
         for a, b in _PAIRS:
             x, y = rand(rng, a, dtype, -6, 6), _nonzero(rng, b, dtype)
-            # Redraw until x/y is off integers, where fmod jumps (finite differences).
+            # Redraw until x/y is off integers, where Mod jumps (finite differences).
             while dtype.kind == "f" and np.any(np.abs(x / y - np.round(x / y)) < 0.05):
                 x = rand(rng, a, dtype, -6, 6)
             out.append(Sample((x, y), {"fmod": fmod}))
     return out
+
+
+_VARIADIC = [[(3, 4)], [(3, 4), (3, 4)], [(2, 3, 4), (4,), ()], [(3, 5), (3, 1), (1, 5), (5,)]]
+
+
+def _variadic_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
+    groups = [*_VARIADIC, [(3, 1), (1, 5), (3, 5)]]
+    return [Sample(tuple(rand(rng, s, dtype) for s in g)) for g in groups]
+
+
+def _mean_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
+    # The first input has the full shape: onnx.reference's Mean adds into a copy of it.
+    return [Sample(tuple(rand(rng, s, dtype) for s in g)) for g in _VARIADIC]
 
 
 def _reciprocal_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
@@ -165,6 +181,12 @@ SPECS = [
     OpSpec("Div", _div_samples, dtypes=NUMERIC),
     OpSpec("Pow", _pow_samples, dtypes=NUMERIC),
     OpSpec("Mod", _mod_samples, dtypes=NUMERIC),
+    OpSpec("Sum", _variadic_samples),
+    OpSpec(
+        "Mean",
+        _mean_samples,
+        oracle_skip={"onnxruntime/float64": "onnxruntime 1.31 has no float64 Mean kernel"},
+    ),
     OpSpec("Neg", unary_samples, dtypes=NUMERIC),
     OpSpec("Abs", _AWAY_FROM_ZERO, dtypes=NUMERIC),
     OpSpec("Sign", _AWAY_FROM_ZERO, dtypes=NUMERIC),
