@@ -11,6 +11,7 @@ error instead of a backend's. A session keeps no per-call state: threads may sha
 from __future__ import annotations
 
 import tempfile
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +21,12 @@ import numpy as np
 import onnx
 
 from ir.graph import Graph
-from runtime.errors import BackendUnavailableError, DeviceFallbackWarning, FeedError
+from runtime.errors import (
+    BackendUnavailableError,
+    DeviceFallbackWarning,
+    FeedError,
+    NodeExecutionError,
+)
 from runtime.numpy_interpreter import Interpreter
 from runtime.ort_backend import OrtBackend, parse_device
 from runtime.signature import Signature
@@ -77,6 +83,8 @@ class Session:
                 "backend='onnxruntime' (or 'auto') to run on CUDA"
             )
         self._source = _Source(model)
+        self._auto = backend == "auto"
+        self._switch = threading.Lock()
         self.reason = ""
         self._ort: OrtBackend | None = None
         self._interp: Interpreter | None = None
@@ -166,9 +174,33 @@ class Session:
                     f"outputs {unknown} are not outputs of the model; onnxruntime returns only "
                     f"{list(self.output_names)} (backend='interpreter' returns any value)"
                 )
-            return self._ort.run(arrays, outputs)
+            ort = self._ort
+            try:
+                return ort.run(arrays, outputs)
+            except NodeExecutionError as err:
+                if not (self._auto and _lacks_kernel(err)):
+                    raise
+                self._fall_back(ort, err)
         assert self._interp is not None
         return self._interp.run(arrays, outputs)
+
+    def _fall_back(self, ort: OrtBackend, err: NodeExecutionError) -> None:
+        """Switch an ``auto`` session to the interpreter, once, and say so.
+
+        onnxruntime loaded the model but lacks a kernel it needs at run time (RNN in float64).
+        """
+        with self._switch:
+            if self._ort is not ort:
+                return  # another thread switched already
+            self._interp = Interpreter(self._graph_for_interpreter())
+            self.reason = f"onnxruntime failed at run time: {err}"
+            warnings.warn(
+                f"{self.reason}; this session now runs on the NumPy interpreter",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self.backend, self.device, self.providers = "interpreter", "cpu", ["numpy"]
+            self._ort = None
 
     def __repr__(self) -> str:
         why = f", reason={self.reason!r}" if self.reason else ""
@@ -177,6 +209,12 @@ class Session:
             f"providers={self.providers}, inputs='{self.input_signature}', "
             f"outputs={list(self.output_names)}{why})"
         )
+
+
+def _lacks_kernel(err: Exception) -> bool:
+    """Whether onnxruntime failed for want of a kernel (an op or dtype it does not implement)."""
+    text = str(err)
+    return "NOT_IMPLEMENTED" in text or "not support" in text or "not implemented" in text
 
 
 def load(path: str | PathLike[str], **kwargs: Any) -> Session:

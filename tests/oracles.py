@@ -18,6 +18,8 @@ OPSET = 20  # the opset whose schemas the registry implements
 def opset_for(op: OpDef) -> int:
     """The opset a one-node model of ``op`` declares: 20, or later for ops new since 20."""
     return max(OPSET, op.since)
+
+
 IR_VERSION = 10  # onnxruntime 1.31 reads IR versions up to 13; onnx 1.23 writes 14 by default
 
 

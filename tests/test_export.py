@@ -13,11 +13,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-
-import ir
 from onnx import TensorProto, helper, numpy_helper
 
 import export
+import ir
 from export import reader as reader_mod
 from export import writer as writer_mod
 from ir.errors import DTypeError, ExportError, UnsupportedOpError
@@ -262,9 +261,9 @@ def test_every_op_means_the_same_up_to_the_newest_opset_written() -> None:
     from export.compat import compatible
     from export.writer import DEFAULT_OPSET, MAX_OPSET
 
-    for op in ir.ops.all_ops():
-        for opset in range(max(DEFAULT_OPSET, op.since), MAX_OPSET + 1):
-            assert compatible(op, opset), f"{op.op_type} changes meaning at opset {opset}"
+    for opdef in ir.ops.all_ops():
+        for opset in range(max(DEFAULT_OPSET, opdef.since), MAX_OPSET + 1):
+            assert compatible(opdef, opset), f"{opdef.op_type} changes meaning at opset {opset}"
 
 
 # ---------------------------------------------------------------- files and round trips

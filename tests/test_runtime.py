@@ -170,9 +170,15 @@ def test_every_op_spec_through_interpreter_and_auto_session(spec: Any) -> None:
             feeds = {f"in{i}": x for i, x in enumerate(sample.inputs) if x is not None}
             out = opdef.kernel(*sample.inputs, **sample.attrs)
             want = [np.asarray(o) for o in (out if isinstance(out, tuple) else (out,))]
-            session = Session(g)
-            got = [Interpreter(g).run(feeds), session.run(feeds)]
-            assert session.backend == "onnxruntime" or session.reason
+            got = [Interpreter(g).run(feeds)]
+            # Where the spec records an onnxruntime gap for this dtype, "auto" may run into it
+            # (e.g. Attention's float64 NaN rows); the interpreter half still runs.
+            if not {"onnxruntime", f"onnxruntime/{dtype}"} & set(spec.oracle_skip):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a run-time fallback
+                    session = Session(g)
+                    got.append(session.run(feeds))
+                assert session.backend == "onnxruntime" or session.reason
             for result in got:
                 for w, v in zip(want, result.values(), strict=True):
                     assert (v.dtype, v.shape) == (w.dtype, w.shape), (dtype, sample.attrs)
@@ -619,3 +625,23 @@ def test_cuda_matches_cpu() -> None:
     values = backend.run({"x": on_gpu}, as_numpy=False)
     assert all(v.device_name().lower() == "cuda" for v in values.values())
     assert_same({k: v.numpy() for k, v in values.items()}, direct(heads, x))
+
+
+def test_auto_falls_back_when_onnxruntime_lacks_a_kernel_at_run_time() -> None:
+    """Onnxruntime loads a float64 LSTM but has no double kernel: auto switches, and says so."""
+    from ir.ops.registry import get
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 4))
+    w = rng.standard_normal((1, 16, 4))  # four gates of hidden size 4
+    r = rng.standard_normal((1, 16, 4))
+    g = Graph()
+    args = [g.add_input(n, np.float64, a.shape) for n, a in (("x", x), ("w", w), ("r", r))]
+    g.set_outputs(g.apply(get("LSTM"), args, {"hidden_size": 4})[:1])
+    session = Session(g)
+    assert session.backend == "onnxruntime"
+    with pytest.warns(RuntimeWarning, match="now runs on the NumPy interpreter"):
+        got = session.run({"x": x, "w": w, "r": r})
+    assert session.backend == "interpreter" and "run time" in session.reason
+    want = Interpreter(g).run({"x": x, "w": w, "r": r})
+    np.testing.assert_array_equal(next(iter(got.values())), next(iter(want.values())))

@@ -349,7 +349,7 @@ def _attention_infer(
     if past_key is not None:
         past = None if past_key.shape is None else past_key.shape[2]
         total = kv_len + past if isinstance(kv_len, int) and isinstance(past, int) else None
-    y_shape = (batch, heads, q_len, v_head)
+    y_shape: tuple[Dim, ...] = (batch, heads, q_len, v_head)
     if len(q.shape) == 3:
         same = heads == kv_heads and heads is not None
         y_shape = (batch, q_len, v.shape[2] if same else _mul(heads, v_head))

@@ -134,11 +134,13 @@ def _compress_vjp(
     # Compress is Gather with the indices of the true entries: Gather's rule scatters back.
     index = op.Reshape(op.NonZero(condition), ints([-1]))
     gather_ctx = VjpContext((), (True, False))
+    gather_vjp = get("Gather").vjp
+    assert gather_vjp is not None
     if axis is None:
         flat = op.Reshape(x, ints([-1]))
-        (gx, _) = get("Gather").vjp(gather_ctx, g, flat, index, axis=0)
+        (gx, _) = gather_vjp(gather_ctx, g, flat, index, axis=0)
         return [op.Reshape(gx, shape_of(x)), None]
-    return [get("Gather").vjp(gather_ctx, g, x, index, axis=axis)[0], None]
+    return [gather_vjp(gather_ctx, g, x, index, axis=axis)[0], None]
 
 
 register(OpDef("Compress", 11, _compress, _compress_infer, _compress_vjp))
