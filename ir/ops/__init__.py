@@ -6,15 +6,18 @@ from ir.ops import (  # noqa: F401  (importing a family registers its ops)
     bitwise,
     conv,
     elementwise,
+    image,
     indexing,
     linalg,
     loss,
     misc,
     nn,
     pool,
+    quant,
     recurrent,
     reduce,
     shape,
+    signal,
 )
 from ir.ops.registry import (
     InferContext,

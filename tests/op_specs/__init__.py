@@ -6,15 +6,18 @@ from tests.op_specs import (
     bitwise,
     conv,
     elementwise,
+    image,
     indexing,
     linalg,
     loss,
     misc,
     nn,
     pool,
+    quant,
     recurrent,
     reduce,
     shape,
+    signal,
 )
 from tests.op_specs.common import OpSpec, Sample
 
