@@ -1,3 +1,7 @@
-"""Quantization ops: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearMatMul, MatMulInteger, ConvInteger, QLinearConv."""
+"""Quantization ops.
+
+QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearMatMul, MatMulInteger,
+ConvInteger, QLinearConv.
+"""
 
 from __future__ import annotations

@@ -1,3 +1,6 @@
-"""Signal and small linear-algebra ops: DFT, STFT, window functions, MelWeightMatrix, Det, Unique, ReverseSequence."""
+"""Signal and small linear-algebra ops.
+
+DFT, STFT, window functions, MelWeightMatrix, Det, Unique, ReverseSequence.
+"""
 
 from __future__ import annotations

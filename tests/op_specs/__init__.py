@@ -27,15 +27,18 @@ _FAMILIES = (
     bitwise,
     conv,
     elementwise,
+    image,
     indexing,
     linalg,
     loss,
     misc,
     nn,
     pool,
+    quant,
     recurrent,
     reduce,
     shape,
+    signal,
 )
 ALL_SPECS: list[OpSpec] = [spec for family in _FAMILIES for spec in family.SPECS]
 SPECS_BY_KEY: dict[tuple[str, str], OpSpec] = {(s.domain, s.op_type): s for s in ALL_SPECS}
