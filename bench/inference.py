@@ -42,6 +42,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "2")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -156,7 +157,8 @@ TORCH_EXPORTERS = {"torch_onnx": False, "torch_dynamo_onnx": True}  # key -> dyn
 
 def torch_onnx_export(theirs: Any, ids: np.ndarray, out: Path, dynamo: bool) -> None:
     """``torch.onnx.export`` with batch and seq declared dynamic."""
-    with warnings.catch_warnings():
+    # The dynamo exporter prints progress to stdout, which must hold the JSON line alone.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         warnings.simplefilter("ignore")
         TORCH.onnx.export(
             theirs,
