@@ -239,6 +239,7 @@ _ATTR_INPUTS: dict[str, tuple[int, tuple[tuple[str, int, str], ...]]] = {
     "Pad": (11, (("pads", 1, "ints"), ("value", 2, "like_x"))),
     "Clip": (11, (("min", 1, "like_x"), ("max", 2, "like_x"))),
     "Dropout": (12, (("ratio", 1, "float"),)),
+    "DFT": (20, (("axis", 2, "ints"),)),
 }
 _LEGACY_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal"})
 
@@ -371,6 +372,11 @@ class _Reader:
                     arr = _attr_constant(kind, attrs.pop(attr), x)
                     hint = f"{n.name or op_type.lower()}_{attr}"
                     inputs[pos] = self.graph.add_initializer(self._fresh(hint), arr)
+        if op_type == "DFT" and v < 20 and (len(inputs) < 3 or inputs[2] is None):
+            # DFT-17's axis attribute defaulted to 1; DFT-20's input defaults to -2.
+            inputs += [None] * (3 - len(inputs))
+            hint = f"{n.name or 'dft'}_axis"
+            inputs[2] = self.graph.add_initializer(self._fresh(hint), np.asarray([1], np.int64))
         if v < 6:
             attrs.pop("consumed_inputs", None)
         if v < 7:
