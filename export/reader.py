@@ -239,7 +239,7 @@ _ATTR_INPUTS: dict[str, tuple[int, tuple[tuple[str, int, str], ...]]] = {
     "Pad": (11, (("pads", 1, "ints"), ("value", 2, "like_x"))),
     "Clip": (11, (("min", 1, "like_x"), ("max", 2, "like_x"))),
     "Dropout": (12, (("ratio", 1, "float"),)),
-    "DFT": (20, (("axis", 2, "ints"),)),
+    "DFT": (20, (("axis", 2, "int"),)),
 }
 _LEGACY_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal"})
 
@@ -247,6 +247,8 @@ _LEGACY_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "
 def _attr_constant(kind: str, value: Any, x: Value | None) -> np.ndarray:
     if kind == "ints":
         return np.asarray(value, dtype=np.int64).reshape(-1)
+    if kind == "int":  # a 0-d input (DFT's axis)
+        return np.asarray(value, dtype=np.int64).reshape(())
     if x is not None and (kind == "like_x" or D.is_floating(x.dtype)):
         return np.asarray(value, dtype=x.dtype)
     return np.asarray(value, dtype=np.float32)
@@ -376,7 +378,7 @@ class _Reader:
             # DFT-17's axis attribute defaulted to 1; DFT-20's input defaults to -2.
             inputs += [None] * (3 - len(inputs))
             hint = f"{n.name or 'dft'}_axis"
-            inputs[2] = self.graph.add_initializer(self._fresh(hint), np.asarray([1], np.int64))
+            inputs[2] = self.graph.add_initializer(self._fresh(hint), np.asarray(1, np.int64))
         if v < 6:
             attrs.pop("consumed_inputs", None)
         if v < 7:

@@ -5,6 +5,7 @@ from ir.ops import (  # noqa: F401  (importing a family registers its ops)
     attention,
     bitwise,
     conv,
+    detection,
     elementwise,
     image,
     indexing,

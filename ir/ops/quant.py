@@ -278,6 +278,7 @@ def _qlinear_matmul(
     # Per-row a_scale (size M) scales rows; per-column b_scale (size N) columns.
     sa = a_scale.reshape(-1, 1) if a_scale.size > 1 else a_scale.reshape(())
     factor = sa * b_scale / y_scale  # in the scales' type, as ONNX's reference
+    assert y_zero_point is not None  # QLinearConv's y_zero_point is a required input
     return _requantize(acc, factor, y_zero_point, y_zero_point.dtype)
 
 
@@ -380,6 +381,7 @@ def _qlinear_conv(
     attrs |= {"kernel_shape": kernel_shape, "pads": pads, "strides": strides}
     acc = _conv_int32(x, w, x_zero_point, w_zero_point, b, attrs)
     ws = _per_out_channel(w_scale, x.ndim, 1)
+    assert ws is not None  # w_scale is a required input
     factor = x_scale.astype(np.float64) * ws.astype(np.float64) / y_scale.astype(np.float64)
     return _requantize(acc, factor, y_zero_point, y_zero_point.dtype)
 

@@ -70,11 +70,12 @@ def _dft(
     a = _dft_axis(axis, x.ndim)
     z = _complex(x)
     size = _dft_size(x.shape[a], dft_length, inverse, onesided)
+    assert isinstance(size, int)  # a kernel sees concrete shapes
     if inverse and onesided:  # IRFFT: one-sided spectrum in, real signal out
         return np.fft.irfft(z, n=size, axis=a)[..., None].astype(x.dtype)
     y = (np.fft.ifft if inverse else np.fft.fft)(z, n=size, axis=a)
     if onesided:
-        y = y.take(np.arange(size // 2 + 1), axis=a)  # type: ignore[operator]
+        y = y.take(np.arange(size // 2 + 1), axis=a)
     return _pairs(y, x.dtype)
 
 
@@ -400,12 +401,15 @@ def _unique_infer(
         outs = _unique(value, axis=axis, sorted=sorted)
         return tuple(TensorType(o.dtype, o.shape) for o in outs)
     i64 = D.int64
+    y_shape: tuple[Dim, ...] | None
     if x.shape is None:
         y_shape = None if axis is not None else (None,)
         return (TensorType(x.dtype, y_shape), *(TensorType(i64, (None,)),) * 3)
     if axis is None:
-        size: Dim = int(np.prod(x.shape)) if all(isinstance(d, int) for d in x.shape) else None
-        y_shape, n = (None,), size
+        static = all(isinstance(d, int) for d in x.shape)
+        size: Dim = int(np.prod(np.asarray(x.shape, dtype=np.int64))) if static else None
+        y_shape = (None,)
+        n = size
     else:
         a = normalize_axis(axis, len(x.shape), "Unique axis")
         y_shape = tuple(None if i == a else d for i, d in enumerate(x.shape))
