@@ -278,3 +278,9 @@ __all__ = [
     "zeros",
     "zeros_like",
 ]
+
+# Subpackages, imported last: they build on everything above (``tracer.nn`` as ``torch.nn``).
+from tracer import data, metrics, nn, optim  # noqa: E402
+from tracer.serialization import load, save  # noqa: E402
+
+__all__ += ["data", "load", "metrics", "nn", "optim", "save"]

@@ -184,19 +184,20 @@ class ShapeMixin(_ConvertMixin):
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         """Merge dims ``start_dim..end_dim`` into one; a 0-d tensor becomes 1-d."""
-        shape = self._data.shape
+        shape = self.shape  # SymInts for dynamic dims while tracing: the result stays dynamic
         if not shape:
             return _reshape(self, _ints([1]))
         s, e = _axis(len(shape), start_dim), _axis(len(shape), end_dim)
         if s > e:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
-        return _reshape(self, _ints([*shape[:s], math.prod(shape[s : e + 1]), *shape[e + 1 :]]))
+        merged = math.prod(shape[s : e + 1])
+        return _reshape(self, shape_operand((*shape[:s], merged, *shape[e + 1 :])))
 
     def unflatten(self, dim: int, sizes: Sequence[int]) -> Tensor:
         """Split dim ``dim`` into ``sizes`` (one of which may be -1)."""
-        shape = self._data.shape
+        shape = self.shape
         d = _axis(len(shape), dim)
-        return _reshape(self, _ints([*shape[:d], *sizes, *shape[d + 1 :]]))
+        return _reshape(self, shape_operand((*shape[:d], *sizes, *shape[d + 1 :])))
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         """Swap dims ``dim0`` and ``dim1``."""

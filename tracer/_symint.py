@@ -14,6 +14,8 @@ import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ir.errors import GraphcapError
 
 if TYPE_CHECKING:
@@ -110,11 +112,14 @@ class SymInt:
     # ------------------------------------------------------------ arithmetic
 
     def _arith(self, other: Any, fn: Callable[[Any, Any], Any], symbol: str, swap: bool) -> Any:
-        operand: Any
         if isinstance(other, SymInt):
-            value, name, operand = other.value, other.name, other.tensor
+            value, name = other.value, other.name
         elif isinstance(other, int) and not isinstance(other, bool):
-            value, name, operand = other, str(other), other
+            if (fn is operator.mul and other == 1) or (fn is operator.add and other == 0):
+                return self  # x*1, 1*x, x+0: no node, and the symbol stays readable
+            if fn is operator.sub and other == 0 and not swap:
+                return self
+            value, name = other, str(other)
         else:
             return NotImplemented
         a, b = (value, self.value) if swap else (self.value, value)
@@ -122,8 +127,13 @@ class SymInt:
         this = self
 
         def make() -> Tensor:
-            x, y = (operand, this.tensor) if swap else (this.tensor, operand)
-            return fn(x, y) if not isinstance(x, int) else fn(this.tensor * 0 + x, y)
+            from tracer._tensor_base import wrap
+
+            # An int becomes a 0-d int64 constant; a SymInt brings its recorded tensor.
+            theirs = (
+                other.tensor if isinstance(other, SymInt) else wrap(np.asarray(other, np.int64))
+            )
+            return fn(theirs, this.tensor) if swap else fn(this.tensor, theirs)
 
         return SymInt(fn(a, b), f"{_wrap(left)}{symbol}{_wrap(right)}", make)
 

@@ -447,6 +447,9 @@ class TensorBase:
         """A tensor sharing this one's data (and version counter), cut from the graph."""
         t = wrap(self._data)
         t._version = _version_cell(self)
+        if _state.tracer is not None:
+            # Same values: in a trace it stands for the same graph value, not a snapshot.
+            _state.tracer.alias(t, self)
         return t
 
     def detach_(self) -> Tensor:

@@ -23,14 +23,17 @@ from ir.types import Dim, TensorType
 
 
 def _softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
-    # Shifting by the max keeps exp from overflowing; the result is unchanged.
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    # Shifting by the max keeps exp from overflowing; the result is unchanged. A row that is
+    # all -inf gives NaN, as ONNX's and NumPy's arithmetic do: no warning for that.
+    with np.errstate(invalid="ignore"):
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _log_softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
 def _softmax_infer(ctx: InferContext, x: TensorType, *, axis: int = -1) -> TensorType:
