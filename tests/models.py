@@ -33,6 +33,7 @@ import numpy as np
 
 import tracer
 from tracer import Tensor
+from tracer.nn import functional as F  # noqa: N812 - PyTorch's name
 
 PAD_ID = 0
 
@@ -110,18 +111,14 @@ class LayerNorm(Module):
 def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
     """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last dim.
 
-    Composed from primitives because ``tracer`` does not expose ``layer_norm`` (the registry's
-    ``LayerNormalization``) yet; TODO(nn): switch to ``tracer.nn.functional.layer_norm``.
+    One native ``LayerNormalization`` node, which onnxruntime runs as a fused kernel.
     """
-    mean = x.mean(-1, keepdim=True)
-    dev = x - mean
-    var = (dev * dev).mean(-1, keepdim=True)
-    return dev / (var + eps).sqrt() * weight + bias
+    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
 
 
 def gelu(x: Tensor) -> Tensor:
-    """Exact GELU, ``x * Phi(x)``, composed with ``erf``."""
-    return 0.5 * x * (1.0 + (x * (1.0 / math.sqrt(2.0))).erf())
+    """Exact GELU: one native ``Gelu`` node."""
+    return F.gelu(x)
 
 
 def masked_mean(h: Tensor, ids: Tensor) -> Tensor:
