@@ -8,6 +8,7 @@ registers the ops.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -411,6 +412,28 @@ def _direction(
     return y, [np.where(started, s, 0).astype(x.dtype) for s in state], caches, params
 
 
+@contextlib.contextmanager
+def _serial_blas() -> Iterator[None]:
+    """One BLAS thread for the time loops.
+
+    Their per-step matmuls are small, and BLAS threads only contend there: on a busy 2-core
+    machine a step ran 100x slower with them. ``threadpoolctl`` is optional here.
+    """
+    global _CONTROLLER
+    try:
+        from threadpoolctl import ThreadpoolController  # optional; ir needs only NumPy
+    except ImportError:
+        yield
+        return
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    with _CONTROLLER.limit(limits=1, user_api="blas"):
+        yield
+
+
+_CONTROLLER: Any = None
+
+
 def forward(kind: Kind, args: Sequence[Any], attrs: dict[str, Any]) -> tuple[np.ndarray, ...]:
     """``Y`` and the final states of one layer, in the layout ``attrs`` asks for.
 
@@ -424,7 +447,8 @@ def forward(kind: Kind, args: Sequence[Any], attrs: dict[str, Any]) -> tuple[np.
             or an activation function that is not ONNX's.
     """
     inp, cfg = _prepare(kind, args, attrs, grad=False)
-    runs = [_direction(inp, cfg, d) for d in range(len(cfg.reverse))]
+    with _serial_blas():
+        runs = [_direction(inp, cfg, d) for d in range(len(cfg.reverse))]
     y = np.stack([run[0] for run in runs], axis=1)  # [seq, num_dir, batch, n]
     finals = [np.stack([run[1][k] for run in runs]) for k in range(kind.states)]
     if attrs["layout"]:
@@ -440,6 +464,13 @@ def backward(
     ``grads`` holds the gradients of ``Y`` and the final states (None: zero); absent optional
     inputs get the gradient they would have as zeros.
     """
+    with _serial_blas():
+        return _backward(kind, args, grads, attrs)
+
+
+def _backward(
+    kind: Kind, args: Sequence[Any], grads: Sequence[Any], attrs: dict[str, Any]
+) -> tuple[np.ndarray, ...]:
     inp, cfg = _prepare(kind, args, attrs, grad=True)
     layout, dtype = attrs["layout"], inp.x.dtype
     dy, *d_finals = (None if g is None else np.asarray(g, dtype) for g in grads)
