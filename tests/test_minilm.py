@@ -48,3 +48,25 @@ def test_state_dict_keys_are_the_checkpoint_names(minilm) -> None:  # type: igno
 
     names = set(load_file(str(minilm.model_dir() / "model.safetensors")))
     assert set(minilm.load_minilm().state_dict()) == names
+
+
+def test_minilm_traces_and_exports_with_dynamic_batch_and_seq(minilm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from export import save
+    from runtime import Session
+
+    ref = np.load(FIXTURE, allow_pickle=False)
+    model = minilm.load_minilm()
+    ids, mask = ref["input_ids"][:2, :12], ref["attention_mask"][:2, :12]
+    with tracer.no_grad():
+        graph = tracer.trace(
+            lambda i, m: minilm.sentence_embeddings(model, i, m),
+            (tracer.tensor(ids), tracer.tensor(mask)),
+            dynamic_axes={"ids": {0: "batch", 1: "seq"}, "mask": {0: "batch", 1: "seq"}},
+            input_names=["ids", "mask"],
+        )
+    path = tmp_path / "minilm.onnx"
+    save(graph, path)
+    out = Session(path, backend="onnxruntime").run(
+        {"ids": ref["input_ids"], "mask": ref["attention_mask"]}
+    )["output"]
+    np.testing.assert_allclose(out, ref["embeddings"], atol=1e-5, rtol=0)
