@@ -14,6 +14,21 @@ from ir.dtypes import to_onnx
 from ir.ops.registry import ints, op
 
 
+def known_value(x: Any) -> np.ndarray | None:
+    """The value of an operand (axes, pads, scales...) when a rule can read it now, else None.
+
+    Constants and eager tensors have one (``np.asarray`` reads a tensor without a copy); a
+    graph value whose value is unknown does not.
+    """
+    if x is None:
+        return None
+    try:
+        value = np.asarray(x)
+    except (TypeError, ValueError):
+        return None
+    return None if value.dtype == object else value
+
+
 def shape_of(x: Any) -> Any:
     """``x``'s shape as an int64 op input: a constant when static, else a ``Shape`` op."""
     if all(isinstance(d, int) for d in x.shape):

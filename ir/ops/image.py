@@ -17,21 +17,10 @@ import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import ShapeError, UnsupportedOpError
-from ir.ops.grad_util import shape_of
+from ir.ops.grad_util import known_value, shape_of
 from ir.ops.infer import normalize_axis
 from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar
 from ir.types import Dim, TensorType
-
-
-def _const(x: Any) -> np.ndarray | None:
-    """The value of an operand (scales, sizes, roi) when it can be read now, else None."""
-    if x is None:
-        return None
-    try:
-        value = np.asarray(x)
-    except (TypeError, ValueError):
-        return None
-    return None if value.dtype == object else value
 
 
 def _along(g: Any, w: np.ndarray, axis: int) -> Any:
@@ -277,7 +266,7 @@ def _resize_vjp(
     sizes: Any = None,
     **attrs: Any,
 ) -> list[Any]:
-    given = [_const(v) for v in (roi, scales, sizes)]
+    given = [known_value(v) for v in (roi, scales, sizes)]
     if not all(isinstance(d, int) for d in x.shape) or any(
         v is None and c is not None for v, c in zip(given, (roi, scales, sizes), strict=True)
     ):

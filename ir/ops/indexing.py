@@ -14,7 +14,7 @@ import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import ShapeError, UnsupportedOpError
-from ir.ops.grad_util import shape_of
+from ir.ops.grad_util import known_value, shape_of
 from ir.ops.infer import check_dtype, const_ints, normalize_axis, same_dtype
 from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar
 from ir.types import TensorType
@@ -48,17 +48,6 @@ def _permuted_shape(x: Any, perm: list[int]) -> Any:
     if all(isinstance(d, int) for d in dims):
         return ints(dims)
     return op.Gather(op.Shape(x), ints(perm), axis=0)
-
-
-def _const(x: Any) -> np.ndarray | None:
-    """The value of an int operand (starts, axes) when it can be read now, else None."""
-    if x is None:
-        return None
-    try:
-        value = np.asarray(x)
-    except (TypeError, ValueError):
-        return None
-    return None if value.dtype == object else value
 
 
 # ---------------------------------------------------------------- Gather
@@ -382,7 +371,7 @@ def _slice_vjp(
 ) -> list[Any]:
     shape = tuple(data.shape)
     static = all(isinstance(d, int) for d in shape)
-    given = [_const(v) for v in (starts, ends, axes, steps)]
+    given = [known_value(v) for v in (starts, ends, axes, steps)]
     known = all(
         v is not None or x is None for v, x in zip(given, (starts, ends, axes, steps), strict=True)
     )

@@ -14,7 +14,7 @@ import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError, ShapeError, UnsupportedOpError
-from ir.ops.grad_util import shape_of, unbroadcast
+from ir.ops.grad_util import known_value, shape_of, unbroadcast
 from ir.ops.infer import broadcast_shapes, check_dtype, const_ints, normalize_axis, same_dtype
 from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar
 from ir.types import Dim, TensorType
@@ -240,20 +240,6 @@ register(
 
 
 # ---------------------------------------------------------------- helpers of the ops below
-
-
-def _const(x: Any) -> np.ndarray | None:
-    """The value of an int operand (pads, axes) when it can be read now, else None.
-
-    Eager tensors and constants can; a graph value with no known value cannot.
-    """
-    if x is None:
-        return None
-    try:
-        value = np.asarray(x)
-    except (TypeError, ValueError):
-        return None
-    return None if value.dtype == object else value
 
 
 def _prod(dims: tuple[Dim, ...]) -> Dim:
@@ -519,7 +505,7 @@ def _pad_vjp(
 
 def _pad_map_vjp(g: Any, data: Any, pads: Any, axes: Any, mode: str) -> Any:
     """reflect/edge/wrap: each axis gathers input positions; sum the grad back onto them."""
-    p, ax = _const(pads), _const(axes)
+    p, ax = known_value(pads), known_value(axes)
     if p is None or (axes is not None and ax is None) or _prod(tuple(data.shape)) is None:
         raise UnsupportedOpError(
             f"Pad(mode={mode!r}): the gradient needs constant pads and axes and a static "

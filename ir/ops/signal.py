@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import ShapeError, UnsupportedOpError
+from ir.ops.grad_util import known_value
 from ir.ops.infer import check_dtype, const_ints, normalize_axis
 from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar
 from ir.types import Dim, TensorType
@@ -132,9 +133,9 @@ def _dft_vjp(
         return [None, None, None]
     if inverse and onesided:
         raise UnsupportedOpError("DFT vjp: the IRFFT form (inverse and onesided) has no rule")
-    a = _dft_axis(None if axis is None else _const(axis), x.ndim)
+    a = _dft_axis(None if axis is None else _known(axis), x.ndim)
     n = x.shape[a]
-    size = _dft_size(n, None if dft_length is None else _const(dft_length), inverse, onesided)
+    size = _dft_size(n, None if dft_length is None else _known(dft_length), inverse, onesided)
     if not isinstance(size, int) or not isinstance(n, int):
         raise UnsupportedOpError("DFT vjp: needs static signal and dft lengths")
     if onesided:
@@ -147,13 +148,10 @@ def _dft_vjp(
     return [gx, None, None]
 
 
-def _const(v: Any) -> np.ndarray:
-    """An int operand's value: eager tensors and constants have one, graph values may not."""
-    try:
-        value = np.asarray(v)
-    except (TypeError, ValueError):
-        value = np.asarray(None)
-    if value.dtype == object:
+def _known(v: Any) -> np.ndarray:
+    """An int operand's value, which the DFT rule needs (see ``known_value``)."""
+    value = known_value(v)
+    if value is None:
         raise UnsupportedOpError("DFT vjp: dft_length and axis must be known constants")
     return value
 
