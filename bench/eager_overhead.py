@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -29,6 +28,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
+
+import machine  # bench/machine.py, beside this script
 
 import tracer
 
@@ -171,17 +172,6 @@ def _check_chain(arrays: tuple[np.ndarray, ...]) -> None:
         np.testing.assert_allclose(g.numpy(), w, rtol=1e-4, atol=1e-5)
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
@@ -203,7 +193,7 @@ def main() -> None:
         "unit": "us_per_call",
         "stat": f"median of {repeats} batches",
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{_cpu_name()}, {os.cpu_count()} cpus, {platform.system()}",
+        "machine": machine.describe(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": None if TORCH is None else TORCH.__version__,

@@ -61,6 +61,8 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
 
+import machine  # bench/machine.py, beside this script
+
 import export
 import tracer
 from runtime import Session
@@ -311,17 +313,6 @@ def ratios(results: dict[str, Any], exp: dict[str, Any], stat: str) -> dict[str,
     return out
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def export_all(
     model: models.TextClassifier, example: np.ndarray, tmp: Path, runs: int
 ) -> tuple[dict[str, Any], Any]:
@@ -396,7 +387,7 @@ def main() -> None:
             "blas": os.environ["OPENBLAS_NUM_THREADS"],
         },
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{_cpu_name()}, {os.cpu_count()} cpus, {platform.system()}",
+        "machine": machine.describe(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "onnxruntime": ort.__version__,

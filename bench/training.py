@@ -55,6 +55,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
 
+import machine  # bench/machine.py, beside this script
+
 import tracer
 from tests import models
 from tracer import nn
@@ -293,17 +295,6 @@ def _ratio(row: dict[str, Any], stat: str) -> float | None:
     return round(row["graphcap_eager"][stat] / row["torch_eager"][stat], 3)
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run_models(args: Any) -> dict[str, Any]:
     """Check and time both models: model name -> its report."""
     runs, warmup = (3, 1) if args.quick else (12, 1)
@@ -362,7 +353,7 @@ def main() -> None:
         "optimizer": {"name": "Adam", "lr": LR},
         "threads": {"torch": THREADS, "blas": THREADS},
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{_cpu_name()}, {os.cpu_count()} cpus, {platform.system()}",
+        "machine": machine.describe(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": None if TORCH is None else TORCH.__version__,
