@@ -114,7 +114,7 @@ def backward(
     roots, grads = _roots_and_grads(tensors, grad_tensors)
     retain = create_graph if retain_graph is None else retain_graph
     targets = None if inputs is None else list(inputs)
-    results = _run(roots, grads, targets, retain, create_graph, allow_unused=True)
+    results = _run(roots, grads, targets, retain, create_graph)
     leaves = targets if targets is not None else list(results.leaves)
     for leaf in leaves:
         g = results.grad_of(leaf)
@@ -138,7 +138,7 @@ def grad(
     roots, grads = _roots_and_grads(outputs, grad_outputs)
     targets: list[Tensor] = [inputs] if isinstance(inputs, TensorBase) else list(inputs)
     retain = create_graph if retain_graph is None else retain_graph
-    results = _run(roots, grads, targets, retain, create_graph, allow_unused)
+    results = _run(roots, grads, targets, retain, create_graph)
     out = []
     for i, t in enumerate(targets):
         g = results.grad_of(t)
@@ -231,9 +231,7 @@ def _run(
     targets: list[Tensor] | None,
     retain_graph: bool,
     create_graph: bool,
-    allow_unused: bool,
 ) -> _Results:
-    del allow_unused
     results = _Results()
     pending: dict[Node, list[Any]] = {}
     for r, g in zip(roots, root_grads, strict=True):
