@@ -315,6 +315,38 @@ class Graph:
         """Declare the graph's outputs."""
         self.outputs = list(values)
 
+    def copy(self) -> Graph:
+        """An independent graph with the same names, types, nodes and metadata.
+
+        Initializer arrays and attribute values are shared (the IR never mutates them);
+        everything with use lists is new, so passes on the copy leave ``self`` alone.
+        """
+        out = Graph(self.name)
+        out.meta = {k: (list(v) if isinstance(v, list) else v) for k, v in self.meta.items()}
+        out._counter = self._counter
+        new: dict[int, Value] = {}
+
+        def adopt(old: Value, value: Value) -> Value:
+            value.sym = old.sym
+            new[id(old)] = value
+            return value
+
+        for v in self.inputs:
+            adopt(v, out.add_input(v.name, v.dtype, v.type.shape))
+        for v in self.initializers.values():
+            assert v.const is not None
+            adopt(v, out.add_initializer(v.name, v.const))
+        for n in self.nodes:
+            inputs = [None if x is None else new[id(x)] for x in n.inputs]
+            node = Node(out, n.op, inputs, n.attrs, n.name, n.meta)
+            node.outputs = tuple(
+                adopt(v, Value(out, out._claim(v.name), v.type, producer=node, index=v.index))
+                for v in n.outputs
+            )
+            out.append(node)
+        out.outputs = [new[id(v)] for v in self.outputs]
+        return out
+
     # ------------------------------------------------------------ reading
 
     def values(self) -> list[Value]:
