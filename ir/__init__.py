@@ -1,6 +1,7 @@
 """graphcap's IR: ONNX-style typed graphs and the op registry that defines every op once."""
 
 from ir import ops
+from ir.autodiff import grad
 from ir.errors import (
     DTypeError,
     ExportError,
@@ -18,6 +19,7 @@ __all__ = [
     "Graph",
     "Node",
     "Value",
+    "grad",
     "verify",
     "ExportError",
     "GraphInvariantError",

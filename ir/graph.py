@@ -74,6 +74,21 @@ class Value:
         """Rank."""
         return len(self.shape)
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """The value when it is known while building (an initializer, or a small int64
+        value computed from static shapes), so rules can read axes and shapes off it.
+
+        Raises:
+            TypeError: the value is only known when the graph runs.
+        """
+        if self.const is not None:
+            array = self.const
+        elif self.sym is not None and all(isinstance(d, int) for d in self.sym):
+            array = np.asarray(self.sym, np.int64).reshape(self.shape)  # type: ignore[arg-type]
+        else:
+            raise TypeError(f"%{self.name} is only known when the graph runs")
+        return array if dtype is None else array.astype(dtype, copy=False)
+
     @classmethod
     def __graphcap_bind__(cls, op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
         """The registry's hook: emit ``op`` as a node of the inputs' graph."""
@@ -134,6 +149,8 @@ class Node:
 
 
 def _fmt_attr(value: Any) -> str:
+    if isinstance(value, Graph):
+        return f"graph({value.name})"
     if isinstance(value, np.ndarray):
         return f"tensor({value.dtype}{list(value.shape)})"
     if isinstance(value, float):
@@ -295,6 +312,18 @@ class Graph:
         self.nodes.remove(node)
         self._node_names.discard(node.name)
 
+    def remove_initializer(self, name: str) -> None:
+        """Remove the initializer ``name``.
+
+        Raises:
+            GraphInvariantError: it is still used, or is a graph output.
+        """
+        value = self.initializers[name]
+        if value.uses or value in self.outputs:
+            raise GraphInvariantError(f"cannot remove initializer %{name}: it is still used")
+        del self.initializers[name]
+        self._names.discard(name)
+
     def rename(self, value: Value, name: str) -> None:
         """Give ``value`` a new unique name.
 
@@ -367,7 +396,13 @@ class Graph:
         sig = ", ".join(repr(v) for v in self.inputs)
         lines = [f"graph {self.name}({sig}) {{"]
         lines += [f"  %{v.name} = initializer {v.type}" for v in self.initializers.values()]
-        lines += [f"  {n.format()}" for n in self.nodes]
+        for n in self.nodes:
+            lines.append(f"  {n.format()}")
+            # Subgraphs (Scan bodies) follow their node, indented, in attribute-name order.
+            for key in sorted(n.attrs):
+                body = n.attrs[key]
+                if isinstance(body, Graph):
+                    lines += [f"    {line}" for line in str(body).splitlines()]
         lines.append("  return " + ", ".join(f"%{v.name}" for v in self.outputs))
         lines.append("}")
         return "\n".join(lines)

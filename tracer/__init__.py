@@ -40,6 +40,8 @@ from tracer._functions import pow as pow  # re-exported; not in __all__ (a built
 from tracer._reduce import ValuesIndices
 from tracer.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tracer.tensor import Tensor, as_tensor, from_numpy, tensor
+from tracer.compile import Compiled, compile
+from tracer.train_step import TrainStep, compile_step
 from tracer.trace import TraceError, trace
 
 # PyTorch's dtype aliases; ``float`` and ``int`` stay out of __all__ so that
@@ -148,6 +150,10 @@ numel = Tensor.numel
 __all__ = [
     "TraceError",
     "trace",
+    "compile",
+    "compile_step",
+    "TrainStep",
+    "Compiled",
     "Tensor",
     "ValuesIndices",
     "add",

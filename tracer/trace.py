@@ -89,6 +89,7 @@ class Tracer:
         self.baked: list[dict[str, Any]] = []
         self._seen: set[tuple[str, str, str]] = set()
         self._shapes: dict[int, Any] = {}
+        self.structure: tuple[str, list[Any]] = ("single", [])  # how the outputs were packed
 
     # ------------------------------------------------------------ values
 
@@ -253,6 +254,22 @@ def trace(
         TraceError: ``fn`` read an input-dependent value into Python, or fixed a dynamic
             dimension; the message names the source line.
     """
+    graph, _ = capture(fn, example_inputs, dynamic_axes, input_names, output_names)
+    return graph
+
+
+def capture(
+    fn: Callable[..., Any],
+    example_inputs: Any,
+    dynamic_axes: DynamicAxes | None = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+) -> tuple[Graph, Tracer]:
+    """:func:`trace`, also returning the tracer.
+
+    The tracer's ``values`` map each tensor the code touched (by id) to its graph value:
+    that is how ``compile`` finds the parameters among the initializers.
+    """
     if _state.tracer is not None:
         raise TraceError("trace() was called while another trace is running")
     args, kwargs = _split_inputs(example_inputs)
@@ -282,7 +299,7 @@ def trace(
     _set_outputs(graph, tracer, result, output_names)
     graph.meta["baked"] = tracer.baked
     graph.verify()
-    return graph
+    return graph, tracer
 
 
 def _split_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -339,8 +356,10 @@ def _normalise_axes(dynamic_axes: DynamicAxes, names: list[str]) -> dict[str, di
 def _set_outputs(graph: Graph, tracer: Tracer, result: Any, names: Sequence[str] | None) -> None:
     if isinstance(result, Mapping):
         items = list(result.items())
+        tracer.structure = ("dict", list(result))
     elif isinstance(result, tuple | list):
         items = [(f"output_{i}", r) for i, r in enumerate(result)]
+        tracer.structure = ("tuple" if isinstance(result, tuple) else "list", [])
     else:
         items = [("output", result)]
     if names is not None:

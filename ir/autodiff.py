@@ -1,0 +1,251 @@
+"""``grad``: reverse-mode differentiation as a graph-to-graph transform.
+
+The new graph computes the original outputs and the gradients of one output with respect
+to named inputs or initializers. It is built by walking the nodes on a path from those
+values to the output in reverse topological order, accumulating cotangents with ``Add`` and
+calling each node's registry vjp rule on graph values, so the rule emits the backward nodes
+(one rule serves eager autograd and this). Recurrent layers' vjp rules emit a single
+``ai.graphcap`` node each; ``grad`` then lowers those into standard ONNX ops (``Scan``), so
+the result contains only default-domain ops and runs on any ONNX runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ir.errors import GraphcapError, GraphInvariantError, ShapeError, UnsupportedOpError
+from ir.graph import Graph, Node, Value
+from ir.ops.registry import VjpContext, get, op
+
+__all__ = ["depends_on", "grad", "grad_name"]
+
+
+def grad_name(name: str) -> str:
+    """The name ``grad`` gives the gradient output of value ``name``: ``<name>_grad``."""
+    return f"{name}_grad"
+
+
+def grad(
+    graph: Graph,
+    wrt: Sequence[str],
+    of: str | Sequence[str] | None = None,
+    *,
+    seed: str | Sequence[str] | None = None,
+    standard_only: bool = True,
+) -> Graph:
+    """A graph computing ``graph``'s outputs and the gradients of ``of`` w.r.t. ``wrt``.
+
+    Args:
+        graph: the forward graph; it is not modified.
+        wrt: names of graph inputs or initializers (floating point) to differentiate by.
+        of: the output to differentiate (or several, whose vector-Jacobian products are
+            summed); by default the graph's only output.
+        seed: name of a new graph input holding the cotangent of ``of`` (its type is
+            ``of``'s), one per output when ``of`` is a list. By default ``of`` must be a
+            scalar and the seed is 1, as in ``loss.backward()``.
+        standard_only: lower graphcap's recurrent backward ops into standard ONNX ops, so
+            the result contains default-domain ops only. False keeps them (faster on the
+            NumPy interpreter; onnxruntime cannot run them).
+
+    Returns:
+        A new, verified graph whose inputs are ``graph``'s (plus ``seed``) and whose outputs
+        are ``graph``'s outputs followed by one gradient per ``wrt`` entry, named
+        ``<name>_grad`` and shaped as the value. A value the output does not depend on gets
+        a zero gradient.
+
+    Raises:
+        ValueError: an unknown or non-floating name, or a non-scalar ``of`` without a seed.
+        UnsupportedOpError: a node on the path has no vjp rule (the message names it).
+    """
+    g = graph.copy()
+    targets = [_output(g, name) for name in ([of] if isinstance(of, str | None) else of)]
+    seeds = [seed] if isinstance(seed, str | None) else list(seed)
+    if len(seeds) != len(targets):
+        raise ValueError(f"grad: {len(seeds)} seed names for {len(targets)} outputs")
+    sources = [_source(g, name) for name in wrt]
+    if len(set(wrt)) != len(wrt):
+        raise ValueError(f"grad: wrt names a value twice: {list(wrt)}")
+    cotangents = _backward(
+        g, {t: _seed(g, t, s) for t, s in zip(targets, seeds, strict=True)}, sources
+    )
+    for src in sources:  # one at a time: _named reads the outputs named so far
+        value = cotangents.get(src) or _zeros_like(src)
+        g.set_outputs([*g.outputs, _named(g, value, grad_name(src.name))])
+    _eliminate_dead_code(g)
+    if standard_only:
+        _lower_to_standard(g)
+    g.verify()
+    return g
+
+
+def depends_on(graph: Graph, of: Sequence[str], names: Sequence[str]) -> list[bool]:
+    """Whether some output in ``of`` depends, through float values, on each of ``names``.
+
+    A ``False`` entry is a value whose gradient is structurally zero (``grad`` gives zeros;
+    eager autograd leaves ``.grad`` as None).
+    """
+    targets = [_output(graph, n) for n in of]
+    result = []
+    for name in names:
+        source = _source(graph, name)
+        path, _ = _on_path(graph, targets, [source])
+        result.append(bool(path) or source in targets)
+    return result
+
+
+def _output(g: Graph, of: str | None) -> Value:
+    if of is None:
+        if len(g.outputs) != 1:
+            names = [v.name for v in g.outputs]
+            raise ValueError(f"grad: the graph has outputs {names}; say which one with of=")
+        return g.outputs[0]
+    for v in g.outputs:
+        if v.name == of:
+            return v
+    raise ValueError(f"grad: {of!r} is not an output; outputs are {[v.name for v in g.outputs]}")
+
+
+def _seed(g: Graph, target: Value, seed: str | None) -> Value:
+    if seed is not None:
+        return g.add_input(seed, target.dtype, target.type.shape)
+    if target.type.shape != ():
+        raise ValueError(
+            f"grad: output {target.name!r} has type {target.type}, not a scalar; pass "
+            "seed=<name> to take its cotangent as a graph input"
+        )
+    if target.dtype.kind != "f":
+        raise ValueError(f"grad: output {target.name!r} has type {target.type}; need floats")
+    return g.constant(np.ones((), target.dtype), hint=f"{target.name}_seed")
+
+
+def _source(g: Graph, name: str) -> Value:
+    value = next((v for v in g.inputs if v.name == name), None) or g.initializers.get(name)
+    if value is None:
+        known = [v.name for v in g.inputs] + list(g.initializers)
+        raise ValueError(f"grad: wrt {name!r} is not an input or initializer; known: {known}")
+    if value.dtype.kind != "f":
+        raise ValueError(f"grad: wrt {name!r} has type {value.type}; gradients need floats")
+    return value
+
+
+def _on_path(
+    g: Graph, targets: Sequence[Value], sources: Sequence[Value]
+) -> tuple[list[Node], set[int]]:
+    """Nodes on a path from ``sources`` to ``targets`` (last first), and dependent values.
+
+    The second result holds the ids of the values that depend on some source: the values
+    that get cotangents.
+    """
+    depends = {id(v) for v in sources}
+    for node in g.nodes:
+        if any(x is not None and id(x) in depends for x in node.inputs):
+            depends.update(id(v) for v in node.outputs if v.dtype.kind == "f")
+    needed = {id(t) for t in targets}
+    path: list[Node] = []
+    for node in reversed(g.nodes):
+        if any(id(v) in needed for v in node.outputs):
+            if any(x is not None and id(x) in depends for x in node.inputs):
+                path.append(node)
+            needed.update(id(x) for x in node.inputs if x is not None and id(x) in depends)
+    return path, depends
+
+
+def _backward(g: Graph, seeds: dict[Value, Value], sources: Sequence[Value]) -> dict[Value, Value]:
+    """Run every vjp rule on the path, last node first; cotangents of all values reached."""
+    path, depends = _on_path(g, list(seeds), sources)
+    cot: dict[Value, Value] = dict(seeds)
+    for node in path:  # already last-first
+        grads_out = [cot.get(v) for v in node.outputs]
+        if all(x is None for x in grads_out):
+            continue
+        needs = [x is not None and id(x) in depends for x in node.inputs]
+        if node.op.vjp is None:
+            raise UnsupportedOpError(
+                f"cannot differentiate node {node.name} ({node.op.op_type}"
+                f"{_where(node)}): {node.op.no_vjp}"
+            )
+        ctx = VjpContext(node.outputs, needs)
+        grad_out = grads_out[0] if len(grads_out) == 1 else tuple(grads_out)
+        try:
+            in_grads = node.op.vjp(ctx, grad_out, *node.inputs, **node.full_attrs)
+        except GraphcapError as e:
+            raise type(e)(f"vjp of node {node.name} ({node.op.op_type}{_where(node)}): {e}") from e
+        for x, gx, need in zip(node.inputs, in_grads, needs, strict=False):
+            if gx is None or not need or x is None:
+                continue
+            gx = gx if isinstance(gx, Value) else g.constant(np.asarray(gx, x.dtype), "grad")
+            _check_type(node, x, gx)
+            cot[x] = gx if x not in cot else op.Add(cot[x], gx)
+    return cot
+
+
+def _where(node: Node) -> str:
+    return f", traced from {node.meta['source']}" if "source" in node.meta else ""
+
+
+def _check_type(node: Node, x: Value, gx: Value) -> None:
+    same_rank = x.type.shape is not None and gx.type.shape is not None
+    if same_rank and len(x.shape) != len(gx.shape):
+        raise ShapeError(
+            f"vjp of {node.op.op_type} ({node.name}) gave a gradient {gx.type} for input "
+            f"%{x.name} {x.type}; this is a bug in the op's vjp rule"
+        )
+    if same_rank:
+        for a, b in zip(x.shape, gx.shape, strict=True):
+            if isinstance(a, int) and isinstance(b, int) and a != b:
+                raise ShapeError(
+                    f"vjp of {node.op.op_type} ({node.name}) gave a gradient {gx.type} for "
+                    f"input %{x.name} {x.type}; this is a bug in the op's vjp rule"
+                )
+
+
+def _zeros_like(v: Value) -> Value:
+    if v.type.is_static:
+        return v.graph.constant(np.zeros(v.shape, v.dtype), hint="zeros")
+    zero = v.graph.constant(np.zeros((), v.dtype), hint="zero")
+    return op.Expand(zero, op.Shape(v))
+
+
+def _named(g: Graph, value: Value, name: str) -> Value:
+    """``value`` under ``name``.
+
+    A node output that is not a graph output is renamed; anything else goes through an
+    ``Identity``, since inputs, initializers and outputs keep their names.
+    """
+    if value.producer is not None and value not in g.outputs and value.name != name:
+        if name in {v.name for v in g.values()}:
+            raise GraphInvariantError(f"grad: the graph already has a value named {name!r}")
+        g.rename(value, name)
+        return value
+    if value.name == name:
+        return value
+    (out,) = g.apply(get("Identity"), [value], {}, out_names=[name])
+    return out
+
+
+def _eliminate_dead_code(g: Graph) -> None:
+    """Drop nodes (and initializers) that no output needs: vjp rules may build spare ones."""
+    live = {id(v) for v in g.outputs}
+    for node in reversed(list(g.nodes)):
+        if any(id(v) in live for v in node.outputs):
+            live.update(id(x) for x in node.inputs if x is not None)
+        else:
+            g.remove(node, safe=False)
+    for name, v in list(g.initializers.items()):
+        if not v.uses and id(v) not in live:
+            g.remove_initializer(name)
+
+
+def _lower_to_standard(g: Graph) -> None:
+    if any(n.op.domain for n in g.nodes):
+        from ir.lower_recurrent import lower_recurrent_grads
+
+        lower_recurrent_grads(g)
+    custom = sorted({f"{n.op.domain}::{n.op.op_type}" for n in g.nodes if n.op.domain})
+    if custom:
+        raise UnsupportedOpError(
+            f"grad: the backward graph needs non-standard ops {custom}; pass "
+            "standard_only=False to keep them (graphcap's interpreter runs them)"
+        )

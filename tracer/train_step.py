@@ -1,0 +1,347 @@
+"""A whole training step as one graph: forward, loss, backward and the optimizer's update.
+
+``step = tracer.compile_step(loss_fn, optimizer)`` and then ``loss = step(*batch)`` in the
+training loop instead of ``loss = loss_fn(*batch); loss.backward(); optimizer.step()``.
+
+The first call of a signature traces ``loss_fn`` (which reads the model's parameters) and
+builds the train-step graph (:func:`build_train_step`): ``ir.grad`` differentiates the loss
+with respect to every optimizer parameter it depends on, and each parameter's update is
+appended by the optimizer's own rule (``Optimizer.functional_update``, written once with
+registry ops). Its inputs are the batch, the learning rate of each param group (fed from
+``group["lr"]`` on every call, so schedulers work), the parameters and the optimizer state;
+its outputs are the loss and the new parameters and state. Every op is a standard ONNX op.
+
+Weights and optimizer state live in the runtime between steps: on onnxruntime as
+``OrtValue``s (on the GPU with ``device="cuda"``, through IOBinding) that each step's outputs
+replace. ``step.sync()`` writes them back into the eager parameters and optimizer, so eager
+code (evaluation, ``state_dict``, checkpoints) sees the trained model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import ir
+from ir.autodiff import grad_name
+from ir.graph import Graph, Value
+from ir.ops.registry import get
+from tracer._tensor_base import TensorBase, wrap
+from tracer.autograd import no_grad
+from tracer.compile import _initializer_to_input
+from tracer.trace import DynamicAxes, capture
+
+__all__ = ["TrainStep", "TrainStepGraph", "build_train_step", "compile_step"]
+
+
+@dataclass
+class TrainStepGraph:
+    """A train-step graph and what its names mean.
+
+    Attributes:
+        graph: inputs ``batch + lrs + params + states``; outputs ``[loss, *updates]``.
+        batch: names of the batch inputs, in ``loss_fn``'s argument order.
+        lrs: one float64 scalar input per param group: ``lr``, ``lr_1``, ...
+        params: parameter input name -> the eager parameter.
+        states: state input name -> ``(parameter name, state key)``.
+        updates: output name -> the input it replaces on the next step.
+        loss: the loss output's name.
+    """
+
+    graph: Graph
+    batch: list[str]
+    lrs: list[str]
+    params: dict[str, TensorBase]
+    states: dict[str, tuple[str, str]]
+    updates: dict[str, str]
+    loss: str = "loss"
+    groups: list[int] = field(default_factory=list)  # param group index of each parameter
+
+
+def build_train_step(
+    loss_fn: Callable[..., Any],
+    example_batch: Any,
+    optimizer: Any,
+    *,
+    names: Mapping[int, str] | None = None,
+    dynamic_axes: DynamicAxes | None = None,
+    optimize: int = 2,
+) -> TrainStepGraph:
+    """Trace ``loss_fn`` on ``example_batch`` and build the train-step graph.
+
+    Args:
+        loss_fn: returns a scalar float loss from a batch; reads the parameters.
+        example_batch: a tensor, a tuple of tensors, or a dict of them.
+        optimizer: a ``tracer.optim`` optimizer over (some of) the parameters.
+        names: ``id(parameter) -> name`` (e.g. from ``model.named_parameters()``).
+        dynamic_axes: batch axes that may change size, as in :func:`tracer.trace`.
+        optimize: ``ir.optimize`` level for the graph.
+
+    Raises:
+        ValueError: the loss is not a float scalar, or depends on no optimizer parameter.
+    """
+    with no_grad():
+        graph, tr = capture(loss_fn, example_batch, dynamic_axes, output_names=["loss"])
+    (loss,) = graph.outputs
+    if loss.type.shape != () or loss.dtype.kind != "f":
+        raise ValueError(f"compile_step: loss_fn must return a float scalar, got {loss.type}")
+    batch = [v.name for v in graph.inputs]
+    index = {id(p): (gi, p) for gi, g in enumerate(optimizer.param_groups) for p in g["params"]}
+    params: dict[str, TensorBase] = {}
+    groups: list[int] = []
+    for t, value in list(tr.values.values()):
+        if id(t) not in index or value.name not in graph.initializers:
+            continue
+        promoted = _initializer_to_input(graph, value)
+        name = (names or {}).get(id(t))
+        if name and name != promoted.name:
+            graph.rename(promoted, graph.fresh_name(name))
+        params[promoted.name] = t
+        groups.append(index[id(t)][0])
+    reached = ir.autodiff.depends_on(graph, ["loss"], list(params)) if params else []
+    if not any(reached):
+        raise ValueError("compile_step: the loss depends on none of the optimizer's parameters")
+    params = {n: t for (n, t), r in zip(params.items(), reached, strict=True) if r}
+    groups = [gi for gi, r in zip(groups, reached, strict=True) if r]
+    joint = ir.grad(graph, list(params), of="loss")
+    step = _append_updates(joint, optimizer, params, groups)
+    step.batch = batch
+    if optimize:
+        step.graph = ir.optimize(step.graph, optimize)
+    return step
+
+
+def _append_updates(
+    g: Graph, optimizer: Any, params: dict[str, TensorBase], groups: list[int]
+) -> TrainStepGraph:
+    """Add lr and state inputs and the optimizer's update; outputs become loss + updates."""
+    by_name = {v.name: v for v in g.outputs}
+    lrs = [
+        g.add_input("lr" if i == 0 else f"lr_{i}", np.float64, ())
+        for i in range(len(optimizer.param_groups))
+    ]
+    states: dict[str, tuple[str, str]] = {}
+    updates: dict[str, str] = {}
+    outputs = [by_name["loss"]]
+    for (name, p), gi in zip(params.items(), groups, strict=True):
+        group = optimizer.param_groups[gi]
+        state_values: dict[str, Value] = {}
+        for key, array in optimizer.functional_state(p).items():
+            value = g.add_input(f"{name}.{key}", array.dtype, array.shape)
+            state_values[key] = value
+            states[value.name] = (name, key)
+        param = next(v for v in g.inputs if v.name == name)
+        new_p, new_state = optimizer.functional_update(
+            group, param, by_name[grad_name(name)], state_values, lrs[gi]
+        )
+        for value, target in [(new_p, name), *((new_state[k], f"{name}.{k}") for k in new_state)]:
+            out = _output(g, value, f"{target}.next", outputs)
+            updates[out.name] = target
+            outputs.append(out)
+    g.set_outputs(outputs)
+    g.verify()
+    return TrainStepGraph(g, [], [v.name for v in lrs], params, states, updates, groups=groups)
+
+
+def _output(g: Graph, value: Value, name: str, taken: Sequence[Value]) -> Value:
+    if value.producer is not None and value not in taken and value not in g.outputs:
+        g.rename(value, g.fresh_name(name))
+        return value
+    (out,) = g.apply(get("Identity"), [value], {}, out_names=[g.fresh_name(name)])
+    return out
+
+
+def compile_step(
+    loss_fn: Callable[..., Any],
+    optimizer: Any,
+    *,
+    model: Any = None,
+    backend: str = "onnxruntime",
+    device: str = "cpu",
+    optimize: int = 2,
+    dynamic_axes: DynamicAxes | None = None,
+) -> TrainStep:
+    """Compile ``loss_fn`` plus backward plus ``optimizer.step()`` into one graph per signature.
+
+    Args:
+        loss_fn: returns a scalar loss from a batch (the training loop's forward and loss).
+        optimizer: a ``tracer.optim`` optimizer; its hyper-parameters are read when a
+            signature is captured, its learning rates on every call.
+        model: the module, only to name the parameters in the graph.
+        backend: ``"onnxruntime"`` or ``"interpreter"``.
+        device: ``"cpu"`` or ``"cuda"`` (onnxruntime; state then stays on the GPU).
+        optimize: ``ir.optimize`` level.
+        dynamic_axes: batch axes whose size may change without a new capture.
+
+    Returns:
+        A :class:`TrainStep`.
+    """
+    names = {id(p): n for n, p in model.named_parameters()} if model is not None else None
+    return TrainStep(loss_fn, optimizer, names, backend, device, optimize, dynamic_axes)
+
+
+class TrainStep:
+    """A compiled training step; see the module docstring and :func:`compile_step`.
+
+    Attributes:
+        captures: how many signatures were captured.
+    """
+
+    def __init__(
+        self,
+        loss_fn: Callable[..., Any],
+        optimizer: Any,
+        names: Mapping[int, str] | None,
+        backend: str,
+        device: str,
+        optimize: int,
+        dynamic_axes: DynamicAxes | None,
+    ) -> None:
+        if backend not in ("onnxruntime", "interpreter"):
+            raise ValueError(f"backend={backend!r}: expected 'onnxruntime' or 'interpreter'")
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.names = names
+        self.backend = backend
+        self.device = device
+        self.level = optimize
+        self.dynamic_axes = dynamic_axes
+        self.captures = 0
+        self._graphs: dict[Any, tuple[TrainStepGraph, Any]] = {}
+        self._store: _StateStore | None = None
+        self.last: TrainStepGraph | None = None
+
+    def __call__(self, *batch: Any) -> Any:
+        """Run one step on ``batch``; returns the loss as a tensor (no history)."""
+        key = self._key(batch)
+        entry = self._graphs.get(key)
+        if entry is None:
+            if self._store is not None:
+                self.sync()  # a new capture reads the optimizer's state from eager
+            built = build_train_step(
+                self.loss_fn,
+                tuple(batch),
+                self.optimizer,
+                names=self.names,
+                dynamic_axes=self.dynamic_axes,
+                optimize=self.level,
+            )
+            self.captures += 1
+            runner = _runner(built.graph, self.backend, self.device)
+            entry = self._graphs[key] = (built, runner)
+            self._store = _StateStore.of(built, self.optimizer, runner)
+        built, runner = entry
+        self.last = built
+        assert self._store is not None
+        feeds: dict[str, Any] = {
+            n: (b._data if isinstance(b, TensorBase) else np.asarray(b))
+            for n, b in zip(built.batch, batch, strict=True)
+        }
+        for name, group in zip(built.lrs, self.optimizer.param_groups, strict=True):
+            feeds[name] = np.asarray(float(group["lr"]), np.float64)
+        feeds.update(self._store.values)
+        outs = runner.run(feeds)
+        for out_name, in_name in built.updates.items():
+            self._store.values[in_name] = outs[out_name]
+        self._store.dirty = True
+        return wrap(np.asarray(_to_numpy(outs[built.loss])))
+
+    @property
+    def graph(self) -> Graph:
+        """The train-step graph of the latest call."""
+        if self.last is None:
+            raise RuntimeError("TrainStep.graph: no step has run yet")
+        return self.last.graph
+
+    def sync(self) -> None:
+        """Write the runtime's weights and optimizer state back into the eager objects."""
+        store, built = self._store, self.last
+        if store is None or built is None or not store.dirty:
+            return
+        for name, p in built.params.items():
+            np.copyto(p._data, _to_numpy(store.values[name]))
+            p._bump_version()
+            state = {k: _to_numpy(store.values[f"{name}.{k}"]) for k in store.keys[name]}
+            self.optimizer.load_functional_state(p, state)
+        store.dirty = False
+
+    def _key(self, batch: Sequence[Any]) -> Any:
+        """Dtype and shape of each batch tensor, dynamic axes by name; the groups' sizes."""
+        from tracer.compile import _argument_names, _axes
+
+        parts: list[Any] = [tuple(len(g["params"]) for g in self.optimizer.param_groups)]
+        dynamic = self.dynamic_axes or {}
+        for name, b in zip(_argument_names(self.loss_fn, len(batch), {}), batch, strict=True):
+            data = b._data if isinstance(b, TensorBase) else np.asarray(b)
+            axes = _axes(dynamic.get(name, {}))
+            parts.append(
+                (name, data.dtype.str, tuple(axes.get(i, n) for i, n in enumerate(data.shape)))
+            )
+        return tuple(parts)
+
+
+class _StateStore:
+    """Parameters and optimizer state as the runtime holds them, by graph input name."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.keys: dict[str, list[str]] = {}
+        self.dirty = False
+
+    @classmethod
+    def of(cls, built: TrainStepGraph, optimizer: Any, runner: Any) -> _StateStore:
+        store = cls()
+        for name, p in built.params.items():
+            store.values[name] = runner.place(p._data)
+            state = optimizer.functional_state(p)
+            store.keys[name] = list(state)
+            for key, array in state.items():
+                store.values[f"{name}.{key}"] = runner.place(np.array(array))
+        return store
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    return value if isinstance(value, np.ndarray) else value.numpy()
+
+
+class _OrtRunner:
+    """Runs on onnxruntime with every input and output an ``OrtValue`` left in place."""
+
+    def __init__(self, graph: Graph, device: str) -> None:
+        import onnxruntime as ort
+
+        from export.writer import to_model
+        from runtime.ort_backend import OrtBackend
+
+        self.backend = OrtBackend(to_model(graph), device, io_binding=True, stacklevel=4)
+        self._ort = ort
+
+    def place(self, array: np.ndarray) -> Any:
+        return self._ort.OrtValue.ortvalue_from_numpy(
+            np.require(array, requirements="C"), self.backend.device, self.backend.device_id
+        )
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        return self.backend.run(feeds, as_numpy=False)
+
+
+class _InterpreterRunner:
+    """Runs on graphcap's NumPy interpreter; state stays as arrays."""
+
+    def __init__(self, graph: Graph) -> None:
+        from runtime import Interpreter
+
+        self.interpreter = Interpreter(graph)
+
+    def place(self, array: np.ndarray) -> Any:
+        return np.array(array)
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        return self.interpreter.run(dict(feeds))
+
+
+def _runner(graph: Graph, backend: str, device: str) -> Any:
+    return _OrtRunner(graph, device) if backend == "onnxruntime" else _InterpreterRunner(graph)
