@@ -11,6 +11,7 @@ from ir.errors import (
     UnsupportedOpError,
 )
 from ir.graph import Graph, Node, Value
+from ir.passes import optimize
 from ir.types import TensorType
 from ir.verify import verify
 
@@ -20,6 +21,7 @@ __all__ = [
     "Node",
     "Value",
     "grad",
+    "optimize",
     "verify",
     "ExportError",
     "GraphInvariantError",
