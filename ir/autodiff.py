@@ -203,7 +203,8 @@ def _check_type(node: Node, x: Value, gx: Value) -> None:
 
 def _zeros_like(v: Value) -> Value:
     if v.type.is_static:
-        return v.graph.constant(np.zeros(v.shape, v.dtype), hint="zeros")
+        shape = tuple(int(d) for d in v.shape if d is not None)
+        return v.graph.constant(np.zeros(shape, v.dtype), hint="zeros")
     zero = v.graph.constant(np.zeros((), v.dtype), hint="zero")
     return op.Expand(zero, op.Shape(v))
 
