@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tracer._creation import zeros_like
-from tracer._functions import maximum
-from tracer.optim.optimizer import Optimizer
+import numpy as np
+
+from ir import dtypes
+from ir.ops.registry import op, scalar
+from tracer.optim.optimizer import Optimizer, as_dtype_of, increment
 
 
 class Adam(Optimizer):
@@ -18,7 +20,8 @@ class Adam(Optimizer):
     * g``; ``v = b2 * v + (1 - b2) * g * g``; with AMSGrad ``v_max = max(v_max, v)`` is used
     in place of ``v``; ``p -= lr / (1 - b1**t) * m / (sqrt(v) / sqrt(1 - b2**t) + eps)``.
     State per parameter: ``step`` (a Python int), ``exp_avg``, ``exp_avg_sq`` and, with
-    AMSGrad, ``max_exp_avg_sq``.
+    AMSGrad, ``max_exp_avg_sq``; the functional state of
+    :meth:`~tracer.optim.Optimizer.functional_update` has the same keys in that order.
 
     Args:
         params: tensors or param-group dicts (see :class:`Optimizer`).
@@ -69,44 +72,59 @@ class Adam(Optimizer):
         }
         super().__init__(params, defaults)
 
-    def _update_group(self, group: dict[str, Any]) -> None:
-        lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
-        beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            grad = -p.grad if group["maximize"] else p.grad
-            state = self._init_state(p, group["amsgrad"])
-            state["step"] += 1
-            step = state["step"]
-            if weight_decay != 0:
-                if group.get("decoupled_weight_decay", False):
-                    p.mul_(1 - lr * weight_decay)
-                else:
-                    grad = grad.add(p, alpha=weight_decay)
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            # PyTorch's lerp_ with weight < 0.5: m + w * (g - m).
-            exp_avg.add_(grad - exp_avg, alpha=1 - beta1)
-            exp_avg_sq.mul_(beta2).add_(grad * grad, alpha=1 - beta2)
-            step_size = lr / (1 - beta1**step)
-            bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"].copy_(maximum(state["max_exp_avg_sq"], exp_avg_sq))
-                second = state["max_exp_avg_sq"]
-            else:
-                second = exp_avg_sq
-            denom = second.sqrt() / bias_correction2_sqrt + eps
-            p.add_(exp_avg / denom, alpha=-step_size)
+    def _functional_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")[: 3 if group["amsgrad"] else 2]
 
-    def _init_state(self, p: Any, amsgrad: bool) -> dict[str, Any]:
-        state = self.state[p]
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = zeros_like(p)
-            state["exp_avg_sq"] = zeros_like(p)
-        if amsgrad and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = zeros_like(p)
-        return state
+    def _functional_update(
+        self, group: Mapping[str, Any], p: Any, grad: Any, state: dict[str, Any], lr: Any
+    ) -> tuple[Any, dict[str, Any]]:
+        beta1, beta2 = group["betas"]
+        weight_decay = group["weight_decay"]
+        step = increment(state["step"])
+        g = op.Neg(grad) if group["maximize"] else grad
+        if weight_decay != 0:
+            if group.get("decoupled_weight_decay", False):
+                shrink = op.Sub(scalar(1.0, lr), op.Mul(lr, scalar(weight_decay, lr)))
+                p = op.Mul(p, as_dtype_of(shrink, p))
+            else:
+                g = op.Add(g, op.Mul(scalar(weight_decay, p), p))
+        exp_avg = _lerp(state["exp_avg"], g, 1 - beta1)
+        # addcmul_(g, g, value=1 - b2) computes (value * g) * g.
+        exp_avg_sq = op.Add(
+            op.Mul(state["exp_avg_sq"], scalar(beta2, p)),
+            op.Mul(op.Mul(scalar(1 - beta2, p), g), g),
+        )
+        new_state = {"step": step, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+        second = exp_avg_sq
+        if group["amsgrad"]:
+            second = new_state["max_exp_avg_sq"] = op.Max(state["max_exp_avg_sq"], exp_avg_sq)
+        step_size, correction2_sqrt = _bias_corrections(step, lr, beta1, beta2)
+        denom = op.Add(
+            op.Div(op.Sqrt(second), as_dtype_of(correction2_sqrt, p)),
+            scalar(group["eps"], p),
+        )
+        # addcdiv_(m, denom, value=-step_size) computes p + (value * m) / denom; negating
+        # is exact, so p - (step_size * m) / denom is the same number with one op less.
+        update = op.Div(op.Mul(as_dtype_of(step_size, p), exp_avg), denom)
+        return op.Sub(p, update), new_state
+
+
+def _lerp(start: Any, end: Any, weight: float) -> Any:
+    """``start.lerp_(end, weight)`` with PyTorch's two formulas, chosen by the weight's size."""
+    w = scalar(weight, start)
+    if abs(weight) < 0.5:
+        return op.Add(start, op.Mul(w, op.Sub(end, start)))
+    # 1 - w in the tensor's dtype, as PyTorch's kernel computes it.
+    return op.Sub(end, op.Mul(op.Sub(end, start), op.Sub(scalar(1.0, start), w)))
+
+
+def _bias_corrections(step: Any, lr: Any, beta1: float, beta2: float) -> tuple[Any, Any]:
+    """``lr / (1 - b1**t)`` and ``(1 - b2**t) ** 0.5`` in float64, as PyTorch's Python does."""
+    t = op.Cast(step, to=dtypes.to_onnx(np.dtype(np.float64)))
+    one = scalar(1.0, lr)
+    correction1 = op.Sub(one, op.Pow(scalar(beta1, lr), t))
+    correction2 = op.Sub(one, op.Pow(scalar(beta2, lr), t))
+    return op.Div(lr, correction1), op.Pow(correction2, scalar(0.5, lr))
 
 
 class AdamW(Adam):
