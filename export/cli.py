@@ -1,8 +1,9 @@
 """The ``graphcap`` command line.
 
 Subcommands (argparse): ``graphcap ops`` lists the op registry, ``graphcap export`` traces a
-model factory into an ``.onnx`` file (and ``--verify`` checks it against eager execution at
-several sizes), ``graphcap inspect`` describes an ``.onnx`` file, ``graphcap run`` runs one
+model factory into an ``.onnx`` file (``--verify`` checks it against eager execution at
+several sizes; ``--training`` writes a training bundle, see ``export.training``),
+``graphcap inspect`` describes an ``.onnx`` file, ``graphcap run`` runs one
 on ``.npy`` inputs. Exit status: 0 success, 1 a verification mismatch or a failure while
 running, 2 a usage or input error. Errors are one ``graphcap <command>: error: ...`` line on
 stderr; ``--debug`` adds the traceback.
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from export.cli_common import FAILED, USAGE, CommandError, UsageError, text_table, write_atomic
-from export.cli_export import parse_dynamic_spec, parse_input_spec
+from export.cli_export import LOSSES, OPTIMIZERS, parse_dynamic_spec, parse_input_spec
 
 _EPILOG = """\
 examples:
@@ -43,6 +44,8 @@ examples:
   graphcap export models:make_mlp --input x:float32[4,8] --dynamic x:0=batch -o mlp.onnx
   graphcap export models:make_tagger --input ids:int64[batch=2,seq=16] -o tagger.onnx --verify
   graphcap export models:make_tagger -o tagger.onnx --dynamic ids:0=batch --dynamic ids:1=seq
+  graphcap export models:make_classifier --input ids:int64[batch=8,seq=32] --training \\
+      --target y:int64[batch=8] --loss cross_entropy --optimizer adamw --lr 3e-4 -o clf_bundle
 
 MODULE is imported from the current folder (or PYTHONPATH). FACTORY() returns the model (a
 function, or an object with forward/__call__), or (model, example_inputs) to supply its own
@@ -52,6 +55,14 @@ A dim written symbol=size (batch=4) is dynamic: the example has that size and th
 the symbol. --verify runs the file on graphcap's interpreter and on onnxruntime at the
 example sizes and at two other sizes of every dynamic dim, compares each output with the
 eager model, and on a mismatch names the first node where the results part (exit status 1).
+
+--training writes a training bundle to the folder -o names: inference.onnx, train_step.onnx
+(forward, loss, backward and the optimizer's update in standard ONNX ops), state.safetensors
+(parameters and optimizer state) and bundle.json (how to run a step with onnxruntime alone).
+The loss is LOSS(model(inputs)[0], target): cross_entropy takes logits with classes on the
+last axis and class ids shaped like the logits without it (or probabilities shaped like them);
+mse and bce_with_logits take a float target shaped like the output. The model must have
+named_parameters() (a tracer.nn.Module); its dropout is active in the train step.
 """
 
 _INSPECT_EPILOG = """\
@@ -174,7 +185,13 @@ def _export_parser(sub: Any) -> None:
         help="an example input, e.g. x:float32[4,8] or ids:int64[batch=2,seq=16] "
         "(repeat per input, in the model's argument order)",
     )
-    p.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="file to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE.onnx",
+        help="file to write (with --training, the bundle's folder)",
+    )
     p.add_argument("--opset", type=int, help="default-domain opset to write (default 20)")
     p.add_argument(
         "--dynamic",
@@ -197,7 +214,31 @@ def _export_parser(sub: Any) -> None:
     p.add_argument("--atol", type=float, default=1e-5, help="verify: absolute tolerance (1e-5)")
     p.add_argument("--rtol", type=float, default=1e-5, help="verify: relative tolerance (1e-5)")
     p.add_argument("--seed", type=int, default=0, help="seeds weights and random inputs (0)")
+    _training_arguments(p)
     p.set_defaults(handler=_cmd_export)
+
+
+def _training_arguments(p: argparse.ArgumentParser) -> None:
+    t = p.add_argument_group("training bundle (--training)")
+    t.add_argument(
+        "--training",
+        action="store_true",
+        help="write a training bundle folder (train step, state, manifest, inference model)",
+    )
+    t.add_argument(
+        "--target",
+        type=parse_input_spec,
+        metavar="NAME:DTYPE[dims]",
+        help="the loss's target, e.g. y:int64[batch=4] (needed with --training)",
+    )
+    t.add_argument("--loss", choices=LOSSES, help="loss (default cross_entropy)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default adamw)")
+    t.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    t.add_argument("--momentum", type=float, help="sgd: momentum (default 0)")
+    t.add_argument("--weight-decay", type=float, help="weight decay (optimizer's default)")
+    t.add_argument(
+        "--ignore-index", type=int, help="cross_entropy: target value to skip (default -100)"
+    )
 
 
 def _inspect_parser(sub: Any) -> None:

@@ -7,6 +7,9 @@ calling each node's registry vjp rule on graph values, so the rule emits the bac
 (one rule serves eager autograd and this). Recurrent layers' vjp rules emit a single
 ``ai.graphcap`` node each; ``grad`` then lowers those into standard ONNX ops (``Scan``), so
 the result contains only default-domain ops and runs on any ONNX runtime.
+
+A node whose ``meta["stop_gradient"]`` is set (a ``detach()`` traced with grad mode on) passes
+values through but no gradient, as in eager autograd.
 """
 
 from __future__ import annotations
@@ -140,6 +143,8 @@ def _on_path(
     """
     depends = {id(v) for v in sources}
     for node in g.nodes:
+        if node.meta.get("stop_gradient"):  # a traced detach(): gradients stop here
+            continue
         if any(x is not None and id(x) in depends for x in node.inputs):
             depends.update(id(v) for v in node.outputs if v.dtype.kind == "f")
     needed = {id(t) for t in targets}

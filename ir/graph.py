@@ -75,8 +75,10 @@ class Value:
         return len(self.shape)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        """The value when it is known while building (an initializer, or a small int64
-        value computed from static shapes), so rules can read axes and shapes off it.
+        """The value, when it is known while the graph is built.
+
+        Initializers and small int64 values computed from static shapes have one, so vjp
+        rules can read axes and shapes off them.
 
         Raises:
             TypeError: the value is only known when the graph runs.
@@ -142,7 +144,8 @@ class Node:
         attrs = "".join(f", {k}={_fmt_attr(v)}" for k, v in sorted(self.attrs.items()))
         types = ", ".join(str(v.type) for v in self.outputs)
         src = f"  # {self.meta['source']}" if "source" in self.meta else ""
-        return f"{outs} = {self.op.op_type}({args}{attrs}) : {types}{src}"
+        cut = " stop_gradient" if self.meta.get("stop_gradient") else ""
+        return f"{outs} = {self.op.op_type}({args}{attrs}) : {types}{cut}{src}"
 
     def __repr__(self) -> str:
         return f"<Node {self.format()}>"

@@ -448,8 +448,7 @@ class TensorBase:
         t = wrap(self._data)
         t._version = _version_cell(self)
         if _state.tracer is not None:
-            # Same values: in a trace it stands for the same graph value, not a snapshot.
-            _state.tracer.alias(t, self)
+            _state.tracer.detach(t, self)
         return t
 
     def detach_(self) -> Tensor:

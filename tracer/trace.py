@@ -121,6 +121,22 @@ class Tracer:
             self.values[id(target)] = (target, entry[1])
             self._shapes.pop(id(target), None)
 
+    def detach(self, result: TensorBase, source: TensorBase) -> None:
+        """``result = source.detach()``: the same graph value, unless gradients could flow.
+
+        When grad mode is on and ``source`` requires grad, the trace may be differentiated
+        (``ir.grad``, ``tracer.compile``), so the cut is kept as an ``Identity`` node marked
+        ``meta["stop_gradient"]``, which ``ir.grad`` does not differentiate through.
+        """
+        if not (_state.grad_enabled and source._requires_grad):
+            self.alias(result, source)  # same values: not a snapshot
+            return
+        value = self.value_of(source)
+        (out,) = self.graph.apply(ir.ops.get("Identity"), [value], {}, meta={"stop_gradient": True})
+        self.values[id(result)] = (result, out)
+        if value is not None and value.name in self.dependent:
+            self.dependent.add(out.name)
+
     def is_dependent(self, t: TensorBase) -> bool:
         entry = self.values.get(id(t))
         return entry is not None and entry[1].name in self.dependent
