@@ -6,21 +6,33 @@ right, and report whether they changed anything. ``PassManager`` runs a list of 
 repeatedly until a whole round changes nothing (or ``steps`` rounds ran), verifying the graph
 after each pass when asked, and names the pass that broke an invariant and the passes that ran
 before it.
+
+The helpers at the end are what several passes share: which nodes are deterministic,
+replacing a value while graph outputs keep their names, placing a new node before another,
+removing a node whose outputs went unused, comparing types, and re-inferring types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ir.errors import GraphcapError
-from ir.graph import Graph
+from ir.graph import Graph, Node, Value
+from ir.ops.registry import OpDef
+from ir.symbolic import infer_node
+from ir.types import TensorType
 
 
 @dataclass(frozen=True)
 class PassResult:
-    """What a pass returns: the graph (the same object for in-place passes) and whether it
-    changed."""
+    """What a pass returns.
+
+    Attributes:
+        graph: the resulting graph (the same object for in-place passes).
+        changed: whether the pass changed anything.
+    """
 
     graph: Graph
     changed: bool
@@ -45,6 +57,7 @@ class Pass:
         raise NotImplementedError
 
     def __call__(self, graph: Graph) -> PassResult:
+        """Run the pass once over ``graph`` (same as :meth:`call`)."""
         return self.call(graph)
 
     def __repr__(self) -> str:
@@ -79,7 +92,7 @@ class PassManager:
             for p in self.passes:
                 try:
                     result = p.call(graph)
-                except GraphcapError as e:
+                except Exception as e:  # a pass's own bug (KeyError...) is blamed on it too
                     raise PassError(_blame(p, ran, f"raised {type(e).__name__}: {e}")) from e
                 graph = result.graph
                 ran.append(p.name)
@@ -98,3 +111,129 @@ class PassManager:
 def _blame(p: Pass, before: list[str], what: str) -> str:
     tail = ", ".join(before[-6:]) or "none"
     return f"pass {p.name!r} {what} (passes run before it, latest last: {tail})"
+
+
+# ------------------------------------------------------------ helpers passes share
+
+# Ops whose result is drawn at random: never folded, merged or duplicated.
+_RANDOM_OPS = frozenset(
+    {
+        "Bernoulli",
+        "Dropout",
+        "Multinomial",
+        "RandomNormal",
+        "RandomNormalLike",
+        "RandomUniform",
+        "RandomUniformLike",
+    }
+)
+
+
+def subgraphs(node: Node) -> list[Graph]:
+    """The graphs held in ``node``'s attributes (a ``Scan`` body, ``If`` branches)."""
+    found: list[Graph] = []
+    for value in node.attrs.values():
+        items = value if isinstance(value, list | tuple) else [value]
+        found += [g for g in items if isinstance(g, Graph)]
+    return found
+
+
+def is_deterministic(node: Node) -> bool:
+    """Whether ``node`` computes the same outputs every time from the same inputs.
+
+    Random ops (``Dropout``, ``RandomNormal``..., any op with a ``seed`` attribute) are not,
+    and neither is a node whose subgraph holds one. Passes never fold or merge those.
+    """
+    if node.op.op_type in _RANDOM_OPS or "seed" in node.op.attrs:
+        return False
+    return all(is_deterministic(n) for g in subgraphs(node) for n in g.nodes)
+
+
+def replace_value(graph: Graph, old: Value, new: Value) -> bool:
+    """Make every use of ``old`` use ``new``, keeping graph outputs' names.
+
+    When ``old`` is a graph output, ``new`` takes over its name, which works only when
+    ``new`` is a node output that is not a graph output itself; otherwise (``new`` is a graph
+    input, an initializer or another output) nothing changes and the result is False.
+    """
+    if old is new:
+        return False
+    if old in graph.outputs:
+        if new.producer is None or new in graph.outputs:
+            return False
+        name = old.name
+        graph.rename(old, graph.fresh_name(name))
+        graph.rename(new, name)
+    graph.replace_all_uses_with(old, new)
+    return True
+
+
+def emit_before(
+    graph: Graph, anchor: Node, op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]
+) -> tuple[Value, ...]:
+    """Apply ``op`` as a new node placed just before ``anchor`` (with its source location)."""
+    outs = graph.apply(op, inputs, attrs, meta=anchor.meta)
+    node = outs[0].producer
+    assert node is not None
+    graph.remove(node)  # apply appends; move it where its users can see it
+    graph.insert_before(anchor, node)
+    return outs
+
+
+def remove_if_dead(graph: Graph, node: Node) -> bool:
+    """Remove ``node`` when none of its outputs is used, say whether it was removed.
+
+    What only that node read goes with it: producers left without uses, transitively, and
+    initializers left without uses, so each pass leaves no debris behind.
+    """
+    removed = False
+    work = [node]
+    while work:
+        n = work.pop()
+        if n not in graph.nodes or any(v.uses or v in graph.outputs for v in n.outputs):
+            continue
+        graph.remove(n)
+        removed = True
+        for x in n.inputs:
+            if x is None or x.uses or x in graph.outputs:
+                continue
+            if x.producer is not None:
+                work.append(x.producer)
+            elif x.name in graph.initializers:
+                graph.remove_initializer(x.name)
+    return removed
+
+
+def same_type(a: Value, b: Value) -> bool:
+    """Same dtype and shape, every dim known (an int, or a symbol: one size per run)."""
+    shape = a.type.shape
+    return a.type == b.type and shape is not None and all(d is not None for d in shape)
+
+
+def refine_types(graph: Graph) -> None:
+    """Adopt the registry's types and symbolic values where they became more precise.
+
+    After a pass turned values into constants, shape rules that read constants may know
+    more (a ``Reshape`` target, an ``Expand`` shape); stored types must then follow, or
+    ``verify`` would find them less precise than the rule.
+    """
+    for node in graph.nodes:
+        try:
+            types, syms = infer_node(node)
+        except GraphcapError:  # a rule that rejects the constants: the runtime will too
+            continue
+        for v, t, sym in zip(node.outputs, types, syms, strict=True):
+            if t != v.type and _refines(t, v.type):
+                v.type = t
+            if v.sym is None and sym is not None:
+                v.sym = sym
+
+
+def _refines(new: TensorType, old: TensorType) -> bool:
+    if new.dtype != old.dtype or new.shape is None:
+        return False
+    if old.shape is None:
+        return True
+    return len(new.shape) == len(old.shape) and all(
+        a is None or a == b for a, b in zip(old.shape, new.shape, strict=True)
+    )
