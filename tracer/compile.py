@@ -30,7 +30,6 @@ from ir.ops.registry import OpDef
 from ir.partition import split
 from tracer import _state
 from tracer._tensor_base import TensorBase, apply, wrap
-from tracer.autograd import no_grad
 from tracer.trace import DynamicAxes, capture
 
 __all__ = ["Compiled", "compile"]
@@ -83,10 +82,12 @@ class Compiled:
         if backend not in ("onnxruntime", "interpreter"):
             raise ValueError(f"backend={backend!r}: expected 'onnxruntime' or 'interpreter'")
         self.fn = fn
+        # What tracing the wrapper names its graph after: the module's or function's name.
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.backend = backend
         self.device = device
         self.level = optimize
-        self.dynamic_axes = {k: dict(_axes(v)) for k, v in (dynamic_axes or {}).items()}
+        self.dynamic_axes = {k: dict(_axes(v, k)) for k, v in (dynamic_axes or {}).items()}
         self.captures = 0
         self._entries: dict[Any, _Entry] = {}
 
@@ -130,8 +131,9 @@ class Compiled:
     ) -> _Entry:
         example = dict(zip(names, values, strict=True))
         dynamic = {k: v for k, v in self.dynamic_axes.items() if k in example}
-        with no_grad():
-            graph, tr = capture(self.fn, example, dynamic)
+        # Traced in the call's own grad mode: code that branches on it (F.embedding's
+        # padding mask) is captured as it runs eagerly.
+        graph, tr = capture(self.fn, example, dynamic)
         self.captures += 1
         params = _promote_weights(graph, tr.values.values(), owned)
         tensors = {n: v for n, v in zip(names, values, strict=True) if isinstance(v, TensorBase)}
@@ -327,10 +329,11 @@ def _argument_names(fn: Any, n_args: int, kwargs: Mapping[str, Any]) -> list[str
     return _input_names(fn, tuple(range(n_args)), dict(kwargs), None)
 
 
-def _axes(spec: Mapping[int, str] | Sequence[int]) -> Mapping[int, str]:
+def _axes(spec: Mapping[int, str] | Sequence[int], name: str) -> Mapping[int, str]:
+    """``{axis: symbol}``; a bare list of axes names them ``<name>_<axis>``, as ``trace``."""
     if isinstance(spec, Mapping):
         return {int(a): str(s) for a, s in spec.items()}
-    return {int(a): f"dim{int(a)}" for a in spec}
+    return {int(a): f"{name}_{int(a)}" for a in spec}
 
 
 def _restructure(structure: tuple[str, list[Any]], results: list[Any]) -> Any:

@@ -19,7 +19,8 @@ code (evaluation, ``state_dict``, checkpoints) sees the trained model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +31,14 @@ from ir.autodiff import grad_name
 from ir.graph import Graph, Value
 from ir.ops.registry import get
 from tracer._tensor_base import TensorBase, wrap
-from tracer.autograd import no_grad
+from tracer.autograd import enable_grad
 from tracer.compile import _initializer_to_input
 from tracer.trace import DynamicAxes, capture
 
 __all__ = ["TrainStep", "TrainStepGraph", "build_train_step", "compile_step"]
+
+# Param group entries a step graph does not bake in: fed per call, or not hyper-parameters.
+_FED = ("params", "param_names", "lr", "initial_lr")
 
 
 @dataclass
@@ -59,6 +63,7 @@ class TrainStepGraph:
     updates: dict[str, str]
     loss: str = "loss"
     groups: list[int] = field(default_factory=list)  # param group index of each parameter
+    hyper: list[dict[str, Any]] = field(default_factory=list)  # each group's baked settings
 
 
 def build_train_step(
@@ -83,7 +88,7 @@ def build_train_step(
     Raises:
         ValueError: the loss is not a float scalar, or depends on no optimizer parameter.
     """
-    with no_grad():
+    with enable_grad():  # as the eager loop computes its loss, for code that branches on it
         graph, tr = capture(loss_fn, example_batch, dynamic_axes, output_names=["loss"])
     (loss,) = graph.outputs
     if loss.type.shape != () or loss.dtype.kind != "f":
@@ -143,7 +148,10 @@ def _append_updates(
             outputs.append(out)
     g.set_outputs(outputs)
     g.verify()
-    return TrainStepGraph(g, [], [v.name for v in lrs], params, states, updates, groups=groups)
+    hyper = [_baked(group) for group in optimizer.param_groups]
+    return TrainStepGraph(
+        g, [], [v.name for v in lrs], params, states, updates, groups=groups, hyper=hyper
+    )
 
 
 def _output(g: Graph, value: Value, name: str, taken: Sequence[Value]) -> Value:
@@ -168,9 +176,10 @@ def compile_step(
 
     Args:
         loss_fn: returns a scalar loss from a batch (the training loop's forward and loss).
-        optimizer: a ``tracer.optim`` optimizer; its hyper-parameters are read when a
-            signature is captured, its learning rates on every call.
-        model: the module, only to name the parameters in the graph.
+        optimizer: a ``tracer.optim`` optimizer; its learning rates are read on every call,
+            its other hyper-parameters are baked into the graph (a change captures anew).
+        model: the module: names the parameters in the graph; its train/eval mode (and
+            ``loss_fn``'s, when a module) is part of the signature.
         backend: ``"onnxruntime"`` or ``"interpreter"``.
         device: ``"cpu"`` or ``"cuda"`` (onnxruntime; state then stays on the GPU).
         optimize: ``ir.optimize`` level.
@@ -180,7 +189,9 @@ def compile_step(
         A :class:`TrainStep`.
     """
     names = {id(p): n for n, p in model.named_parameters()} if model is not None else None
-    return TrainStep(loss_fn, optimizer, names, backend, device, optimize, dynamic_axes)
+    return TrainStep(
+        loss_fn, optimizer, names, backend, device, optimize, dynamic_axes, model=model
+    )
 
 
 class TrainStep:
@@ -199,10 +210,13 @@ class TrainStep:
         device: str,
         optimize: int,
         dynamic_axes: DynamicAxes | None,
+        *,
+        model: Any = None,
     ) -> None:
         if backend not in ("onnxruntime", "interpreter"):
             raise ValueError(f"backend={backend!r}: expected 'onnxruntime' or 'interpreter'")
         self.loss_fn = loss_fn
+        self.model = model
         self.optimizer = optimizer
         self.names = names
         self.backend = backend
@@ -219,8 +233,6 @@ class TrainStep:
         key = self._key(batch)
         entry = self._graphs.get(key)
         if entry is None:
-            if self._store is not None:
-                self.sync()  # a new capture reads the optimizer's state from eager
             built = build_train_step(
                 self.loss_fn,
                 tuple(batch),
@@ -232,14 +244,14 @@ class TrainStep:
             self.captures += 1
             runner = _runner(built.graph, self.backend, self.device)
             entry = self._graphs[key] = (built, runner)
-            self._store = _StateStore.of(built, self.optimizer, runner)
         built, runner = entry
+        if self._store is None or set(self._store.values) != {*built.params, *built.states}:
+            # This graph holds other parameters or state buffers: start it from eager's.
+            self.sync()
+            self._store = _StateStore.of(built, self.optimizer, runner)
         self.last = built
-        assert self._store is not None
-        feeds: dict[str, Any] = {
-            n: (b._data if isinstance(b, TensorBase) else np.asarray(b))
-            for n, b in zip(built.batch, batch, strict=True)
-        }
+        tensors = [b for b in batch if isinstance(b, TensorBase)]  # the rest are baked in
+        feeds: dict[str, Any] = {n: b._data for n, b in zip(built.batch, tensors, strict=True)}
         for name, group in zip(built.lrs, self.optimizer.param_groups, strict=True):
             feeds[name] = np.asarray(float(group["lr"]), np.float64)
         feeds.update(self._store.values)
@@ -261,26 +273,58 @@ class TrainStep:
         store, built = self._store, self.last
         if store is None or built is None or not store.dirty:
             return
-        for name, p in built.params.items():
+        for (name, p), gi in zip(built.params.items(), built.groups, strict=True):
             np.copyto(p._data, _to_numpy(store.values[name]))
             p._bump_version()
             state = {k: _to_numpy(store.values[f"{name}.{k}"]) for k in store.keys[name]}
-            self.optimizer.load_functional_state(p, state)
+            # The state has the form of the settings it was computed under, which the user
+            # may have changed since (momentum 0 keeps no buffer).
+            with _settings(self.optimizer.param_groups[gi], built.hyper[gi]):
+                self.optimizer.load_functional_state(p, state)
         store.dirty = False
 
     def _key(self, batch: Sequence[Any]) -> Any:
-        """Dtype and shape of each batch tensor, dynamic axes by name; the groups' sizes."""
+        """What a step graph bakes in, so a change means another graph.
+
+        Dtype and shape of each batch tensor (dynamic axes by name), other arguments by value,
+        the size and hyper-parameters (but the lr) of each param group, and the train/eval
+        mode of ``model`` and ``loss_fn``.
+        """
         from tracer.compile import _argument_names, _axes
 
-        parts: list[Any] = [tuple(len(g["params"]) for g in self.optimizer.param_groups)]
+        groups = self.optimizer.param_groups
+        parts: list[Any] = [tuple(len(g["params"]) for g in groups)]
+        # Hyper-parameters other than the fed lr are baked into the graph.
+        parts.append(tuple(repr(sorted(_baked(g).items())) for g in groups))
+        parts.append(tuple(getattr(m, "training", None) for m in (self.model, self.loss_fn)))
         dynamic = self.dynamic_axes or {}
         for name, b in zip(_argument_names(self.loss_fn, len(batch), {}), batch, strict=True):
-            data = b._data if isinstance(b, TensorBase) else np.asarray(b)
-            axes = _axes(dynamic.get(name, {}))
+            if not isinstance(b, TensorBase):
+                parts.append((name, type(b).__name__, repr(b)))
+                continue
+            data = b._data
+            axes = _axes(dynamic.get(name, {}), name)
             parts.append(
                 (name, data.dtype.str, tuple(axes.get(i, n) for i, n in enumerate(data.shape)))
             )
         return tuple(parts)
+
+
+def _baked(group: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyper-parameters of a param group that a step graph bakes in."""
+    return {k: v for k, v in group.items() if k not in _FED}
+
+
+@contextmanager
+def _settings(group: dict[str, Any], baked: Mapping[str, Any]) -> Iterator[None]:
+    """``group`` with the hyper-parameters ``baked`` for a while; restored after."""
+    saved = dict(group)
+    group.update(baked)
+    try:
+        yield
+    finally:
+        group.clear()
+        group.update(saved)
 
 
 class _StateStore:
