@@ -19,6 +19,9 @@ What loading normalises:
   ``axis``) become Flatten, the op and Reshape unless ``axis`` is the last axis; the legacy
   ``consumed_inputs``, ``is_test`` and ``broadcast`` (without ``axis``) attributes are
   dropped, Concat gets its old default ``axis=1`` and a string ``Cast.to`` becomes its code.
+- Graph-valued attributes (Scan bodies) become ``ir.Graph`` values, read the same way;
+  a body must be self-contained (reading a value of the graph around it is refused), and
+  Scan-8 (batched, with a ``sequence_lens`` input) is refused: the registry has Scan-9 on.
 - Node ``metadata_props["source"]`` goes to ``node.meta["source"]``, model
   ``metadata_props["graphcap.<key>"]`` (JSON) to ``graph.meta[key]``.
 
@@ -101,10 +104,25 @@ def _domain(domain: str) -> str:
     return "" if domain == "ai.onnx" else domain
 
 
+# Ops whose form before this opset the registry cannot read (ONNX changed their meaning).
+_OLDEST = {"Scan": 9}
+
+
+def _nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The nodes of ``graph`` and of every subgraph inside it."""
+    nodes = []
+    for n in graph.node:
+        nodes.append(n)
+        for a in n.attribute:
+            for sub in [a.g] if a.type == AttributeProto.GRAPH else a.graphs:
+                nodes += _nodes(sub)
+    return nodes
+
+
 def _refuse_unsupported(graph: onnx.GraphProto, opset: int) -> None:
     """One error listing every op the registry lacks, or has only in another meaning."""
     counts: Counter[str] = Counter()
-    for n in graph.node:
+    for n in _nodes(graph):
         domain = _domain(n.domain)
         if domain == "" and n.op_type == "Constant":
             continue
@@ -113,6 +131,8 @@ def _refuse_unsupported(graph: onnx.GraphProto, opset: int) -> None:
         except UnsupportedOpError:
             counts[f"{n.op_type} ({domain})" if domain else n.op_type] += 1
             continue
+        if not domain and opset < _OLDEST.get(op.op_type, 0):
+            counts[f"{op.op_type} before opset {_OLDEST[op.op_type]}"] += 1
         # Older forms are normalised; a newer version must mean what the registry implements.
         used = [a.name for a in n.attribute]
         if not domain and opset > op.since and not compatible(op, opset, used):
@@ -257,12 +277,21 @@ def _attr_constant(kind: str, value: Any, x: Value | None) -> np.ndarray:
 class _Reader:
     """Builds one graph; holds the name bookkeeping the build needs."""
 
-    def __init__(self, model: onnx.ModelProto, opset: int, base_dir: str | Path | None) -> None:
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        opset: int,
+        base_dir: str | Path | None,
+        subgraph: onnx.GraphProto | None = None,
+        hints: list[TensorType | None] | None = None,
+    ) -> None:
         self.model = model
         self.opset = opset
         self.base_dir = base_dir
-        g = model.graph
-        self.graph = Graph(g.name or "main")
+        self.is_body = subgraph is not None
+        self.hints = hints or []  # body input types implied by the node (ONNX may omit them)
+        g = self.proto = model.graph if subgraph is None else subgraph
+        self.graph = Graph(g.name or ("body" if self.is_body else "main"))
         self.values: dict[str, Value] = {}
         # Names the file uses: generated names (constants made from attributes, outputs the
         # file leaves unnamed) must never take one of them.
@@ -274,15 +303,19 @@ class _Reader:
         self.declared = {vi.name: _declared(vi) for vi in (*g.value_info, *g.output)}
 
     def read(self) -> Graph:
-        g = self.model.graph
+        g = self.proto
         if len(g.sparse_initializer):
             raise ExportError("sparse initializers are not supported")
         for t in g.initializer:
             self.values[t.name] = self.graph.add_initializer(t.name, tensor_array(t, self.base_dir))
-        for vi in g.input:
+        for i, vi in enumerate(g.input):
             if vi.name in self.values:
                 continue  # an initializer also listed as an input (required before IR 4)
             dtype, shape = _declared(vi)
+            hint = self.hints[i] if i < len(self.hints) else None
+            if hint is not None:
+                dtype = dtype or hint.dtype
+                shape = hint.shape if shape is None else shape
             if dtype is None:
                 raise ExportError(f"graph input {vi.name!r} is not a tensor of known dtype")
             self.values[vi.name] = self.graph.add_input(vi.name, dtype, shape)
@@ -298,6 +331,8 @@ class _Reader:
         if missing:
             raise ExportError(f"graph outputs {missing} are not defined by the graph")
         self.graph.set_outputs(self.values[o.name] for o in g.output)
+        if self.is_body:
+            return self.graph
         for entry in self.model.metadata_props:
             if entry.key.startswith("graphcap."):
                 self.graph.meta[entry.key.removeprefix("graphcap.")] = _json(entry)
@@ -311,9 +346,11 @@ class _Reader:
             self._constant(n, where)
             return
         op = registry.get(n.op_type, domain)
-        attrs = {a.name: _attr_value(a, self.base_dir, where) for a in n.attribute}
         inputs = [self._input(name, where) for name in n.input]
-        meta = {e.key: e.value for e in n.metadata_props if e.key == "source"}
+        attrs = {a.name: self._attr(a, where, n, inputs) for a in n.attribute}
+        meta: dict[str, Any] = {e.key: e.value for e in n.metadata_props if e.key == "source"}
+        if any(e.key == "stop_gradient" and e.value == "1" for e in n.metadata_props):
+            meta["stop_gradient"] = True
         inputs, attrs = self._normalise(n, op, inputs, attrs, where)
         while inputs and inputs[-1] is None:
             inputs.pop()  # absent trailing inputs: one canonical form
@@ -329,9 +366,22 @@ class _Reader:
             )
         self._apply(op, inputs, attrs, meta, list(n.output), n.name, where)
 
+    def _attr(
+        self, a: AttributeProto, where: str, n: onnx.NodeProto, inputs: list[Value | None]
+    ) -> Any:
+        if a.type != AttributeProto.GRAPH:
+            return _attr_value(a, self.base_dir, where)
+        hints = _scan_body_types(n, inputs) if n.op_type == "Scan" else None
+        return _Reader(self.model, self.opset, self.base_dir, a.g, hints).read()
+
     def _input(self, name: str, where: str) -> Value | None:
         if not name:
             return None
+        if name not in self.values and self.is_body:
+            raise UnsupportedOpError(
+                f"subgraphs reading outer-scope values are unsupported (graphcap's subgraphs "
+                f"are self-contained): {where} in subgraph {self.graph.name!r} reads {name!r}"
+            )
         if name not in self.values:
             raise ExportError(
                 f"{where} uses {name!r} before it is defined; ONNX nodes must be in "
@@ -484,6 +534,23 @@ class _Reader:
             )
         dims = tuple(b if a is None else a for a, b in zip(ours, shape, strict=True))
         v.type = TensorType(v.dtype, dims)
+
+
+def _scan_body_types(n: onnx.NodeProto, inputs: list[Value | None]) -> list[TensorType | None]:
+    """The types a Scan body's inputs get from the node: states as given, scan slices."""
+    ints = {a.name: list(a.ints) for a in n.attribute if a.type == AttributeProto.INTS}
+    m = next((int(a.i) for a in n.attribute if a.name == "num_scan_inputs"), 0)
+    n_states = len(inputs) - m
+    axes = ints.get("scan_input_axes") or [0] * m
+    types: list[TensorType | None] = []
+    for i, x in enumerate(inputs):
+        if x is None or i < n_states or x.type.shape is None or i - n_states >= len(axes):
+            types.append(None if x is None else x.type)
+            continue
+        shape = list(x.type.shape)
+        del shape[axes[i - n_states] % max(len(shape), 1)]
+        types.append(TensorType(x.dtype, tuple(shape)))
+    return types
 
 
 def _json(entry: onnx.StringStringEntryProto) -> Any:

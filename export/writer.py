@@ -11,6 +11,10 @@ change are written as they are; Reduce* ``axes`` inputs (opset 18) become attrib
 they are constants and Split's ``num_outputs`` (18) becomes a ``split`` input; anything else
 that needs a newer opset raises :class:`ExportError` naming the node and the opset it needs.
 
+A graph-valued attribute (a Scan body) is written as a ``GraphProto`` without opset
+imports (subgraphs use the model's); body values whose names are taken elsewhere in the model
+get fresh names there, because ONNX wants one static assignment across all scopes.
+
 Metadata: a node's ``meta["source"]`` goes to the node's ``metadata_props["source"]``, and
 each ``graph.meta[key]`` to the model's ``metadata_props["graphcap.<key>"]`` as JSON.
 """
@@ -211,7 +215,7 @@ def _estimated_size(graph: Graph) -> int:
 def _check_opset(opset: int | None, graph: Graph) -> int:
     """The opset to write: as asked, or the lowest from DEFAULT_OPSET that has every op."""
     if opset is None:
-        newest = [n.op.since for n in graph.nodes if not n.op.domain]
+        newest = [n.op.since for n in _all_nodes(graph) if not n.op.domain]
         return max([DEFAULT_OPSET, *newest])
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise ExportError(
@@ -264,10 +268,51 @@ def _kept(graph: Graph, nodes: list[onnx.NodeProto]) -> list[Value]:
 def _opset_imports(graph: Graph, opset: int) -> list[tuple[str, int]]:
     """The default domain at ``opset``; other domains at the newest version their ops need."""
     versions = {"": opset}
-    for n in graph.nodes:
+    for n in _all_nodes(graph):
         if n.op.domain:
             versions[n.op.domain] = max(versions.get(n.op.domain, 1), n.op.since)
     return sorted(versions.items())
+
+
+def _all_nodes(graph: Graph) -> Iterable[Node]:
+    """The nodes of ``graph`` and of every subgraph (Scan bodies) inside it."""
+    for n in graph.nodes:
+        yield n
+        for value in n.attrs.values():
+            if isinstance(value, Graph):
+                yield from _all_nodes(value)
+
+
+def _subgraph(body: Graph, opset: int, names: _Names) -> onnx.GraphProto:
+    """A graph attribute (a Scan body) as a ``GraphProto``, without opset imports.
+
+    ONNX wants one static assignment across a graph and its subgraphs, so a body value whose
+    name is taken elsewhere in the model is written under a fresh name.
+    """
+    rename = {}
+    for v in body.values():
+        if v.name in names.used:
+            rename[v.name] = names.fresh(v.name)
+        else:
+            names.used.add(v.name)
+    extra: list[TensorProto] = []
+    nodes = [_node_proto(n, opset, names, extra) for n in body.nodes]
+    outputs = {id(v) for v in body.outputs}
+    inner = [v for n in body.nodes for v in n.outputs if id(v) not in outputs]
+    proto = helper.make_graph(
+        nodes,
+        body.name,
+        inputs=[_value_info(v) for v in body.inputs],
+        outputs=[_value_info(v) for v in body.outputs],
+        initializer=[*(_initializer(v, _inline_tensor) for v in _kept(body, nodes)), *extra],
+        value_info=[_value_info(v) for v in inner],
+    )
+    for n in proto.node:
+        n.input[:] = [rename.get(x, x) for x in n.input]
+        n.output[:] = [rename.get(x, x) for x in n.output]
+    for item in (*proto.input, *proto.output, *proto.value_info, *proto.initializer):
+        item.name = rename.get(item.name, item.name)
+    return proto
 
 
 def _version() -> str:
@@ -360,13 +405,17 @@ def _node_proto(node: Node, opset: int, names: _Names, extra: list[TensorProto])
         domain=op.domain,
     )
     for key in sorted(attrs):
-        proto.attribute.append(_attribute(node, schema, key, attrs[key]))
+        proto.attribute.append(_attribute(node, schema, key, attrs[key], opset, names))
     if "source" in node.meta:
         proto.metadata_props.add(key="source", value=str(node.meta["source"]))
+    if node.meta.get("stop_gradient"):  # a traced detach(), for graphs differentiated later
+        proto.metadata_props.add(key="stop_gradient", value="1")
     return proto
 
 
-def _attribute(node: Node, schema: defs.OpSchema, key: str, value: Any) -> AttributeProto:
+def _attribute(
+    node: Node, schema: defs.OpSchema, key: str, value: Any, opset: int, names: _Names
+) -> AttributeProto:
     spec = schema.attributes.get(key)
     if spec is None:
         raise ExportError(
@@ -394,6 +443,8 @@ def _attribute(node: Node, schema: defs.OpSchema, key: str, value: Any) -> Attri
             if node.op.op_type == "ConstantOfShape":
                 arr = arr.reshape(1)  # onnxruntime insists on a 1-D, one-element value
             value = _inline_tensor("", arr)
+        elif t == kind.GRAPH and isinstance(value, Graph):
+            value = _subgraph(value, opset, names)
         else:
             raise TypeError(f"attribute type {kind.Name(t)} is not written by graphcap")
     except (TypeError, ValueError, DTypeError) as err:

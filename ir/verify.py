@@ -27,6 +27,12 @@ def verify(graph: Graph) -> None:
         for i, x in enumerate(node.inputs):
             if x is None:
                 continue
+            if x.graph is not graph:
+                raise GraphInvariantError(
+                    f"argument %{x.name} of node {node.name} ({node.op.op_type}) belongs to "
+                    f"graph {x.graph.name!r}, not {graph.name!r}; a subgraph (Scan body) cannot "
+                    "read values of the graph around it: pass them in as inputs"
+                )
             if id(x) not in defined:
                 raise GraphInvariantError(
                     f"argument %{x.name} of node {node.name} ({node.op.op_type}) is used before "
@@ -39,6 +45,7 @@ def verify(graph: Graph) -> None:
         for j, v in enumerate(node.outputs):
             _define(graph, v, names, defined, producer=node, index=j)
         _check_types(node)
+        _check_subgraphs(node)
     for v in graph.values():
         for user, i in v.uses:
             if id(user) not in node_ids or user.inputs[i] is not v:
@@ -48,6 +55,25 @@ def verify(graph: Graph) -> None:
     for v in graph.outputs:
         if id(v) not in defined:
             raise GraphInvariantError(f"graph output %{v.name} is not defined by the graph")
+
+
+def _check_subgraphs(node: Node) -> None:
+    """Verify graph-valued attributes (Scan bodies), which must be self-contained."""
+    from ir.graph import Graph
+
+    for key in sorted(node.attrs):
+        body = node.attrs[key]
+        if not isinstance(body, Graph):
+            continue
+        if body is node.graph:
+            raise GraphInvariantError(f"node {node.name}: attribute {key} is the node's own graph")
+        try:
+            verify(body)
+        except GraphInvariantError as err:
+            raise GraphInvariantError(
+                f"in attribute {key} (graph {body.name!r}) of node {node.name} "
+                f"({node.op.op_type}): {err}"
+            ) from None
 
 
 def _define(

@@ -4,6 +4,7 @@ from ir.ops import (  # noqa: F401  (importing a family registers its ops)
     activation,
     attention,
     bitwise,
+    control,
     conv,
     detection,
     elementwise,

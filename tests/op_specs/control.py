@@ -1,0 +1,86 @@
+"""Specs of ``ir/ops/control.py``: Scan, with small ``ir.Graph`` bodies.
+
+The forward oracles build their one-node models with ``onnx.helper.make_node``, which cannot
+write an ``ir.Graph`` attribute, so they are skipped here; ``tests/test_lower_recurrent.py``
+runs Scan models written by ``export.writer`` on onnx.reference and onnxruntime instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import ir
+from ir.ops import op, scalar
+from tests.op_specs.common import FLOATS, OpSpec, Sample, rand
+
+
+def _cumsum_body(dtype: np.dtype, shape: tuple[int, ...]) -> ir.Graph:
+    """state, x -> state + x, 2 * (state + x)."""
+    body = ir.Graph("cumsum")
+    s = body.add_input("s", dtype, shape)
+    x = body.add_input("x", dtype, shape)
+    total = op.Add(s, x)
+    body.set_outputs([total, op.Mul(total, scalar(2.0, total))])
+    return body
+
+
+def _two_state_body(dtype: np.dtype) -> ir.Graph:
+    """sum, prod, x [3], y [2] -> sum + x, prod * x, sum @ outer(x, y), tanh(y)."""
+    body = ir.Graph("two_states")
+    s = body.add_input("s", dtype, (3,))
+    p = body.add_input("p", dtype, (3,))
+    x = body.add_input("x", dtype, (3,))
+    y = body.add_input("y", dtype, (2,))
+    outer = op.Mul(op.Unsqueeze(x, np.asarray([1])), op.Unsqueeze(y, np.asarray([0])))
+    body.set_outputs([op.Add(s, x), op.Mul(p, x), op.MatMul(s, outer), op.Tanh(y)])
+    return body
+
+
+def _samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
+    return [
+        Sample(
+            (rand(rng, (2, 3), dtype), rand(rng, (4, 2, 3), dtype)),
+            {"body": _cumsum_body(dtype, (2, 3)), "num_scan_inputs": 1},
+        ),
+        Sample(  # a reverse scan whose outputs are prepended: they come in the input's order
+            (rand(rng, (2, 3), dtype), rand(rng, (4, 2, 3), dtype)),
+            {
+                "body": _cumsum_body(dtype, (2, 3)),
+                "num_scan_inputs": 1,
+                "scan_input_directions": [1],
+                "scan_output_directions": [1],
+            },
+        ),
+        Sample(  # scanning along axis 1 and -1, stacking along the last axis
+            (
+                rand(rng, (3,), dtype),
+                rand(rng, (3,), dtype, 0.5, 1.5),
+                rand(rng, (3, 5), dtype),
+                rand(rng, (2, 5), dtype),
+            ),
+            {
+                "body": _two_state_body(dtype),
+                "num_scan_inputs": 2,
+                "scan_input_axes": [1, -1],
+                "scan_input_directions": [0, 1],
+                "scan_output_axes": [-1, 0],
+                "scan_output_directions": [1, 0],
+            },
+        ),
+        Sample(  # one iteration, 0-d state
+            (rand(rng, (), dtype), rand(rng, (1,), dtype)),
+            {"body": _cumsum_body(dtype, ()), "num_scan_inputs": 1},
+        ),
+    ]
+
+
+_ORACLE_SKIP = {
+    "reference": "tests/oracles.py builds nodes with onnx.helper.make_node, which cannot write "
+    "an ir.Graph body; test_lower_recurrent.py runs writer-made Scan models on onnx.reference",
+    "onnxruntime": "tests/oracles.py cannot write an ir.Graph body; test_lower_recurrent.py "
+    "runs writer-made Scan models (and lowered recurrences) on onnxruntime",
+}
+
+SPECS: list[OpSpec] = [
+    OpSpec("Scan", _samples, FLOATS, grad_order=0, oracle_skip=_ORACLE_SKIP),
+]
