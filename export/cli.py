@@ -203,8 +203,14 @@ def _export_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--optimize",
-        action="store_true",
-        help="optimize the graph (no optimizer exists yet: warns and goes on)",
+        nargs="?",
+        type=int,
+        const=3,
+        default=0,
+        choices=range(4),
+        metavar="LEVEL",
+        help="ir.optimize the graph at LEVEL 0-3 (3 when given without a level: "
+        "simplification and fusions)",
     )
     p.add_argument(
         "--verify",

@@ -404,7 +404,7 @@ def run_export(args: argparse.Namespace) -> int:
     else:
         graph = prepared.trace()
         if args.optimize:
-            graph = _optimize(graph)
+            graph = _optimize(graph, args.optimize)
         try:
             writer.save(graph, out, opset=args.opset)
         except Exception as err:
@@ -420,17 +420,10 @@ def run_export(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _optimize(graph: Graph) -> Graph:
+def _optimize(graph: Graph, level: int) -> Graph:
     import ir
 
-    optimize = getattr(ir, "optimize", None)
-    if optimize is None:
-        warn(
-            "--optimize: graphcap has no graph optimizer yet (ir.optimize is a later issue); "
-            "the graph is exported as traced"
-        )
-        return graph
-    return optimize(graph)
+    return ir.optimize(graph, level)
 
 
 def summary(graph: Graph, path: Path, opset: int) -> str:
@@ -500,7 +493,7 @@ def export_training(args: argparse.Namespace, prepared: Prepared, out: Path) -> 
         raise UsageError(f"--training: {prepared.target}() has no trainable parameters")
     inference = prepared.trace()
     if args.optimize:
-        inference = _optimize(inference)
+        inference = _optimize(inference, args.optimize)
     loss = args.loss or "cross_entropy"
     target = _target_example(args.target, loss, prepared, args.seed)
     optimizer = _make_optimizer(args, list(params.values()))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ir.dtypes import FLOATING, int32, int64
+from ir.dtypes import FLOATING, int32, int64, to_onnx
 from ir.errors import ShapeError
 from ir.ops.grad_util import shape_of
 from ir.ops.infer import check_dtype, same_dtype
@@ -177,9 +177,12 @@ def _nll_grads(
     total = op.ReduceSum(w, keepdims=0) if reduction == "mean" else None
     g_pos = g if total is None else op.Div(g, total)
     depth = _depth(x)
+    # int64 indices for OneHot: onnxruntime has no OneHot kernel for int32 indices with
+    # float values, so int32 targets would give a backward graph it cannot run.
+    hot_idx = safe if safe.dtype == int64 else op.Cast(safe, to=to_onnx(int64))
     gx = gw = None
     if needs[0]:
-        hot = op.OneHot(safe, depth, np.asarray([0, 1], dtype=x.dtype), axis=1)
+        hot = op.OneHot(hot_idx, depth, np.asarray([0, 1], dtype=x.dtype), axis=1)
         gx = op.Neg(op.Mul(hot, op.Unsqueeze(op.Mul(g_pos, w), ints([1]))))
     if needs[1] and weight is not None:
         picked = op.Squeeze(op.GatherElements(x, op.Unsqueeze(safe, ints([1])), axis=1), ints([1]))
@@ -191,7 +194,7 @@ def _nll_grads(
         per_pos = op.Mul(per_pos, g_pos)
         if keep is not None:
             per_pos = op.Where(keep, per_pos, scalar(0.0, x))
-        hot = op.OneHot(safe, depth, np.asarray([0, 1], dtype=x.dtype), axis=-1)
+        hot = op.OneHot(hot_idx, depth, np.asarray([0, 1], dtype=x.dtype), axis=-1)
         by_class = op.Mul(hot, op.Unsqueeze(per_pos, ints([-1])))
         gw = op.ReduceSum(by_class, ints(list(range(target.ndim))), keepdims=0)
     return gx, gw

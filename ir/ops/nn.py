@@ -285,6 +285,11 @@ def _one_hot_vjp(
         return [None, None, None]
     # One-hot of the on/off state of each output slot, a trailing axis of 2: summing g
     # against it gives [d off_value, d on_value]. indices and depth have no gradient.
+    # Indices and depth as int64 (ONNX casts other types to int64 anyway): onnxruntime has
+    # no OneHot kernel for e.g. float or int32 indices with int64 values.
+    i64 = to_onnx(np.dtype(np.int64))
+    indices = indices if indices.dtype == np.int64 else op.Cast(indices, to=i64)
+    depth = depth if depth.dtype == np.int64 else op.Cast(depth, to=i64)
     state = op.OneHot(indices, depth, ints([0, 1]), axis=axis)
     split = op.OneHot(state, ints(2), np.asarray([0, 1], dtype=g.dtype), axis=-1)
     weighted = op.Mul(op.Unsqueeze(g, ints([-1])), split)
