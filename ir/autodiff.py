@@ -65,14 +65,21 @@ def grad(
     g = graph.copy()
     targets = [_output(g, name) for name in ([of] if isinstance(of, str | None) else of)]
     seeds = [seed] if isinstance(seed, str | None) else list(seed)
+    if seed is None and len(targets) > 1:
+        seeds = [None] * len(targets)  # every output a scalar, seeded with 1
     if len(seeds) != len(targets):
-        raise ValueError(f"grad: {len(seeds)} seed names for {len(targets)} outputs")
+        raise ValueError(
+            f"grad: {len(seeds)} seed names for {len(targets)} outputs in of={of!r}; give "
+            "one per output (or none, when every output is a scalar)"
+        )
     sources = [_source(g, name) for name in wrt]
     if len(set(wrt)) != len(wrt):
         raise ValueError(f"grad: wrt names a value twice: {list(wrt)}")
-    cotangents = _backward(
-        g, {t: _seed(g, t, s) for t, s in zip(targets, seeds, strict=True)}, sources
-    )
+    initial: dict[Value, Value] = {}
+    for t, s in zip(targets, seeds, strict=True):  # an output named twice: seeds add up
+        seed_value = _seed(g, t, s)
+        initial[t] = op.Add(initial[t], seed_value) if t in initial else seed_value
+    cotangents = _backward(g, initial, sources)
     for src in sources:  # one at a time: _named reads the outputs named so far
         value = cotangents.get(src) or _zeros_like(src)
         g.set_outputs([*g.outputs, _named(g, value, grad_name(src.name))])

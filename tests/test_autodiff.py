@@ -598,23 +598,12 @@ def test_traced_detach_stops_the_gradient() -> None:
     np.testing.assert_allclose(got["w_grad"], X.T @ (X @ W), rtol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tracing records detach() as a stop_gradient node only when its input requires "
-    "grad; traced from plain tensors the detach vanishes, and ir.grad by an input then "
-    "differentiates through it",
-)
 def test_detach_traced_from_plain_tensors_still_stops_the_gradient() -> None:
     g = _traced(_detached_square, X, W)
     got = Session(ir.grad(g, ["w"]), backend="interpreter").run({"x": X, "w": W})
     np.testing.assert_allclose(got["w_grad"], X.T @ (X @ W), rtol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ir.grad keys seeds by output, so a second seed for the same output replaces the "
-    "first (which stays an unused input) instead of adding its vector-Jacobian product",
-)
 def test_an_output_named_twice_in_of_sums_both_seeds() -> None:
     g = _traced(lambda x: (x * x).sum(), X)
     backward = ir.grad(g, ["x"], of=["output", "output"], seed=["s1", "s2"])

@@ -122,15 +122,13 @@ class Tracer:
             self._shapes.pop(id(target), None)
 
     def detach(self, result: TensorBase, source: TensorBase) -> None:
-        """``result = source.detach()``: the same graph value, unless gradients could flow.
+        """``result = source.detach()``: the same values, with the gradient cut kept.
 
-        When grad mode is on and ``source`` requires grad, the trace may be differentiated
-        (``ir.grad``, ``tracer.compile``), so the cut is kept as an ``Identity`` node marked
-        ``meta["stop_gradient"]``, which ``ir.grad`` does not differentiate through.
+        Any trace may be differentiated later (``ir.grad``, ``tracer.compile``) by inputs
+        that did not require grad when it ran, so the cut is always kept, as an ``Identity``
+        node marked ``meta["stop_gradient"]`` that ``ir.grad`` does not differentiate
+        through (``ir.optimize`` removes it from graphs that are only run).
         """
-        if not (_state.grad_enabled and source._requires_grad):
-            self.alias(result, source)  # same values: not a snapshot
-            return
         value = self.value_of(source)
         (out,) = self.graph.apply(ir.ops.get("Identity"), [value], {}, meta={"stop_gradient": True})
         self.values[id(result)] = (result, out)
