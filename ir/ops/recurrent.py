@@ -32,9 +32,10 @@ Backward: the vjp of each op is ONE node of a dedicated op, ``LSTMGrad``/``GRUGr
 ``RNNGrad`` in the custom domain ``ai.graphcap``, whose NumPy kernel recomputes the forward
 and runs backpropagation through time. Written with per-step registry ops instead, the
 backward would unroll into ``seq`` copies of the cell on a graph (and could not follow a
-symbolic sequence length), which defeats exporting one native node per layer. The cost: a
-graph holding a ``*Grad`` node runs on graphcap's interpreter, but not on onnxruntime or
-other ONNX runtimes, which do not know the domain. ``*Grad`` ops have no vjp themselves, so
+symbolic sequence length), which defeats exporting one native node per layer. A graph
+holding a ``*Grad`` node runs on graphcap's interpreter; for other runtimes,
+``ir.lower_recurrent.lower_recurrent_grads`` (which ``ir.grad`` calls) rewrites each one into
+standard ONNX ops around two ``Scan`` loops per direction. ``*Grad`` ops have no vjp, so
 second-order gradients through a recurrence raise a clear error. Their inputs are the
 forward's, followed by the gradients of its outputs (any may be absent, meaning zero); their
 outputs are the gradients of every float input, absent optional ones included (as if zero).
