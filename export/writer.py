@@ -231,7 +231,10 @@ def _build(graph: Graph, opset: int, tensor: TensorWriter) -> onnx.ModelProto:
     extra: list[TensorProto] = []
     nodes = [_node_proto(n, opset, names, extra) for n in graph.nodes]
     outputs = {id(v) for v in graph.outputs}
-    inner = [v for n in graph.nodes for v in n.outputs if id(v) not in outputs]
+    written = {name for n in nodes for name in n.output}
+    inner = [
+        v for n in graph.nodes for v in n.outputs if id(v) not in outputs and v.name in written
+    ]
     proto = helper.make_graph(
         nodes,
         graph.name,
@@ -400,7 +403,7 @@ def _node_proto(node: Node, opset: int, names: _Names, extra: list[TensorProto])
     proto = helper.make_node(
         op.op_type,
         ["" if v is None else (v if isinstance(v, str) else v.name) for v in inputs],
-        [v.name for v in node.outputs],
+        _output_names(node, schema),
         name=node.name,
         domain=op.domain,
     )
@@ -411,6 +414,24 @@ def _node_proto(node: Node, opset: int, names: _Names, extra: list[TensorProto])
     if node.meta.get("stop_gradient"):  # a traced detach(), for graphs differentiated later
         proto.metadata_props.add(key="stop_gradient", value="1")
     return proto
+
+
+def _output_names(node: Node, schema: defs.OpSchema) -> list[str]:
+    """Output names, with optional outputs nothing reads left unnamed.
+
+    Runtimes skip the work of an unnamed optional output (``Attention``'s scores,
+    ``LayerNormalization``'s mean and inverse deviation, ``Dropout``'s mask).
+    """
+    graph_outputs = {id(v) for v in node.graph.outputs}
+    optional = defs.OpSchema.FormalParameterOption.Optional
+    names = []
+    for i, v in enumerate(node.outputs):
+        unused = not v.uses and id(v) not in graph_outputs
+        is_optional = i < len(schema.outputs) and schema.outputs[i].option == optional
+        names.append("" if unused and is_optional else v.name)
+    while names and names[-1] == "":
+        names.pop()
+    return names
 
 
 def _attribute(
