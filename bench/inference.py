@@ -66,6 +66,7 @@ import machine  # bench/machine.py, beside this script
 import export
 import tracer
 from runtime import Session
+from runtime.ort_backend import CPU_DISABLED_OPTIMIZERS
 from tests import models
 
 TORCH: Any
@@ -123,7 +124,13 @@ def ort_options() -> ort.SessionOptions:
 
 
 def ort_runner(path: Path, options: ort.SessionOptions) -> Callable[[np.ndarray], np.ndarray]:
-    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    # The rewrites graphcap's CPU sessions turn off (slower kernels), off for every file.
+    sess = ort.InferenceSession(
+        str(path),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=list(CPU_DISABLED_OPTIMIZERS),
+    )
     name = sess.get_inputs()[0].name
     return lambda ids: sess.run(None, {name: ids})[0]
 

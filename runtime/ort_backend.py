@@ -27,6 +27,12 @@ from runtime.errors import BackendUnavailableError, DeviceFallbackWarning, NodeE
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+
+# onnxruntime graph rewrites that make CPU sessions slower: onnxruntime 1.31 fuses a residual
+# Add into LayerNormalization as com.microsoft SkipLayerNormalization, whose CPU kernel
+# takes 1.15 ms where Add + LayerNormalization take 0.23 ms ([32, 128, 128] float32, 2
+# threads; ``python bench/ort_rewrites.py``). Sessions on CUDA keep every rewrite.
+CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 _LEVELS = ("disable", "basic", "extended", "all")
 
 
@@ -88,7 +94,10 @@ class OrtBackend:
             providers = [(CUDA, {"device_id": self.device_id}), CPU]
         source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
         try:
-            self.session = ort.InferenceSession(source, options, providers=providers)
+            disabled = list(CPU_DISABLED_OPTIMIZERS) if kind == "cpu" else []
+            self.session = ort.InferenceSession(
+                source, options, providers=providers, disabled_optimizers=disabled
+            )
         except Exception as err:
             raise BackendUnavailableError(f"onnxruntime cannot load the model: {err}") from err
         self.providers: list[str] = list(self.session.get_providers())

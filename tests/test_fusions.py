@@ -29,6 +29,7 @@ import export
 import tracer
 from ir.graph import Graph, Value
 from ir.ops.registry import op
+from ir.passes.additive_mask import AdditiveMaskPass
 from ir.passes.base import Pass
 from ir.passes.fuse_attention import FuseAttentionPass
 from ir.passes.fuse_gelu import FuseGeluPass
@@ -598,3 +599,55 @@ def test_attention_forms_bench_quick_reports_one_json_line() -> None:
     assert report["bench"] == "attention_forms" and len(report["results"]) == 2
     forms = {"decomposed", "decomposed_q", "attention", "attention_y", "mha", "mha_bnsh"}
     assert forms <= set(report["results"][0]["median_ms"])  # each checked against NumPy
+
+
+# ---------------------------------------------------------------- additive mask
+
+
+def masked_softmax_graph(fill: float, mask_first: bool = True, extra_use: bool = False) -> Graph:
+    def fn(scores: Value, keep: Value) -> Any:
+        mask = op.Not(op.Cast(keep, to=9))  # a bool [batch, 1, 1, k] mask from a float input
+        value = np.asarray(fill, F32)
+        where = (
+            op.Where(mask, value, scores) if mask_first else op.Where(op.Not(mask), scores, value)
+        )
+        out = op.Softmax(where, axis=-1)
+        return [out, where] if extra_use else out
+
+    return build(fn, scores=("b", 4, 6, 6), keep=("b", 1, 1, 6))
+
+
+def _mask_feeds(g: Graph) -> dict[str, np.ndarray]:
+    keep = (RNG.random((3, 1, 1, 6)) > 0.3).astype(F32)
+    keep[0, ..., 0] = 0.0
+    return {"scores": randn(3, 4, 6, 6), "keep": keep}
+
+
+@pytest.mark.parametrize("mask_first", [True, False])
+def test_additive_mask_replaces_the_where_before_softmax(mask_first: bool) -> None:
+    g = masked_softmax_graph(-math.inf, mask_first)
+    fuse(g, AdditiveMaskPass(), _mask_feeds(g))
+    assert "Add" in ops(g)
+    big = [n for n in g.nodes if n.op.op_type == "Where"]
+    assert len(big) == 1 and big[0].outputs[0].type.shape == ("b", 1, 1, 6)  # the small mask
+
+
+def test_additive_mask_keeps_rows_with_every_key_masked() -> None:
+    g = masked_softmax_graph(-math.inf)
+    feeds = _mask_feeds(g)
+    feeds["keep"][1] = 0.0  # every key masked: NaN rows in both forms
+    want = Session(g.copy(), backend="interpreter").run(feeds)
+    AdditiveMaskPass()(g)
+    got = Session(g, backend="interpreter").run(feeds)
+    (name,) = want
+    assert np.isnan(want[name][1]).all()
+    np.testing.assert_array_equal(np.isnan(got[name]), np.isnan(want[name]))
+    np.testing.assert_allclose(got[name], want[name], rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["finite_fill", "where_used_elsewhere"])
+def test_additive_mask_does_not_fire(case: str) -> None:
+    g = masked_softmax_graph(
+        -1e4 if case == "finite_fill" else -math.inf, extra_use=case != "finite_fill"
+    )
+    fuse(g, AdditiveMaskPass(), _mask_feeds(g), fires=False)

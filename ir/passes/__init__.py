@@ -15,8 +15,9 @@ graph between them. The general-purpose passes:
 
 ``optimize(graph, level)`` levels: 0 verifies only; 1 runs dead code elimination, identity
 elimination, constant folding and CSE; 2 adds algebraic simplification; 3 adds the fusions
-(``FuseGemmPass``, ``FuseLayerNormPass``, ``FuseGeluPass``, ``FuseAttentionPass``, in their
-own modules). Every pass keeps graph inputs as they are and graph outputs' names and order.
+(``FuseGemmPass``, ``FuseLayerNormPass``, ``FuseGeluPass``, ``FuseAttentionPass``,
+``AdditiveMaskPass``, in their own modules). Every pass keeps graph inputs as they are and
+graph outputs' names and order.
 """
 
 from ir.passes.algebraic_simplification import AlgebraicSimplificationPass

@@ -21,7 +21,8 @@ def optimize(graph: Graph, level: int = 1, *, verify: bool = True, copy: bool = 
         1: constant folding, identity elimination, common subexpression elimination and
            dead code elimination;
         2: level 1 plus algebraic simplification;
-        3: level 2 plus the fusions (``Gemm``, ``LayerNormalization``, ``Gelu``, attention),
+        3: level 2 plus the fusions (``Gemm``, ``LayerNormalization``, ``Gelu``, attention,
+           masks added before ``Softmax`` instead of selected with ``Where``),
            run after the level-2 passes, which then run again on the fused graph.
 
     Each stage runs its passes round after round until none changes the graph. Graph inputs
@@ -70,9 +71,16 @@ def pipeline(level: int) -> list[list[Pass]]:
 
 def _fusions() -> list[Pass]:
     # Imported here: the fusion passes build on the whole registry and are only needed at 3.
+    from ir.passes.additive_mask import AdditiveMaskPass
     from ir.passes.fuse_attention import FuseAttentionPass
     from ir.passes.fuse_gelu import FuseGeluPass
     from ir.passes.fuse_gemm import FuseGemmPass
     from ir.passes.fuse_layer_norm import FuseLayerNormPass
 
-    return [FuseAttentionPass(), FuseLayerNormPass(), FuseGeluPass(), FuseGemmPass()]
+    return [
+        FuseAttentionPass(),
+        AdditiveMaskPass(),
+        FuseLayerNormPass(),
+        FuseGeluPass(),
+        FuseGemmPass(),
+    ]
