@@ -99,7 +99,8 @@ def _node_key(node: Node) -> Hashable:
             return ("symbolic value", v.dtype.str, v.type.shape, v.sym)
     attrs = tuple(sorted((k, _attr_key(v)) for k, v in node.full_attrs.items()))
     inputs = tuple(None if x is None else id(x) for x in node.inputs)
-    return (node.op.key, inputs, len(node.outputs), attrs)
+    cut = bool(node.meta.get("stop_gradient"))  # a detach() is not its input's copy
+    return (node.op.key, inputs, len(node.outputs), attrs, cut)
 
 
 def _attr_key(value: Any) -> Hashable:

@@ -19,7 +19,8 @@ Does not fire:
   output: the output must keep its own name, so the node stays;
 - on ``Dropout`` in training mode, or whose mask is read (it is all true, but computing it is
   what the node is for);
-- on shapes with unknown dims or ranks, and on ``Slice`` (a reversing slice keeps the shape).
+- on shapes with unknown dims or ranks, and on ``Slice`` (a reversing slice keeps the shape);
+- on an ``Identity`` marked ``stop_gradient`` (a traced ``detach()``): ``ir.grad`` stops there.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _passthrough(graph: Graph, node: Node) -> Value | None:
     op_type = node.op.op_type
     x = node.inputs[0] if node.inputs else None
     y = node.outputs[0]
-    if x is None:
+    if x is None or node.meta.get("stop_gradient"):  # a traced detach(): ir.grad needs it
         return None
     if op_type == "Identity":
         return x
