@@ -20,6 +20,7 @@ import numpy as np
 from ir.errors import DTypeError
 from ir.ops.registry import get
 from tracer._creation import ones
+from tracer._functions import where
 from tracer._math import const
 from tracer._tensor_base import apply
 from tracer.autograd import is_grad_enabled
@@ -310,24 +311,32 @@ def scaled_dot_product_attention(
     head_dim = query.shape[-1]
     factor = 1.0 / math.sqrt(int(head_dim)) if scale is None else float(scale)
     scores = (query * factor).matmul(key.transpose(-2, -1))
-    neg_inf = float("-inf")
+    # Masks are made additive on their own (small) shape and added: a broadcasting Add over
+    # the scores is much cheaper than a full-size Where, and its gradient is the identity.
     if is_causal:
-        size_l, size_s = query.shape[-2], key.shape[-2]
-        causal = ones(size_l, size_s, dtype=np.bool_).tril()
-        scores = scores.masked_fill(causal.logical_not(), neg_inf)
-    elif attn_mask is not None:
-        if attn_mask._data.dtype == np.bool_:
-            scores = scores.masked_fill(attn_mask.logical_not(), neg_inf)
-        else:
-            scores = scores + attn_mask
-    weights = scores.softmax(-1)
+        causal = ones(query.shape[-2], key.shape[-2], dtype=np.bool_).tril()
+        scores = scores + _additive_mask(causal, scores.dtype)
+    live = None
     if attn_mask is not None:
-        # PyTorch's safe softmax: a row with every position masked attends to nothing (0).
-        fully_masked = (scores == neg_inf).all(-1, keepdim=True)
-        weights = weights.masked_fill(fully_masked, 0.0)
+        additive = _additive_mask(attn_mask, scores.dtype)
+        # PyTorch's safe softmax: a row whose every position is masked attends to nothing.
+        # Such rows get a zero mask (finite scores, no NaN), then weights multiplied by 0.
+        dead = (additive == float("-inf")).all(-1, keepdim=True)
+        scores = scores + additive.masked_fill(dead, 0.0)
+        live = dead.logical_not().to(scores.dtype)
+    weights = scores.softmax(-1)
+    if live is not None:
+        weights = weights * live
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, training=True)
     return weights.matmul(value)
+
+
+def _additive_mask(mask: Tensor, dtype: Any) -> Tensor:
+    """A bool mask (True: keep) as 0 / -inf of ``dtype``; a float mask as it is."""
+    if mask._data.dtype != np.bool_:
+        return mask
+    return where(mask, 0.0, float("-inf")).to(dtype)
 
 
 def _repeat_kv(query: Tensor, kv: Tensor) -> Tensor:
