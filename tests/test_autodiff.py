@@ -667,3 +667,19 @@ def test_recurrent_grad_lowers_to_standard_ops() -> None:
     _skip_without_lowering(True, True)
     lowered, _ = _grad_graph(case, model, standard_only=True)
     assert {n.op.domain for n in lowered.nodes} == {""}
+
+
+def test_embedding_gradient_of_repeated_tokens_on_onnxruntime() -> None:
+    # Thousands of lookups of three rows: a scatter-add that loses updates to repeated
+    # indices when it runs on several threads (onnxruntime's CPU ScatterND did) shows here.
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((50, 64)).astype(np.float32)
+    ids = rng.integers(0, 3, (100, 50))
+    g = _traced(lambda w, i: (w[i] ** 2).sum(), table, ids)
+    backward = ir.grad(g, [g.inputs[0].name])
+    want = np.zeros_like(table)
+    np.add.at(want, ids.reshape(-1), 2 * table[ids.reshape(-1)])
+    session = Session(backward, backend="onnxruntime", intra_op_threads=2)
+    for _ in range(3):
+        got = session.run({v.name: a for v, a in zip(g.inputs, (table, ids), strict=True)})
+        np.testing.assert_allclose(got[f"{g.inputs[0].name}_grad"], want, rtol=1e-4, atol=1e-3)

@@ -69,12 +69,22 @@ def _gather_infer(
 
 def _gather_vjp(ctx: VjpContext, g: Any, data: Any, indices: Any, *, axis: int) -> list[Any]:
     a, q = normalize_axis(axis, data.ndim), indices.ndim
-    # Move the gathered axis to the front, so ScatterND adds each index's slice of g there.
+    # Move the gathered axis to the front and flatten the index dims, so ScatterElements
+    # adds each index's slice of g there. ScatterElements, not ScatterND: onnxruntime 1.31's
+    # multi-threaded CPU ScatterND(reduction="add") loses updates to repeated indices (an
+    # embedding's repeated tokens); its ScatterElements adds them all.
     g_front = _transpose(g, [*range(a, a + q), *range(a), *range(a + q, g.ndim)])
     perm = [a, *range(a), *range(a + 1, data.ndim)]
     zeros = _zeros(g, _permuted_shape(data, perm))
-    index = op.Unsqueeze(_int64(indices), ints([-1]))
-    summed = op.ScatterND(zeros, index, g_front, reduction="add")
+    rest = [g_front.shape[i] for i in range(q, g_front.ndim)]
+    if all(isinstance(d, int) for d in rest):
+        flat_shape = ints([-1, *rest])
+    else:
+        flat_shape = op.Concat(ints([-1]), op.Shape(g_front, start=q), axis=0)
+    flat = op.Reshape(g_front, flat_shape)
+    index = op.Reshape(_int64(indices), ints([-1, *[1] * len(rest)]))
+    index = op.Expand(index, op.Shape(flat))
+    summed = op.ScatterElements(zeros, index, flat, axis=0, reduction="add")
     return [_transpose(summed, np.argsort(perm)), None]
 
 
