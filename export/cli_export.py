@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from export.cli_common import CommandError, UsageError, human_bytes, parse_dtype, warn
+from export.cli_common import CommandError, UsageError, human_bytes, parse_dtype
 
 if TYPE_CHECKING:
     from ir.graph import Graph

@@ -64,7 +64,7 @@ def grad(
     """
     g = graph.copy()
     targets = [_output(g, name) for name in ([of] if isinstance(of, str | None) else of)]
-    seeds = [seed] if isinstance(seed, str | None) else list(seed)
+    seeds: list[str | None] = [seed] if isinstance(seed, str | None) else list(seed)
     if seed is None and len(targets) > 1:
         seeds = [None] * len(targets)  # every output a scalar, seeded with 1
     if len(seeds) != len(targets):

@@ -39,10 +39,10 @@ from tracer._functions import (
 from tracer._functions import pow as pow  # re-exported; not in __all__ (a builtin's name)
 from tracer._reduce import ValuesIndices
 from tracer.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from tracer.tensor import Tensor, as_tensor, from_numpy, tensor
 from tracer.compile import Compiled, compile
-from tracer.train_step import TrainStep, compile_step
+from tracer.tensor import Tensor, as_tensor, from_numpy, tensor
 from tracer.trace import TraceError, trace
+from tracer.train_step import TrainStep, compile_step
 
 # PyTorch's dtype aliases; ``float`` and ``int`` stay out of __all__ so that
 # ``from tracer import *`` does not shadow the builtins.
