@@ -582,7 +582,6 @@ def _build_step(
     names: Mapping[int, str],
 ) -> Any:
     """The train step of ``loss(model(inputs)[0], target)``, the batch axes dynamic as given."""
-    import ir
     import tracer
     from tracer.train_step import build_train_step
 
@@ -602,7 +601,7 @@ def _build_step(
         return loss(output, batch[spec.name])
 
     batch = {n: tracer.tensor(a) for n, a in {**prepared.examples, spec.name: target}.items()}
-    level = 2 if args.optimize and hasattr(ir, "optimize") else 0
+    level = args.optimize
     train = getattr(prepared.model, "train", None)
     if callable(train):
         train()  # the train step keeps dropout on; inference was traced in eval mode

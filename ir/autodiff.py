@@ -18,9 +18,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ir.errors import GraphcapError, GraphInvariantError, ShapeError, UnsupportedOpError
+from ir.errors import GraphcapError, ShapeError, UnsupportedOpError
 from ir.graph import Graph, Node, Value
-from ir.ops.registry import VjpContext, get, op
+from ir.ops.registry import VjpContext, op
+from ir.passes.dead_code_elimination import DeadCodeEliminationPass
 
 __all__ = ["depends_on", "grad", "grad_name"]
 
@@ -80,10 +81,9 @@ def grad(
         seed_value = _seed(g, t, s)
         initial[t] = op.Add(initial[t], seed_value) if t in initial else seed_value
     cotangents = _backward(g, initial, sources)
-    for src in sources:  # one at a time: _named reads the outputs named so far
-        value = cotangents.get(src) or _zeros_like(src)
-        g.set_outputs([*g.outputs, _named(g, value, grad_name(src.name))])
-    _eliminate_dead_code(g)
+    for src in sources:
+        g.add_output(cotangents.get(src) or _zeros_like(src), grad_name(src.name))
+    DeadCodeEliminationPass().call(g)  # vjp rules may build nodes nothing reads
     if standard_only:
         _lower_to_standard(g)
     g.verify()
@@ -219,36 +219,6 @@ def _zeros_like(v: Value) -> Value:
         return v.graph.constant(np.zeros(shape, v.dtype), hint="zeros")
     zero = v.graph.constant(np.zeros((), v.dtype), hint="zero")
     return op.Expand(zero, op.Shape(v))
-
-
-def _named(g: Graph, value: Value, name: str) -> Value:
-    """``value`` under ``name``.
-
-    A node output that is not a graph output is renamed; anything else goes through an
-    ``Identity``, since inputs, initializers and outputs keep their names.
-    """
-    if value.producer is not None and value not in g.outputs and value.name != name:
-        if name in {v.name for v in g.values()}:
-            raise GraphInvariantError(f"grad: the graph already has a value named {name!r}")
-        g.rename(value, name)
-        return value
-    if value.name == name:
-        return value
-    (out,) = g.apply(get("Identity"), [value], {}, out_names=[name])
-    return out
-
-
-def _eliminate_dead_code(g: Graph) -> None:
-    """Drop nodes (and initializers) that no output needs: vjp rules may build spare ones."""
-    live = {id(v) for v in g.outputs}
-    for node in reversed(list(g.nodes)):
-        if any(id(v) in live for v in node.outputs):
-            live.update(id(x) for x in node.inputs if x is not None)
-        else:
-            g.remove(node, safe=False)
-    for name, v in list(g.initializers.items()):
-        if not v.uses and id(v) not in live:
-            g.remove_initializer(name)
 
 
 def _lower_to_standard(g: Graph) -> None:

@@ -343,6 +343,25 @@ class Graph:
             }
         value.name = name
 
+    def add_output(self, value: Value, name: str) -> Value:
+        """Append ``value`` to the graph outputs under ``name``; return the output value.
+
+        A node output that is not an output yet is renamed. Anything else (an input, an
+        initializer, an output already) goes through a new ``Identity`` node, because ONNX
+        names an output by its value and inputs, initializers and outputs keep their names.
+
+        Raises:
+            GraphInvariantError: another value already has the name ``name``.
+        """
+        if value.producer is not None and value not in self.outputs:
+            self.rename(value, name)
+        else:
+            from ir.ops.registry import get  # the registry's Identity, looked up when needed
+
+            (value,) = self.apply(get("Identity"), [value], {}, out_names=[name])
+        self.outputs.append(value)
+        return value
+
     def set_outputs(self, values: Iterable[Value]) -> None:
         """Declare the graph's outputs."""
         self.outputs = list(values)
@@ -357,27 +376,35 @@ class Graph:
         out.meta = {k: (list(v) if isinstance(v, list) else v) for k, v in self.meta.items()}
         out._counter = self._counter
         new: dict[int, Value] = {}
-
-        def adopt(old: Value, value: Value) -> Value:
-            value.sym = old.sym
-            new[id(old)] = value
-            return value
-
         for v in self.inputs:
-            adopt(v, out.add_input(v.name, v.dtype, v.type.shape))
+            new[id(v)] = out.add_input(v.name, v.dtype, v.type.shape)
+            new[id(v)].sym = v.sym
         for v in self.initializers.values():
             assert v.const is not None
-            adopt(v, out.add_initializer(v.name, v.const))
-        for n in self.nodes:
-            inputs = [None if x is None else new[id(x)] for x in n.inputs]
-            node = Node(out, n.op, inputs, n.attrs, n.name, n.meta)
-            node.outputs = tuple(
-                adopt(v, Value(out, out._claim(v.name), v.type, producer=node, index=v.index))
-                for v in n.outputs
-            )
-            out.append(node)
+            new[id(v)] = out.add_initializer(v.name, v.const)
+            new[id(v)].sym = v.sym
+        out.append_copies(self.nodes, new)
         out.outputs = [new[id(v)] for v in self.outputs]
         return out
+
+    def append_copies(self, nodes: Iterable[Node], values: dict[int, Value]) -> None:
+        """Append copies of ``nodes`` (of another graph), keeping names, types and metadata.
+
+        ``values`` maps ``id`` of each value the nodes read to this graph's value standing
+        for it; it is extended with the copies' outputs, in order, so later nodes can read
+        earlier ones.
+        """
+        for n in nodes:
+            inputs = [None if x is None else values[id(x)] for x in n.inputs]
+            node = Node(self, n.op, inputs, n.attrs, n.name, n.meta)
+            node.outputs = tuple(
+                Value(self, self._claim(v.name), v.type, producer=node, index=v.index)
+                for v in n.outputs
+            )
+            for old, v in zip(n.outputs, node.outputs, strict=True):
+                v.sym = old.sym
+                values[id(old)] = v
+            self.append(node)
 
     # ------------------------------------------------------------ reading
 

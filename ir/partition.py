@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ir.graph import Graph, Node, Value
-from ir.ops.registry import get
 
 __all__ = ["Split", "split"]
 
@@ -124,23 +123,10 @@ def _extract(
         if id(v) in read and id(v) not in made:
             assert v.const is not None
             new[id(v)] = out.add_initializer(v.name, v.const)
-    for n in nodes:
-        inputs_ = [None if x is None else new[id(x)] for x in n.inputs]
-        node = Node(out, n.op, inputs_, n.attrs, n.name, n.meta)
-        node.outputs = tuple(
-            Value(out, out._claim(v.name), v.type, producer=node, index=v.index) for v in n.outputs
-        )
-        for old, v in zip(n.outputs, node.outputs, strict=True):
-            v.sym = old.sym
-            new[id(old)] = v
-        out.append(node)
-    identity = get("Identity")
-    result = []
+    out.append_copies(nodes, new)
     for v in outputs:
         value = new[id(v)]
-        if value.producer is None or value in result:  # ONNX outputs need their own node
-            (value,) = out.apply(identity, [value], {}, out_names=[out.fresh_name(v.name)])
-        result.append(value)
-    out.set_outputs(result)
+        via_identity = value.producer is None or value in out.outputs
+        out.add_output(value, out.fresh_name(v.name) if via_identity else v.name)
     out.verify()
     return out

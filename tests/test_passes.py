@@ -752,3 +752,33 @@ def test_optimize_is_sound_on_traced_models_and_onnxruntime_agrees(
         )
     for f in feeds:
         assert_same(run(o, f, "onnxruntime"), run(g, f), rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- Graph helpers the passes use
+
+
+def test_add_output_renames_a_node_output_and_wraps_anything_else() -> None:
+    g = Graph("g")
+    x = g.add_input("x", np.float32, (2,))
+    y = op.Neg(x)
+    assert g.add_output(y, "neg") is y and y.name == "neg"
+    again = g.add_output(y, "neg_again")  # an output already: an Identity of its own
+    passed = g.add_output(x, "x_out")  # an input keeps its name
+    assert again.producer is not None and again.producer.op.op_type == "Identity"
+    assert passed.producer is not None and x.name == "x"
+    assert [v.name for v in g.outputs] == ["neg", "neg_again", "x_out"]
+    g.verify()
+    a = np.array([1.0, -2.0], np.float32)
+    got = Session(g, backend="onnxruntime").run({"x": a})
+    np.testing.assert_array_equal(got["neg_again"], -a)
+    np.testing.assert_array_equal(got["x_out"], a)
+    with pytest.raises(Exception, match="already used"):
+        g.add_output(op.Neg(x), "neg")
+
+
+def test_copy_keeps_text_and_is_independent() -> None:
+    g = tracer.trace(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), tracer.randn(2, 4))
+    c = g.copy()
+    assert str(c) == str(g)
+    c.add_output(c.inputs[0], "extra")
+    assert "extra" not in str(g)

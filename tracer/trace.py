@@ -380,19 +380,11 @@ def _set_outputs(graph: Graph, tracer: Tracer, result: Any, names: Sequence[str]
         if len(names) != len(items):
             raise ValueError(f"{len(names)} output_names for {len(items)} outputs")
         items = [(n, r) for n, (_, r) in zip(names, items, strict=True)]
-    identity = ir.ops.get("Identity")
-    outputs = []
+    graph.set_outputs([])
     for name, t in items:
         if not isinstance(t, TensorBase):
             raise TraceError(f"output {name!r} is a {type(t).__name__}, not a tensor")
         value = tracer.value_of(t)
         assert value is not None
-        if value.producer is not None and value not in outputs:
-            graph.rename(value, graph.fresh_name(name))
-            outputs.append(value)
-        else:
-            # An input, a weight or a repeated output: give it a node of its own so each
-            # output has its own name (ONNX names outputs by value).
-            (out,) = graph.apply(identity, [value], {}, out_names=[graph.fresh_name(name)])
-            outputs.append(out)
-    graph.set_outputs(outputs)
+        # An input, a weight or a repeated output gets an Identity node of its own there.
+        graph.add_output(value, graph.fresh_name(name))

@@ -29,7 +29,6 @@ import numpy as np
 import ir
 from ir.autodiff import grad_name
 from ir.graph import Graph, Value
-from ir.ops.registry import get
 from tracer._tensor_base import TensorBase, wrap
 from tracer.autograd import enable_grad
 from tracer.compile import _initializer_to_input
@@ -132,7 +131,7 @@ def _append_updates(
     ]
     states: dict[str, tuple[str, str]] = {}
     updates: dict[str, str] = {}
-    outputs = [by_name["loss"]]
+    g.set_outputs([by_name["loss"]])  # the gradients become intermediate values
     for (name, p), gi in zip(params.items(), groups, strict=True):
         group = optimizer.param_groups[gi]
         state_values: dict[str, Value] = {}
@@ -145,23 +144,13 @@ def _append_updates(
             group, param, by_name[grad_name(name)], state_values, lrs[gi]
         )
         for value, target in [(new_p, name), *((new_state[k], f"{name}.{k}") for k in new_state)]:
-            out = _output(g, value, f"{target}.next", outputs)
+            out = g.add_output(value, g.fresh_name(f"{target}.next"))
             updates[out.name] = target
-            outputs.append(out)
-    g.set_outputs(outputs)
     g.verify()
     hyper = [_baked(group) for group in optimizer.param_groups]
     return TrainStepGraph(
         g, [], [v.name for v in lrs], params, states, updates, groups=groups, hyper=hyper
     )
-
-
-def _output(g: Graph, value: Value, name: str, taken: Sequence[Value]) -> Value:
-    if value.producer is not None and value not in taken and value not in g.outputs:
-        g.rename(value, g.fresh_name(name))
-        return value
-    (out,) = g.apply(get("Identity"), [value], {}, out_names=[g.fresh_name(name)])
-    return out
 
 
 def compile_step(
@@ -226,6 +215,7 @@ class TrainStep:
         self.level = optimize
         self.dynamic_axes = dynamic_axes
         self.captures = 0
+        self._names: dict[int, list[str]] = {}
         self._graphs: dict[Any, tuple[TrainStepGraph, Any]] = {}
         self._store: _StateStore | None = None
         self.last: TrainStepGraph | None = None
@@ -300,7 +290,10 @@ class TrainStep:
         parts.append(tuple(repr(sorted(_baked(g).items())) for g in groups))
         parts.append(tuple(getattr(m, "training", None) for m in (self.model, self.loss_fn)))
         dynamic = self.dynamic_axes or {}
-        for name, b in zip(_argument_names(self.loss_fn, len(batch), {}), batch, strict=True):
+        names = self._names.get(len(batch))
+        if names is None:  # inspect.signature is slow next to a step
+            names = self._names[len(batch)] = _argument_names(self.loss_fn, len(batch), {})
+        for name, b in zip(names, batch, strict=True):
             if not isinstance(b, TensorBase):
                 parts.append((name, type(b).__name__, repr(b)))
                 continue
