@@ -46,13 +46,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import argparse
 import contextlib
 import json
-import platform
 import statistics
 import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -533,12 +531,7 @@ def main() -> None:
             "onnxruntime_inference_intra_op": inference.THREADS,
             "onnxruntime_compile_step": "onnxruntime's default (one per physical core)",
         },
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine.describe(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "onnxruntime": ort.__version__,
-        "torch": None if TORCH is None else TORCH.__version__,
+        **machine.environment(),
         **results,
     }
     print(json.dumps(report))

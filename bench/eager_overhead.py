@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -192,11 +190,7 @@ def main() -> None:
         "bench": "eager_overhead",
         "unit": "us_per_call",
         "stat": f"median of {repeats} batches",
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine.describe(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": None if TORCH is None else TORCH.__version__,
+        **machine.environment(),
         "results": results,
     }
     print(json.dumps(report))

@@ -44,14 +44,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import argparse
 import contextlib
 import json
-import platform
 import statistics
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -393,12 +391,7 @@ def main() -> None:
             "torch": THREADS,
             "blas": os.environ["OPENBLAS_NUM_THREADS"],
         },
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine.describe(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "onnxruntime": ort.__version__,
-        "torch": None if TORCH is None else TORCH.__version__,
+        **machine.environment(),
         "results": results,
         "export": {
             **exp,

@@ -41,13 +41,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -352,11 +350,7 @@ def main() -> None:
         },
         "optimizer": {"name": "Adam", "lr": LR},
         "threads": {"torch": THREADS, "blas": THREADS},
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine.describe(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": None if TORCH is None else TORCH.__version__,
+        **machine.environment(),
         "results": results,
         "ratios": ratios,
         "target": {"max_ratio_graphcap_over_torch": TARGET_RATIO, "held": held},
