@@ -90,6 +90,7 @@ class Compiled:
         self.dynamic_axes = {k: dict(_axes(v, k)) for k, v in (dynamic_axes or {}).items()}
         self.captures = 0
         self._entries: dict[Any, _Entry] = {}
+        self._names: dict[tuple[int, tuple[str, ...]], list[str]] = {}
 
     def __getattr__(self, name: str) -> Any:  # the module's attributes (train(), eval(), ...)
         return getattr(self.__dict__["fn"], name)
@@ -98,7 +99,10 @@ class Compiled:
         """Run the graph of this call's signature, capturing it first if it is new."""
         if _state.tracer is not None:  # inside a trace: trace the eager code itself
             return self.fn(*args, **kwargs)
-        names = _argument_names(self.fn, len(args), kwargs)
+        layout = (len(args), tuple(kwargs))
+        names = self._names.get(layout)
+        if names is None:  # inspect.signature is slow next to a small graph's run
+            names = self._names[layout] = _argument_names(self.fn, len(args), kwargs)
         values = [*args, *kwargs.values()]
         owned = _owned_tensors(self.fn)
         key = self._key(names, values, owned)
