@@ -29,7 +29,7 @@ from ir.graph import Graph, Value
 from ir.ops.registry import OpDef
 from ir.partition import split
 from tracer import _state
-from tracer._tensor_base import TensorBase, apply, wrap
+from tracer._tensor_base import TensorBase, wrap
 from tracer.trace import DynamicAxes, capture
 
 __all__ = ["Compiled", "compile"]
@@ -207,7 +207,7 @@ class _Entry:
         tensors = [v for v in values if isinstance(v, TensorBase)]
         tensors += [p.tensor for p in self.params]
         if self.op is not None and _state.grad_enabled:
-            outs = apply(self.op, tensors, {})
+            outs = self.op(*tensors)
             outs = (outs,) if isinstance(outs, TensorBase) else outs
             results = list(outs[: len(self.outputs)])
         else:
