@@ -7,7 +7,8 @@ dtype, so the recorded graph holds ONNX-typed constants.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from tracer.tensor import Tensor
 
 _CONSTS: dict[np.dtype, dict[Any, np.ndarray]] = {}
+_bind = TensorBase.__graphcap_bind__  # the eager funnel, as the registry reaches it
+_NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 
 
 def const(value: Any, dtype: np.dtype) -> np.ndarray:
@@ -82,11 +85,15 @@ def binary(opdef: OpDef, a: TensorBase, b: Any, reverse: bool = False) -> Any:
 
 
 def _operator(opdef: OpDef) -> Callable[[TensorBase, Any], Tensor]:
-    """``tensor <op> other``, applying ``opdef`` at once when the dtypes agree."""
+    """``tensor <op> other``: ``opdef(self, other)``, promoted as PyTorch does.
+
+    The hottest path of eager code: when the dtypes agree, it hands the op to the bind
+    hook that ``opdef(self, other)`` reaches, without ``OpDef.__call__``'s dispatch.
+    """
 
     def method(self: TensorBase, other: Any) -> Tensor:
         if isinstance(other, TensorBase) and self._data.dtype is other._data.dtype:
-            return opdef(self, other)
+            return _bind(opdef, (self, other), _NO_ATTRS)
         return binary(opdef, self, other)
 
     method.__doc__ = f"``self {opdef.op_type} other`` with PyTorch promotion and broadcasting."

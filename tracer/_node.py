@@ -43,16 +43,14 @@ class Node(VjpContext):
         attrs: Mapping[str, Any],
         edges: tuple[Edge, ...],
         out_data: tuple[np.ndarray, ...],
-        versions: tuple[int, ...] | None,
-        out_versions: tuple[tuple[list[int], int], ...] | None,
     ) -> None:
         self.op = op
         self.inputs: tuple[Any, ...] | None = inputs
         self.attrs = attrs
         self.edges: tuple[Edge, ...] | None = edges
         self.out_data: tuple[np.ndarray, ...] | None = out_data
-        self.versions = versions
-        self.out_versions = out_versions
+        self.versions: tuple[int, ...] | None = None
+        self.out_versions: tuple[tuple[list[int], int], ...] | None = None
 
     @property
     def outputs(self) -> tuple[Any, ...]:

@@ -56,17 +56,34 @@ def apply(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
         GraphcapError: the kernel rejected the inputs; the message names the op and the
             inputs' types.
     """
-    grad = False
-    arrays = []
-    for x in inputs:
-        if isinstance(x, TensorBase):
-            arrays.append(x._data)
-            if x._requires_grad:
-                grad = True
-        else:
-            arrays.append(x)
     try:
-        out = op.kernel(*arrays, **attrs)
+        # Unrolled for one and two inputs, the operators' and most methods' path.
+        if len(inputs) == 2:
+            x, y = inputs
+            if isinstance(x, TensorBase):
+                grad = x._requires_grad
+                x = x._data
+            else:
+                grad = False
+            if isinstance(y, TensorBase):
+                grad = grad or y._requires_grad
+                y = y._data
+            out = op.kernel(x, y, **attrs) if attrs else op.kernel(x, y)
+        elif len(inputs) == 1 and isinstance(inputs[0], TensorBase):
+            x = inputs[0]
+            grad = x._requires_grad
+            out = op.kernel(x._data, **attrs) if attrs else op.kernel(x._data)
+        else:
+            grad = False
+            arrays = []
+            for x in inputs:
+                if isinstance(x, TensorBase):
+                    arrays.append(x._data)
+                    if x._requires_grad:
+                        grad = True
+                else:
+                    arrays.append(x)
+            out = op.kernel(*arrays, **attrs)
     except (ValueError, TypeError, IndexError) as err:
         raise _kernel_error(op, inputs, attrs, err) from err
     if op.num_outputs == 1:
@@ -104,33 +121,31 @@ def _record(
     edges: list[Edge] = []
     versioned = False
     for x in inputs:
-        if not isinstance(x, TensorBase):
-            edges.append(None)
-            continue
-        if x._version is not None:
-            versioned = True
-        if not x._requires_grad:
-            edges.append(None)
-        elif x._node is None:
-            edges.append(x)  # a leaf: its gradient accumulates into it
-        else:
-            edges.append((x._node, x._index))
-    versions = None
+        if isinstance(x, TensorBase):
+            if x._version is not None:
+                versioned = True
+            if x._requires_grad:
+                producer = x._node  # None for a leaf: its gradient accumulates into it
+                edges.append(x if producer is None else (producer, x._index))
+                continue
+        edges.append(None)
+    out_data = (outs[0]._data,) if len(outs) == 1 else tuple(o._data for o in outs)
+    node = Node(op, tuple(inputs), attrs, tuple(edges), out_data)
     if versioned:
-        versions = tuple(
+        node.versions = tuple(
             v._version[0] if isinstance(v, TensorBase) and v._version is not None else 0
             for v in inputs
         )
-    out_versions = None
     if op.saves == "outputs":
-        out_versions = tuple((_version_cell(o), o._version[0]) for o in outs)
-    out_data = (outs[0]._data,) if len(outs) == 1 else tuple(o._data for o in outs)
-    node = Node(op, tuple(inputs), attrs, tuple(edges), out_data, versions, out_versions)
+        node.out_versions = tuple((_version_cell(o), o._version[0]) for o in outs)
+    if len(outs) == 1:  # most ops; the output's _index is already 0
+        o = outs[0]
+        if o._data.dtype.kind == "f":
+            o._node, o._requires_grad = node, True
+        return
     for i, o in enumerate(outs):
         if o._data.dtype.kind == "f":
-            o._node = node
-            o._index = i
-            o._requires_grad = True
+            o._node, o._index, o._requires_grad = node, i, True
 
 
 def _kernel_error(
@@ -346,8 +361,8 @@ class TensorBase:
             raise TypeError("only integer tensors of a single element can be used as an index")
         return int(self.item())
 
-    def __hash__(self) -> int:
-        return id(self)
+    # Identity, in C: tensors key the engine's and optimizers' dicts.
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         body = np.array2string(

@@ -216,7 +216,9 @@ def _toposort(roots: list[Tensor]) -> list[Node]:
                 f"trying to backward through the graph a second time (at op {node.op.op_type}); "
                 "its saved values were freed: pass retain_graph=True to the first backward"
             )
-        stack.extend((e[0], False) for e in node.edges if type(e) is tuple and e[0] not in seen)
+        for edge in node.edges:
+            if type(edge) is tuple and edge[0] not in seen:
+                stack.append((edge[0], False))  # noqa: PERF401 - a generator costs more here
     order.reverse()
     return order
 
@@ -271,7 +273,7 @@ def _run(
         for node in order:
             grads_out = pending.pop(node, None)
             if grads_out is None:
-                continue
+                continue  # every gradient sent here was None
             needs = None
             if live is not None:
                 assert wanted is not None
@@ -281,7 +283,7 @@ def _run(
                 needs = live.get(node)
                 if needs is None:
                     continue  # no path from here to a requested tensor
-            _step(node, grads_out, needs, results, pending)
+            _step(node, grads_out, needs, results.leaves, pending)
             if not retain_graph:
                 node.inputs = node.edges = node.out_data = None
     return results
@@ -291,54 +293,62 @@ def _step(
     node: Node,
     grads_out: list[Any],
     needs: list[bool] | None,
-    results: _Results,
+    leaves: dict[Tensor, Tensor],
     pending: dict[Node, list[Any]],
 ) -> None:
     """Call ``node``'s vjp rule and route each input gradient along its edge.
 
     ``needs`` says which inputs lead to a requested tensor (None: every input that
-    required grad when the op ran).
+    required grad when the op ran). ``grads_out`` holds at least one gradient.
     """
     op, inputs, edges = node.op, node.inputs, node.edges
     assert inputs is not None and edges is not None
     if op.vjp is None:
         raise UnsupportedOpError(f"{op.op_type} is not differentiable: {op.no_vjp}")
-    for g in grads_out:  # not list.count(None): it would compare tensors with ==
-        if g is not None:
-            break
-    else:
-        return
+    # Indexed loops, not zip(..., strict=): keyword arguments make zip slow on this path.
     recorded = []  # which inputs required grad when the op ran
     modified = False  # some input tensor was changed in place at some point
-    for x, edge in zip(inputs, edges, strict=True):
-        recorded.append(edge is not None)
+    for i, x in enumerate(inputs):
+        recorded.append(edges[i] is not None)
         if isinstance(x, TensorBase) and x._version is not None:
             modified = True
     if modified or node.out_versions is not None:
         _check_versions(node, recorded)
-    node.needs_input_grad = recorded if needs is None else needs
-    grad_out: Any = grads_out[0] if len(grads_out) == 1 else tuple(grads_out)
+    node.needs_input_grad = needs = recorded if needs is None else needs
+    grad_out = grads_out[0] if len(grads_out) == 1 else tuple(grads_out)
     attrs = node.attrs
-    if len(attrs) != len(op.attrs):  # fill in the defaults the call left out
-        attrs = {**op.attrs, **attrs}
-    in_grads = op.vjp(node, grad_out, *inputs, **attrs)
-    # strict=False: a rule may also return gradients for optional inputs left out.
-    for i, (g, need) in enumerate(zip(in_grads, node.needs_input_grad, strict=False)):
-        if g is None or not need:
+    if not op.attrs:
+        in_grads = op.vjp(node, grad_out, *inputs)
+    elif len(attrs) == len(op.attrs):  # every attribute given: no merged copy
+        in_grads = op.vjp(node, grad_out, *inputs, **attrs)
+    else:  # fill in the defaults the call left out
+        in_grads = op.vjp(node, grad_out, *inputs, **{**op.attrs, **attrs})
+    # min(): a rule may also return gradients for optional inputs left out.
+    for i in range(min(len(needs), len(in_grads))):
+        g = in_grads[i]
+        if g is None or not needs[i]:
             continue
         if not isinstance(g, TensorBase):  # a rule may return a constant, e.g. zeros
             g = wrap(np.asarray(g))
-        x = inputs[i]
-        if g._data.shape != x._data.shape:
-            raise GraphcapError(
-                f"vjp of {op.op_type} returned a gradient of shape {tuple(g.shape)} for input "
-                f"{i} of shape {tuple(x.shape)}; this is a bug in the op's vjp rule"
-            )
+        if g._data.shape != inputs[i]._data.shape:
+            _raise_bad_shape(op.op_type, i, g, inputs[i])
         edge = edges[i]
         if type(edge) is tuple:
-            _add_pending(pending, edge[0], edge[1], g)
+            producer, index = edge
+            slots = pending.get(producer)
+            if slots is None:
+                assert producer.out_data is not None
+                slots = pending[producer] = [None] * len(producer.out_data)
+            slots[index] = g if slots[index] is None else slots[index] + g
         elif edge._requires_grad:  # a leaf; as in PyTorch, one frozen since gets nothing
-            _add_leaf(results.leaves, edge, g)
+            _add_leaf(leaves, edge, g)
+
+
+def _raise_bad_shape(op_type: str, i: int, g: TensorBase, x: TensorBase) -> None:
+    raise GraphcapError(
+        f"vjp of {op_type} returned a gradient of shape {tuple(g.shape)} for input {i} of "
+        f"shape {tuple(x.shape)}; this is a bug in the op's vjp rule"
+    )
 
 
 def _check_versions(node: Node, needs: list[bool]) -> None:
