@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from tracer.tensor import Tensor
 
 _CONSTS: dict[np.dtype, dict[Any, np.ndarray]] = {}
-_bind = TensorBase.__graphcap_bind__  # the eager funnel, as the registry reaches it
+# The eager funnel, as ``op.X(tensor, ...)`` reaches it through the registry's bind hook.
+_bind = TensorBase.__graphcap_bind__
 _NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -74,22 +75,22 @@ def operands(a: TensorBase, b: Any) -> tuple[Any, Any]:
 
 
 def binary(opdef: OpDef, a: TensorBase, b: Any, reverse: bool = False) -> Any:
-    """Apply the binary registry op ``opdef`` to ``a`` and ``b`` (swapped when ``reverse``)."""
+    """``opdef(a, b)`` (``opdef(b, a)`` when ``reverse``), promoted as PyTorch does.
+
+    The path of every operator: it hands the op to the bind hook that ``opdef(a, b)``
+    reaches (``a`` is a tensor), without ``OpDef.__call__``'s dispatch.
+    """
     if not reverse and isinstance(b, TensorBase) and a._data.dtype is b._data.dtype:
-        return opdef(a, b)
+        return _bind(opdef, (a, b), _NO_ATTRS)
     try:
         x, y = operands(a, b)
     except TypeError:
         return NotImplemented
-    return opdef(y, x) if reverse else opdef(x, y)
+    return _bind(opdef, (y, x) if reverse else (x, y), _NO_ATTRS)
 
 
 def _operator(opdef: OpDef) -> Callable[[TensorBase, Any], Tensor]:
-    """``tensor <op> other``: ``opdef(self, other)``, promoted as PyTorch does.
-
-    The hottest path of eager code: when the dtypes agree, it hands the op to the bind
-    hook that ``opdef(self, other)`` reaches, without ``OpDef.__call__``'s dispatch.
-    """
+    """``tensor <op> other``: :func:`binary`, reached in one call when the dtypes agree."""
 
     def method(self: TensorBase, other: Any) -> Tensor:
         if isinstance(other, TensorBase) and self._data.dtype is other._data.dtype:
