@@ -101,6 +101,20 @@ def _operator(opdef: OpDef) -> Callable[[TensorBase, Any], Tensor]:
     return method
 
 
+def _unary(opdef: OpDef, doc: str, as_float: bool = False) -> Callable[[TensorBase], Tensor]:
+    """A unary math method ``opdef(self)``, reached in one call as the operators are.
+
+    With ``as_float``, integer and bool tensors compute in float32, as in PyTorch.
+    """
+
+    def method(self: TensorBase) -> Tensor:
+        x = self if not as_float or self._data.dtype.kind == "f" else floating(self)
+        return _bind(opdef, (x,), _NO_ATTRS)
+
+    method.__doc__ = doc + (" (integers compute in float32)." if as_float else ".")
+    return method
+
+
 def floating(x: TensorBase) -> TensorBase:
     """``x`` cast to float32 when it is an integer or bool tensor (PyTorch's true division)."""
     return x if x._data.dtype.kind == "f" else cast(x, D.float32)
@@ -197,8 +211,7 @@ class MathMixin(TensorBase):
     def __rmatmul__(self, other: Any) -> Tensor:
         return binary(op.MatMul, self, other, reverse=True)
 
-    def __neg__(self) -> Tensor:
-        return op.Neg(self)
+    __neg__ = _unary(op.Neg, "Elementwise ``-x``")
 
     def __pos__(self) -> Tensor:
         return self  # type: ignore[return-value]
@@ -390,61 +403,23 @@ class MathMixin(TensorBase):
 
     # ------------------------------------------------------------ unary math
 
-    def neg(self) -> Tensor:
-        """Elementwise ``-x``."""
-        return op.Neg(self)
-
-    def abs(self) -> Tensor:
-        """Elementwise absolute value."""
-        return op.Abs(self)
-
-    def sign(self) -> Tensor:
-        """Elementwise sign: -1, 0 or 1 in ``x``'s dtype."""
-        return op.Sign(self)
-
-    def exp(self) -> Tensor:
-        """Elementwise e**x (integers compute in float32)."""
-        return op.Exp(floating(self))
-
-    def log(self) -> Tensor:
-        """Elementwise natural logarithm (integers compute in float32)."""
-        return op.Log(floating(self))
-
-    def sqrt(self) -> Tensor:
-        """Elementwise square root (integers compute in float32)."""
-        return op.Sqrt(floating(self))
+    neg = _unary(op.Neg, "Elementwise ``-x``")
+    abs = _unary(op.Abs, "Elementwise absolute value")
+    sign = _unary(op.Sign, "Elementwise sign: -1, 0 or 1 in ``x``'s dtype")
+    exp = _unary(op.Exp, "Elementwise e**x", as_float=True)
+    log = _unary(op.Log, "Elementwise natural logarithm", as_float=True)
+    sqrt = _unary(op.Sqrt, "Elementwise square root", as_float=True)
+    reciprocal = _unary(op.Reciprocal, "Elementwise ``1 / x``", as_float=True)
+    sin = _unary(op.Sin, "Elementwise sine", as_float=True)
+    cos = _unary(op.Cos, "Elementwise cosine", as_float=True)
+    tanh = _unary(op.Tanh, "Elementwise hyperbolic tangent", as_float=True)
+    sigmoid = _unary(op.Sigmoid, "Elementwise logistic ``1 / (1 + exp(-x))``", as_float=True)
+    erf = _unary(op.Erf, "Elementwise Gauss error function", as_float=True)
+    relu = _unary(op.Relu, "Elementwise max(x, 0)")
 
     def rsqrt(self) -> Tensor:
         """Elementwise ``1 / sqrt(x)`` (integers compute in float32)."""
         return op.Reciprocal(op.Sqrt(floating(self)))
-
-    def reciprocal(self) -> Tensor:
-        """Elementwise ``1 / x`` (integers compute in float32)."""
-        return op.Reciprocal(floating(self))
-
-    def sin(self) -> Tensor:
-        """Elementwise sine (integers compute in float32)."""
-        return op.Sin(floating(self))
-
-    def cos(self) -> Tensor:
-        """Elementwise cosine (integers compute in float32)."""
-        return op.Cos(floating(self))
-
-    def tanh(self) -> Tensor:
-        """Elementwise hyperbolic tangent (integers compute in float32)."""
-        return op.Tanh(floating(self))
-
-    def sigmoid(self) -> Tensor:
-        """Elementwise logistic function ``1 / (1 + exp(-x))``."""
-        return op.Sigmoid(floating(self))
-
-    def erf(self) -> Tensor:
-        """Elementwise Gauss error function."""
-        return op.Erf(floating(self))
-
-    def relu(self) -> Tensor:
-        """Elementwise max(x, 0)."""
-        return op.Relu(self)
 
     def floor(self) -> Tensor:
         """Elementwise round toward -inf; integers are returned unchanged (a copy)."""
