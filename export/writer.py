@@ -502,7 +502,7 @@ def _older_form(
         else:
             need = _first_opset(op, opset, _has_attribute(key))
             raise _needs(node, need, f"attribute {key}={attrs[key]!r}")
-    need = _value_constraint(op.op_type, attrs)
+    need = _value_constraint(op, attrs)
     if need > opset:
         raise _needs(node, need, f"attributes {attrs}")
     present = len(inputs)
@@ -559,13 +559,10 @@ def _has_attribute(key: str) -> Callable[[defs.OpSchema], bool]:
     return lambda s: key in s.attributes
 
 
-def _value_constraint(op_type: str, attrs: Mapping[str, Any]) -> int:
-    """The opset an attribute *value* needs (the schema cannot say): 0 when none."""
-    if op_type == "Pad" and attrs.get("mode") == "wrap":
-        return 19
-    if op_type in ("ScatterElements", "ScatterND"):
-        return {"add": 16, "mul": 16, "max": 18, "min": 18}.get(attrs.get("reduction", ""), 0)
-    return 0
+def _value_constraint(op: OpDef, attrs: Mapping[str, Any]) -> int:
+    """The opset an attribute *value* needs (the schema cannot say; the op's legacy does)."""
+    needs = [v for key, value, v in op.legacy.values if attrs.get(key) == value]
+    return max(needs, default=0)
 
 
 def _same(a: Any, b: Any) -> bool:

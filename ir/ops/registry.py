@@ -88,9 +88,68 @@ class VjpContext:
         return tuple(self._outputs)
 
 
+@dataclass(frozen=True)
+class AttrInput:
+    """An input that the op's older ONNX versions took as an attribute.
+
+    Attributes:
+        name: the attribute's name.
+        position: the index of the input that replaced it.
+        kind: how the attribute's value becomes that input: ``"ints"`` (1-D int64), ``"int"``
+            (0-d int64), ``"float"`` (input 0's dtype when it is a float, else float32) or
+            ``"like_x"`` (input 0's dtype).
+        until: the first opset whose version takes the input.
+        default: what the input is before ``until`` when the node sets neither (the old
+            attribute default, where it differs from the input's: DFT-17's ``axis=1``);
+            None leaves the input absent.
+    """
+
+    name: str
+    position: int
+    kind: str
+    until: int
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Legacy:
+    """How the op's older ONNX versions differ from the registry's form.
+
+    The reader turns a node of an older opset into the registry's form with it; the writer
+    reads ``values`` to name the opset an attribute value needs.
+
+    Attributes:
+        oldest: the oldest opset whose version of the op can be read; before it the op
+            meant something else (Scan-8 was batched).
+        inputs: attributes that later became inputs (:class:`AttrInput`).
+        broadcast: before opset 7 the op had a ``broadcast`` attribute (and, except Gemm,
+            ``axis``); without ``axis`` it means NumPy broadcasting, so it is dropped.
+        dropped: ``(attribute, opset)``: attributes that lost their meaning at that opset
+            (Dropout's ``is_test`` at 7), dropped from older nodes.
+        defaults: ``(attribute, opset, old default)``: an attribute that had a default
+            before that opset and has none, or another, since (Concat's ``axis=1`` before 4).
+        flat_2d: before this opset the op ran on its input flattened to 2-D around
+            ``axis`` (Softmax, LogSoftmax and Hardmax before 13); 0: never.
+        values: ``(attribute, value, opset)``: attribute values that ONNX admits from that
+            opset on (Pad's ``mode="wrap"`` from 19).
+    """
+
+    oldest: int = 1
+    inputs: tuple[AttrInput, ...] = ()
+    broadcast: bool = False
+    dropped: tuple[tuple[str, int], ...] = ()
+    defaults: tuple[tuple[str, int, Any], ...] = ()
+    flat_2d: int = 0
+    values: tuple[tuple[str, Any, int], ...] = ()
+
+
 @dataclass(frozen=True, eq=False)
 class OpDef:
     """One registry entry.
+
+    Besides its semantics, an entry declares the op's traits, which passes, the tracer and
+    the ONNX reader and writer ask the op for (``node.op.random``) instead of keeping lists
+    of op types.
 
     Attributes:
         op_type: ONNX op type, the registry key together with ``domain``.
@@ -106,6 +165,21 @@ class OpDef:
         num_outputs: number of outputs, None when attributes decide (Split).
         saves: which forward values the vjp reads (see ``SAVES``).
         view: the kernel may return a view of input 0's memory (eager aliasing).
+        random: the result is drawn at random (Dropout), so passes never fold, merge or
+            duplicate it. An op with a ``seed`` attribute must say so.
+        shape_only: the result depends only on input 0's shape and dtype, never on its
+            values (Shape, Size, EyeLike): constant folding computes it once the shape is
+            static.
+        symbolic: the kernel only moves, indexes or combines elements with ``+ - *``, so it
+            runs unchanged on object arrays of ints and dimension symbols: shape inference
+            carries symbolic int64 values (shape arithmetic) through the op.
+        reshape: the result is input 0's elements in their row-major order under another
+            shape (Reshape, Flatten, Squeeze, Unsqueeze).
+        shape_input: the int64 input whose values are the result's shape, input 0 being
+            only reshaped or broadcast to it (Reshape and Expand: 1); None for other ops.
+        nary: the op combines any number of inputs by one rule (Sum, Max, Min, Mean,
+            Concat), so of a single input it returns that input.
+        legacy: how older ONNX versions of the op differ (see :class:`Legacy`).
     """
 
     op_type: str
@@ -118,6 +192,13 @@ class OpDef:
     num_outputs: int | None = 1
     saves: str = "all"
     view: bool = False
+    random: bool = False
+    shape_only: bool = False
+    symbolic: bool = False
+    reshape: bool = False
+    shape_input: int | None = None
+    nary: bool = False
+    legacy: Legacy = Legacy()
     attrs: Mapping[str, Any] = field(init=False)
     num_inputs: tuple[int, int | None] = field(init=False)
 
@@ -129,6 +210,13 @@ class OpDef:
         attrs, counts = _signature_schema(self.kernel)
         object.__setattr__(self, "attrs", attrs)
         object.__setattr__(self, "num_inputs", counts)
+        if "seed" in attrs and not self.random:
+            raise ValueError(f"op {self.op_type} has a seed attribute: declare random=True")
+        if self.nary and counts[1] is not None:
+            raise ValueError(f"op {self.op_type}: nary=True needs a variadic kernel (*inputs)")
+        hi = counts[1]
+        if self.shape_input is not None and hi is not None and not 0 < self.shape_input < hi:
+            raise ValueError(f"op {self.op_type}: shape_input={self.shape_input} is no input")
 
     @property
     def key(self) -> tuple[str, str]:
