@@ -13,6 +13,8 @@ graph autodiff and tracing.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -264,6 +266,45 @@ def _signature_schema(kernel: Kernel) -> tuple[dict[str, Any], tuple[int, int | 
             hi += 1
             lo += p.default is p.empty
     return attrs, (lo, None if variadic else hi)
+
+
+def with_attrs(schema: type[Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a kernel (or shape or vjp rule) the attributes of a schema several ops share.
+
+    ``schema`` is a frozen dataclass whose fields are attributes with their ONNX defaults,
+    and whose ``__post_init__`` checks them (``WindowAttrs`` for convolutions and pools,
+    ``RecurrentAttrs`` for RNN, GRU and LSTM). The decorated function takes one instance as
+    its keyword-only parameter ``attrs``; the function returned takes the fields as
+    keyword-only parameters instead, next to the function's own, so the registry reads the
+    op's attribute schema off the kernel as for any other op and the defaults stay written
+    once, in the dataclass.
+    """
+    names = frozenset(f.name for f in dataclasses.fields(schema))
+    shared = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+        for f in dataclasses.fields(schema)
+    ]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn)
+        params = [p for p in sig.parameters.values() if p.name != "attrs"]
+        rest = [p for p in params if p.kind is p.VAR_KEYWORD]
+        front = [p for p in params if p.kind is not p.KEYWORD_ONLY and p not in rest]
+        named = sorted([*shared, *(p for p in params if p.kind is p.KEYWORD_ONLY)], key=_name)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = {k: kwargs.pop(k) for k in names.intersection(kwargs)}
+            return fn(*args, attrs=schema(**given), **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=[*front, *named, *rest])  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def _name(p: inspect.Parameter) -> str:
+    return p.name
 
 
 _REGISTRY: dict[tuple[str, str], OpDef] = {}
