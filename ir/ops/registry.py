@@ -1,8 +1,10 @@
 """The op registry: every primitive op is declared here once, as an :class:`OpDef`.
 
 An ``OpDef`` holds an op's ONNX identity (domain, op_type, the schema version whose semantics
-it implements), its NumPy kernel, its dtype/shape rule and its vjp rule. The attribute schema
-is read off the kernel's keyword-only parameters, so defaults are written exactly once.
+it implements), its NumPy kernel, its dtype/shape rule, its vjp rule and its traits (random,
+shape-only, reshape, older ONNX forms...), which every consumer asks the op for. The attribute
+schema is read off the kernel's keyword-only parameters, so defaults are written exactly once;
+attributes several ops share are one dataclass, given to their kernels by :func:`with_attrs`.
 
 Ops are applied with :func:`bind` (or by calling the ``OpDef``). ``bind`` hands the op to the
 interpreter that owns the inputs: an eager ``tracer.Tensor`` runs the kernel now, a graph
