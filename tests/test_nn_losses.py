@@ -101,6 +101,7 @@ def _build(torch: Any, name: str, kwargs: dict[str, Any], reduction: str) -> tup
     )
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize(("name", "kwargs", "kind", "grad"), CASES, ids=lambda c: str(c)[:24])
 def test_loss_module_matches_torch(
@@ -112,6 +113,7 @@ def test_loss_module_matches_torch(
         compare(torch, ours, theirs, _inputs(kind), np.float32, grad, loss=_sum_of_squares)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize(("name", "kwargs", "kind", "grad"), CASES[::2], ids=lambda c: str(c)[:24])
 def test_loss_module_matches_torch_in_float64(
     torch: Any, name: str, kwargs: dict[str, Any], kind: str, grad: Any
@@ -126,6 +128,7 @@ def _sum_of_squares(outs: list[Any]) -> Any:
     return sum((o * o).sum() for o in outs)
 
 
+@pytest.mark.torch
 def test_weight_buffers_are_in_the_state_dict_as_torch(torch: Any) -> None:
     w = np.linspace(0.5, 2, 5).astype(np.float32)
     for ours, theirs in [
@@ -139,6 +142,7 @@ def test_weight_buffers_are_in_the_state_dict_as_torch(torch: Any) -> None:
         assert list(ours.state_dict()) == list(theirs.state_dict())
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("fn", ["l1_loss", "mse_loss", "huber_loss"])
 def test_elementwise_weight_and_broadcast_warning(torch: Any, fn: str) -> None:
     rng = _rng(1)
@@ -157,6 +161,7 @@ def test_elementwise_weight_and_broadcast_warning(torch: Any, fn: str) -> None:
         getattr(F, fn)(tracer.tensor(x), tracer.tensor(y), weight=tracer.tensor(w[0]))
 
 
+@pytest.mark.torch
 def test_legacy_size_average_and_reduce(torch: Any) -> None:
     x, y = _inputs("regression")
     for size_average, reduce in [(False, None), (None, False), (True, True)]:
@@ -169,6 +174,7 @@ def test_legacy_size_average_and_reduce(torch: Any) -> None:
         np.testing.assert_allclose(got, theirs(torch.tensor(x), torch.tensor(y)).numpy())
 
 
+@pytest.mark.torch
 def test_kl_div_mean_warns_and_batchmean_divides_by_the_batch(torch: Any) -> None:
     x, t = _inputs("kl")
     with pytest.warns(UserWarning, match="batchmean"):
@@ -181,6 +187,7 @@ def test_kl_div_mean_warns_and_batchmean_divides_by_the_batch(torch: Any) -> Non
     assert batchmean == pytest.approx(expected.item(), rel=1e-12)
 
 
+@pytest.mark.torch
 def test_unbatched_cosine_embedding_loss(torch: Any) -> None:
     x, y, _ = _inputs("pairs")
     for label in (1, -1):

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import tracer
-from tracer import nn
+from tests.nn_parity import export_check
+from tracer import TraceError, nn
 from tracer.nn.utils import rnn
 from tracer.nn.utils.rnn import PackedSequence
 
@@ -166,3 +167,28 @@ def test_packed_sequence_conversions() -> None:
     data, batch_sizes, sorted_indices, unsorted_indices = packed
     assert batch_sizes.tolist() == [2, 2, 1] and sorted_indices is None
     assert unsorted_indices is None and tuple(data.shape) == (5, 2)
+
+
+class _PackedTagger(nn.Module):
+    """pack -> bidirectional LSTM -> pad -> Linear, as PyTorch taggers are written."""
+
+    def __init__(self, lengths: list[int] | None = None) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, bidirectional=True)
+        self.fc = nn.Linear(8, 2)
+        self.lengths = lengths
+
+    def forward(self, x: Any, lengths: Any = None) -> Any:
+        lengths = self.lengths if lengths is None else lengths
+        packed = rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        padded, _ = rnn.pad_packed_sequence(out, total_length=x.shape[0])
+        return self.fc(padded)
+
+
+def test_packed_model_traces_with_known_lengths_and_refuses_traced_ones() -> None:
+    x = _x(5, 4, 3).astype(np.float32)
+    export_check(_PackedTagger(LENGTHS), [x], ["LSTM"])
+    model = _PackedTagger()
+    with pytest.raises(TraceError, match="tolist"):
+        tracer.trace(model, (tracer.tensor(x), tracer.tensor(np.array(LENGTHS))))

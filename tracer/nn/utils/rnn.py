@@ -8,6 +8,10 @@ and unpacking are ``Gather`` ops with index arrays computed from the lengths, so
 flow through both. ``nn.RNN``/``LSTM``/``GRU`` accept a ``PackedSequence`` and run it as a
 padded batch with per-sequence lengths (ONNX ``sequence_lens``), returning a
 ``PackedSequence`` of the same layout, as PyTorch does.
+
+The lengths decide the packing in Python, so while tracing they must be known: lengths
+computed from the traced inputs raise ``TraceError``. A graph whose lengths are an input
+passes them to the recurrent layer's ``lengths`` argument instead.
 """
 
 from __future__ import annotations
@@ -74,15 +78,16 @@ def invert_permutation(permutation: Tensor | None) -> Tensor | None:
     """The inverse of an int64 permutation (None stays None)."""
     if permutation is None:
         return None
-    p = permutation.numpy()
+    p = np.asarray(permutation.tolist(), np.int64)
     inverse = np.empty_like(p)
     inverse[p] = np.arange(p.size, dtype=p.dtype)
     return tensor(inverse)
 
 
 def _lengths(lengths: Any, batch: int) -> np.ndarray:
-    data = lengths.numpy() if isinstance(lengths, Tensor) else np.asarray(lengths)
-    data = data.astype(np.int64).reshape(-1)
+    # tolist(): while tracing, lengths computed from the inputs raise instead of being baked.
+    data = np.asarray(lengths.tolist() if isinstance(lengths, Tensor) else lengths, np.int64)
+    data = data.reshape(-1)
     if data.size != batch:
         raise RuntimeError(
             f"Expected `len(lengths)` to be equal to batch_size, but got {data.size} "
@@ -179,7 +184,7 @@ def pad_packed_sequence(
     Raises:
         ValueError: ``total_length`` shorter than the longest sequence.
     """
-    data, sizes = sequence.data, sequence.batch_sizes.numpy().astype(np.int64)
+    data, sizes = sequence.data, np.asarray(sequence.batch_sizes.tolist(), np.int64)
     steps = int(sizes.size)
     if total_length is not None:
         if total_length < steps:
@@ -201,7 +206,7 @@ def pad_packed_sequence(
     padded = rows.reshape(steps, batch, *data.shape[1:])
     if sequence.unsorted_indices is not None:
         padded = padded.index_select(1, sequence.unsorted_indices)
-        lens = lens[sequence.unsorted_indices.numpy()]
+        lens = lens[np.asarray(sequence.unsorted_indices.tolist(), np.int64)]
     if batch_first:
         padded = padded.transpose(0, 1)
     return padded, tensor(lens)
@@ -210,7 +215,8 @@ def pad_packed_sequence(
 def repack(padded: Tensor, like: PackedSequence) -> PackedSequence:
     """Pack time-major ``padded`` (caller's batch order) with ``like``'s layout."""
     x = padded if like.sorted_indices is None else padded.index_select(1, like.sorted_indices)
-    data = _pack_sorted(x[: int(like.batch_sizes.shape[0])], like.batch_sizes.numpy())
+    sizes = np.asarray(like.batch_sizes.tolist(), np.int64)
+    data = _pack_sorted(x[: sizes.size], sizes)
     return like._replace(data=data)
 
 
