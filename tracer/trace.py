@@ -28,7 +28,7 @@ import numpy as np
 
 import ir
 from ir.graph import Graph, Value
-from ir.ops.registry import OpDef
+from ir.ops.registry import OpDef, get
 from tracer import _state
 from tracer._symint import SymInt, TraceError
 from tracer._tensor_base import TensorBase
@@ -206,8 +206,6 @@ def _plain(value: Any) -> Any:
 
 def _size_of(t: TensorBase, axis: int) -> Callable[[], Any]:
     def make() -> Any:
-        from ir.ops.registry import get
-
         shape = _apply(get("Shape"), (t,), {"start": axis, "end": axis + 1})
         return _apply(get("Squeeze"), (shape, np.asarray([0], dtype=np.int64)), {})
 

@@ -43,7 +43,7 @@ from google.protobuf.message import DecodeError
 from onnx import AttributeProto, TensorProto, numpy_helper
 
 import ir.ops  # noqa: F401  (registers every op family)
-from export.compat import compatible
+from export.onnx.compat import compatible
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError, ExportError, GraphcapError, UnsupportedOpError
 from ir.graph import Graph, Value
