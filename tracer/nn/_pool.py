@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ir.ops.pool import pool_window, tap_counts
+from ir.ops.pool import PoolAttrs, tap_counts
 from ir.ops.registry import op
 from tracer._functions import cat
 from tracer.nn._conv import IntOrTuple, _batched, ntuple
@@ -135,9 +135,14 @@ def _avg_pool(
     if divisor_override is not None:
         # The window sums are the averages times the taps each counted.
         sizes = tuple(int(d) for d in x.shape[2:])
-        counts = tap_counts(
-            sizes, pool_window(sizes, auto_pad="NOTSET", ceil_mode=int(ceil_mode), **attrs), True
+        geometry = PoolAttrs(
+            kernel_shape=attrs["kernel_shape"],
+            pads=attrs["pads"],
+            strides=attrs["strides"],
+            ceil_mode=int(ceil_mode),
         )
+        window = geometry.pool_window(sizes)
+        counts = tap_counts(sizes, window, True)
         y = y * (counts / divisor_override).astype(x._data.dtype)
     return y if batched else y.squeeze(0)
 
