@@ -154,8 +154,8 @@ class Tracer:
             self.values[id(t)] = (t, v)
             if dependent:
                 self.dependent.add(v.name)
-        if op.op_type in ("Reshape", "Expand"):
-            _check_not_fixed(values[0], values[1], outputs[0], op.op_type, source)
+        if op.shape_input is not None:  # Reshape, Expand: a target shape for input 0
+            _check_not_fixed(values[0], values[op.shape_input], outputs[0], op.op_type, source)
 
     def _check_type(self, t: TensorBase, v: Value, op: OpDef) -> None:
         shape = v.type.shape
