@@ -77,12 +77,20 @@ def _check(m: Match) -> bool:
         w = m.get(name)
         if w is not None and not same_dims(w.type.shape or (None,), dims):
             return False
+    static = all(isinstance(d, int) for d in dims)
     if "n" in m or "inverse_n" in m:  # ReduceSum over n, the count of normalized elements
-        c = scalar_of(m["n"]) if "n" in m else 1 / (scalar_of(m["inverse_n"]) or math.nan)
-        n = math.prod(float(d) if isinstance(d, int) else math.nan for d in dims)
-        if not close(c, n):
+        count = math.prod(d for d in dims if isinstance(d, int))
+        if not static or not close(_divisor(m), count):
             return False
-    return "gamma" in m or all(isinstance(d, int) for d in dims)  # ones need a static shape
+    return "gamma" in m or static  # a scale of ones needs a static shape
+
+
+def _divisor(m: Match) -> float | None:
+    """The ``n`` that the variance's ``ReduceSum`` is divided by (``/ n`` or ``* 1/n``)."""
+    if "n" in m:
+        return scalar_of(m["n"])
+    inverse = scalar_of(m["inverse_n"])
+    return 1 / inverse if inverse else None
 
 
 def _rewrite(m: Match) -> Value:
@@ -115,7 +123,8 @@ def _reduce_axes(reduce: Node) -> tuple[int, ...] | None:
 
     Constant ``axes``, or none at all (every axis); anything else gives None.
     """
-    x, given = reduce.inputs[0], reduce.inputs[1] if len(reduce.inputs) > 1 else None
+    x = reduce.inputs[0]
+    given = reduce.inputs[1] if len(reduce.inputs) > 1 else None
     if x is None or x.type.shape is None or not reduce.full_attrs["keepdims"]:
         return None
     if given is None:
