@@ -125,5 +125,9 @@ class NodeList(Sequence[T]):
             next(items)
         return next(items)
 
+    def __reduce__(self) -> tuple[type[NodeList[T]], tuple[list[T]]]:
+        # Copies and pickles rebuild the boxes: the id keys would not survive.
+        return (type(self), (list(self),))
+
     def __repr__(self) -> str:
         return f"NodeList({list(self)!r})"

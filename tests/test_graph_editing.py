@@ -7,6 +7,7 @@ values against NumPy, and the cost of naming against a bound that the old quadra
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from pathlib import Path
@@ -59,6 +60,10 @@ def test_node_list_follows_a_python_list_through_random_edits() -> None:
     assert list(linked) == plain and list(reversed(linked)) == plain[::-1]
     assert [linked[i] for i in (0, 7, -1, -3)] == [plain[i] for i in (0, 7, -1, -3)]
     assert linked[2:5] == plain[2:5] and all(x in linked for x in plain)
+    copied = copy.deepcopy(linked)  # new objects: the boxes are rebuilt for them
+    assert len(copied) == len(plain) and all(x in copied for x in copied)
+    copied.remove(copied[0])
+    assert len(copied) == len(plain) - 1 and len(linked) == len(plain)
 
 
 def test_node_list_rejects_bad_edits_and_iterates_while_changing() -> None:
