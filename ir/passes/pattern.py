@@ -16,8 +16,8 @@ Matching rules:
   again must be the very same value.
 - ``op.X(...)`` matches output 0 of an ``X`` node whose inputs match, position by position
   (inputs the node lacks count as absent; the node may not have more). Attributes given in
-  the pattern must equal the node's, defaults filled in. ``Add`` and ``Mul`` match their two
-  operands in either order.
+  the pattern must equal the node's, defaults filled in. Commutative ops (``Add``, ``Mul``:
+  ``OpDef.commutative``) match their two operands in either order.
 - A number matches a one-element numeric constant within a relative 1e-4; ``Const(name)``
   matches any one-element numeric constant and binds it.
 - ``Or(p, q, ...)`` matches what any alternative matches, in that order.
@@ -44,8 +44,6 @@ import numpy as np
 from ir.graph import Node, Value
 from ir.ops.registry import OpDef
 
-# Ops whose two operands may be swapped. TODO(#9): a field of OpDef once op traits move there.
-_COMMUTATIVE = frozenset({"Add", "Mul"})
 RTOL = 1e-4
 
 
@@ -198,7 +196,7 @@ class OpPattern(Pattern):
         inputs = (*given, *[None] * (len(self.inputs) - len(given)))
         state = state.add(node)
         orders = [self.inputs]
-        if self.op.op_type in _COMMUTATIVE and not self.op.domain and len(self.inputs) == 2:
+        if self.op.commutative and len(self.inputs) == 2:
             orders.append(self.inputs[::-1])
         for patterns in orders:
             yield from _fit_all(patterns, inputs, state)
