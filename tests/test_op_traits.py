@@ -51,7 +51,7 @@ def _outputs(o: OpDef, inputs: Any, attrs: dict[str, Any]) -> list[np.ndarray]:
 # ---------------------------------------------------------------- consumers ask the op
 
 # Modules that match op formulas (fusions): the op types they name are their patterns.
-_PATTERN_MODULES = ("ir/passes/fuse_", "ir/passes/_match", "ir/passes/_pattern")
+_PATTERN_MODULES = ("ir/passes/fuse_",)
 # Tables keyed by op type whose entries are each op's own code or data, not a trait.
 _TABLES = {
     ("ir/passes/algebraic_simplification.py", "_RULES"): "each op's rewrite rule",
