@@ -385,3 +385,7 @@ def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
         leaf.grad = leaf.grad + g
     else:
         np.add(leaf.grad._data, g._data, out=leaf.grad._data)
+
+
+# PyTorch's legacy wrapper (``torch.autograd.Variable``), kept apart in tracer/_variable.py.
+from tracer._variable import Variable  # noqa: E402, F401

@@ -186,6 +186,22 @@ def _patched(backend: str, tape: Tape | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _one_thread(backend: str) -> Iterator[None]:
+    """Torch on one thread: its pool only slows tiny models down on a shared machine."""
+    if backend != "torch":
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
 def _script_state(port: Port) -> Iterator[None]:
     """Fresh seeds, the port's ``sys.argv`` and the script's own modules reimported."""
     for mod in [m for m in sys.modules if m.startswith("tests.ports.") and m not in _HARNESS]:
@@ -210,7 +226,7 @@ def run(
         raise ValueError(f"no port named {name!r}; the corpus has {sorted(PORTS)}")
     port = PORTS[name]
     with _script_state(port), _switch.selected(backend), _same.session(session):
-        with _patched(backend, tape):
+        with _patched(backend, tape), _one_thread(backend):
             return importlib.import_module(f"tests.ports.{port.module}")
 
 

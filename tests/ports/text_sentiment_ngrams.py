@@ -6,8 +6,9 @@ commit 5130967035247c8343376ee69f49d6e10d61eaca.
 A rewrite in our own words that keeps the script's PyTorch API usage: a ``collate_fn`` that
 builds ``torch.tensor(..., dtype=torch.int64)`` token lists, ``cumsum`` offsets and
 ``torch.cat``, ``.to(device)``; ``DataLoader`` (``batch_size``, ``shuffle``,
-``collate_fn``) over an ``IterableDataset`` and over ``random_split`` subsets; an ``nn.EmbeddingBag``
-+ ``nn.Linear`` model initialised through ``.weight.data.uniform_`` / ``.bias.data.zero_``;
+``collate_fn``) over an ``IterableDataset`` and over ``random_split`` subsets; an
+``nn.EmbeddingBag`` + ``nn.Linear`` model initialised through ``.weight.data.uniform_``
+and ``.bias.data.zero_``;
 ``model.train()`` / ``model.eval()``, ``torch.nn.CrossEntropyLoss``, ``torch.optim.SGD``,
 ``torch.nn.utils.clip_grad_norm_``, ``torch.optim.lr_scheduler.StepLR(optimizer, 1.0,
 gamma=0.1)`` and ``torch.no_grad()``. AG_NEWS (a torchtext datapipe) is replaced by
@@ -27,11 +28,10 @@ if backend() == "torch":
     from torch.utils.data import DataLoader, IterableDataset
     from torch.utils.data.dataset import random_split
 else:
-    from tracer.utils.data import DataLoader, IterableDataset
-    from tracer.utils.data.dataset import random_split
-
     import tracer as torch
     from tracer import nn
+    from tracer.utils.data import DataLoader, IterableDataset
+    from tracer.utils.data.dataset import random_split
 
 
 class NewsItems(IterableDataset):

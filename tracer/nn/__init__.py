@@ -1,5 +1,6 @@
 """``tracer.nn``: modules, parameters, initialisers and the functional API (PyTorch's names)."""
 
+from tracer._missing import missing_attribute
 from tracer.nn import functional, init, utils
 from tracer.nn.activation import Hardtanh, Mish, SiLU
 from tracer.nn.attention import MultiheadAttention
@@ -130,5 +131,15 @@ __all__ = [
     "ZeroPad2d",
     "functional",
     "init",
+    "modules",
+    "parameter",
     "utils",
 ]
+
+# torch.nn.modules.* and torch.nn.parameter paths, imported last: they re-export the above.
+from tracer.nn import modules, parameter
+
+
+def __getattr__(name: str) -> object:
+    # A torch.nn name graphcap lacks: say so, and point at the closest graphcap way.
+    raise missing_attribute("tracer.nn", name, globals())
