@@ -45,6 +45,11 @@ def default_generator() -> np.random.Generator:
     return _rng
 
 
+def _fresh_seed() -> int:
+    """A seed from the operating system's entropy (what an unseeded generator starts from)."""
+    return int(np.random.SeedSequence().generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
+
+
 class Generator:
     """A random number generator of its own, as ``torch.Generator``: pass it as ``generator=``.
 
@@ -59,7 +64,7 @@ class Generator:
     def __init__(self, device: Any = "cpu") -> None:
         check_device(device, "Generator")
         self.device = CPU
-        self._seed = int(np.random.SeedSequence().entropy) % (2**63)  # type: ignore[operator]
+        self._seed = _fresh_seed()
         self.numpy_generator = np.random.default_rng(self._seed)
 
     def manual_seed(self, seed: int) -> Generator:
@@ -70,7 +75,7 @@ class Generator:
 
     def seed(self) -> int:
         """Reseed from fresh entropy; returns the new seed."""
-        return self.manual_seed(int(np.random.SeedSequence().entropy) % (2**63))._seed  # type: ignore[operator]
+        return self.manual_seed(_fresh_seed())._seed
 
     def initial_seed(self) -> int:
         """The seed the stream last started from."""

@@ -38,20 +38,23 @@ class device:  # noqa: N801 - PyTorch's name
     """
 
     __slots__ = ("index", "type")
+    type: str
+    index: int | None
 
     def __init__(self, type: Any, index: int | None = None) -> None:
-        if isinstance(type, device):
+        spec: Any = type  # PyTorch's parameter name; the attribute of the same name is a str
+        if isinstance(spec, device):
             if index is not None:
                 raise RuntimeError("device(device, index): the index is already in the device")
-            type, index = type.type, type.index
-        if isinstance(type, int) and not isinstance(type, bool):
-            type, index = "cuda", type
-        if not isinstance(type, str):
-            raise TypeError(f"device() expects a string or an int, got {type.__class__.__name__}")
-        kind, _, rest = type.partition(":")
+            spec, index = spec.type, spec.index
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            spec, index = "cuda", spec
+        if not isinstance(spec, str):
+            raise TypeError(f"device() expects a string or an int, got {spec.__class__.__name__}")
+        kind, _, rest = spec.partition(":")
         if rest:
             if index is not None or not rest.isdigit():
-                raise RuntimeError(f"Invalid device string: {type!r}")
+                raise RuntimeError(f"Invalid device string: {spec!r}")
             index = int(rest)
         if kind not in _KNOWN:
             raise RuntimeError(

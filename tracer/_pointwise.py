@@ -25,7 +25,7 @@ class PointwiseMixin(TensorBase):
         """``self + value * tensor1 * tensor2`` (broadcasting)."""
         (t1, t2), value = scalar_first("addcmul", args, "value", value, 2)
         product = t1 * t2
-        return self + (product if value == 1 else product * value)  # type: ignore[operator]
+        return self + (product if value == 1 else product * value)
 
     def addcdiv(self, *args: Any, value: float = 1) -> Tensor:
         """``self + value * tensor1 / tensor2`` (broadcasting).
@@ -40,11 +40,11 @@ class PointwiseMixin(TensorBase):
                 "(input + value * tensor1 / tensor2) or floor_divide instead"
             )
         quotient = t1 / t2
-        return self + (quotient if value == 1 else quotient * value)  # type: ignore[operator]
+        return self + (quotient if value == 1 else quotient * value)
 
     def lerp(self, end: Any, weight: Any) -> Tensor:
         """``self + weight * (end - self)``: linear interpolation toward ``end``."""
-        return self + weight * (end - self)  # type: ignore[operator]
+        return self + weight * (end - self)
 
     def square(self) -> Tensor:
         """Elementwise ``self * self``."""

@@ -65,12 +65,16 @@ def legacy_data(args: tuple[Any, ...], dtype: np.dtype, name: str) -> np.ndarray
         if name != "Tensor" and data.dtype != dtype:
             raise TypeError(f"expected {TYPE_NAMES[dtype]} (got {TYPE_NAMES.get(data.dtype)})")
         return data
-    if isinstance(data, float | int | bool | np.generic) and not isinstance(data, np.ndarray):
+    if isinstance(data, float | int | bool | np.generic):
         raise TypeError(
             f"{name}(): data must be a sequence (got {type(data).__name__}); use "
             f"tracer.tensor({data!r}) for a 0-d tensor, or {name}([{data!r}]) for a 1-d one"
         )
-    return to_array(data, dtype).copy()
+    values = np.asarray(data)
+    if values.dtype.kind not in "biuf":
+        to_array(values)  # raises the DTypeError that names what is supported
+    with np.errstate(invalid="ignore", over="ignore"):  # C-style wrap, as PyTorch's casts
+        return values.astype(dtype)
 
 
 def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:

@@ -52,7 +52,7 @@ class Tensor(
     __slots__ = ()
 
     # NumPy ufuncs on tensors (np.exp(t), array * t): see tracer._ufunc.
-    __array_ufunc__ = array_ufunc
+    __array_ufunc__ = array_ufunc  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         check_kwargs("Tensor", kwargs)

@@ -36,6 +36,7 @@ class Port:
     path: str
     commit: str
     argv: tuple[str, ...] = ()
+    trains: bool = True  # has a training step to compare (the first loss and one step)
 
     @property
     def name(self) -> str:
@@ -52,6 +53,7 @@ CORPUS: tuple[Port, ...] = (
         _TUTORIALS,
         "beginner_source/nlp/pytorch_tutorial.py",
         "00e0058584f8faf2e058902c245d88f672736cd7",
+        trains=False,
     ),
     Port(
         "nlp_deep_learning_tutorial",
@@ -115,7 +117,13 @@ CORPUS: tuple[Port, ...] = (
         _WLM,
         ("--model", "Transformer"),
     ),
-    Port("word_language_model.generate", _EXAMPLES, "word_language_model/generate.py", _WLM),
+    Port(
+        "word_language_model.generate",
+        _EXAMPLES,
+        "word_language_model/generate.py",
+        _WLM,
+        trains=False,
+    ),
 )
 PORTS = {p.name: p for p in CORPUS}
 _RANDOM = ("rand", "randn", "randint", "randperm", "multinomial", "bernoulli")
