@@ -1,4 +1,4 @@
-"""The port corpus (tests/ports): PyTorch NLP scripts that run on graphcap with only imports changed.
+"""The port corpus (tests/ports): PyTorch NLP scripts run on graphcap with only imports changed.
 
 Each port runs on graphcap; where torch is installed it runs on torch first, from the same
 file, and graphcap's run (with torch's weights and random draws) must match its first loss
