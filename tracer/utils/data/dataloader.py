@@ -133,11 +133,14 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[Any]:
         if self.num_workers == 0:
+            # Every pass draws the workers' base seed first, as PyTorch's does, so that a
+            # shuffle is the same with and without workers.
+            self._base_seed()
             return self._single_process()
         if self.persistent_workers and self._workers is not None:
             self._workers._reset()
             return self._workers
-        self._workers = MultiProcessIterator(self)
+        self._workers = MultiProcessIterator(self)  # draws the base seed first
         return self._workers
 
     def _single_process(self) -> Iterator[Any]:
