@@ -103,8 +103,7 @@ def test_port_differs_from_torch_only_in_its_import_lines(path: Path) -> None:
 def test_every_port_module_is_in_the_corpus() -> None:
     modules = {p.module for p in harness.CORPUS}
     files = {
-        str(p.relative_to(harness.PORTS_DIR).with_suffix("")).replace("/", ".")
-        for p in PORT_FILES
+        str(p.relative_to(harness.PORTS_DIR).with_suffix("")).replace("/", ".") for p in PORT_FILES
     }
     libraries = {"word_language_model.model", "word_language_model.data"}
     assert files - libraries == modules
