@@ -2,8 +2,8 @@
 
 A checkpoint written to a file object (``tracer.save(obj, f)``) is one safetensors stream:
 the tensors, with the structure around them (the JSON a path checkpoint keeps in its
-sidecar) in the safetensors metadata under ``graphcap.object``. A flat state dict is a
-plain safetensors stream that any safetensors reader loads by name.
+sidecar) in the safetensors metadata under ``graphcap.object``. Other safetensors readers
+ignore that metadata, so a flat state dict saved this way loads by name anywhere.
 
 Pickles (``torch.save`` of a module, ``pickle.dump``) and PyTorch's zip checkpoints are
 recognised by their first bytes and refused with a message that says how to get a state
@@ -58,9 +58,9 @@ def save_stream(obj: Any, f: BinaryIO) -> None:
     from tracer.serialization import encode
 
     tensors, tree, flat = encode(obj)
+    # The structure goes along even for a flat state dict: it keeps the keys' order.
     metadata = {"format": "pt", "graphcap.layout": "flat" if flat else "tree"}
-    if not flat:
-        metadata[_OBJECT_KEY] = json.dumps(tree)
+    metadata[_OBJECT_KEY] = json.dumps(tree)
     f.write(safetensors.numpy.save(tensors, metadata))
 
 

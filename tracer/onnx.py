@@ -26,6 +26,8 @@ def _flatten(tree: Any, out: list[Any]) -> Any:
         return len(out) - 1
     if isinstance(tree, tuple | list):
         return type(tree)(_flatten(t, out) for t in tree), "seq"
+    if isinstance(tree, Mapping):
+        return {k: _flatten(v, out) for k, v in tree.items()}, "map"
     return tree, "leaf"
 
 
@@ -35,12 +37,12 @@ def _rebuild(spec: Any, flat: Sequence[Any]) -> Any:
     body, kind = spec
     if kind == "leaf":
         return body
+    if kind == "map":
+        return {k: _rebuild(s, flat) for k, s in body.items()}
     return type(body)(_rebuild(s, flat) for s in body)
 
 
 def _flat_outputs(result: Any) -> tuple[Any, ...]:
-    if isinstance(result, Mapping):
-        return tuple(result.values())
     flat: list[Any] = []
     _flatten(result, flat)
     return tuple(flat)
