@@ -50,8 +50,8 @@ from tracer.nn.pooling import (
     MaxPool1d,
     MaxPool2d,
 )
-from tracer.nn.rnn import GRU, LSTM, RNN
-from tracer.nn.rnn_cell import GRUCell, LSTMCell, RNNCell
+from tracer.nn.rnn import GRU, LSTM, RNN, RNNBase
+from tracer.nn.rnn_cell import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from tracer.nn.transformer import (
     PositionalEmbedding,
     SinusoidalPositionalEmbedding,
@@ -111,7 +111,9 @@ __all__ = [
     "Parameter",
     "PositionalEmbedding",
     "RNN",
+    "RNNBase",
     "RNNCell",
+    "RNNCellBase",
     "ReLU",
     "Sequential",
     "SiLU",
