@@ -14,7 +14,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
 
+from export.onnx import save, to_model
+from ir import optimize
 from tracer._tensor_base import TensorBase
+from tracer.trace import trace
 
 __all__ = ["export"]
 
@@ -113,8 +116,6 @@ def export(
         keywords.update(positional.pop())
     graph = _trace(model, positional, keywords, input_names, output_names, dynamic_axes, training)
     if do_constant_folding:
-        from ir import optimize
-
         graph = optimize(graph, level=1)
     if verbose:
         print(graph)
@@ -130,8 +131,6 @@ def _trace(
     dynamic_axes: Mapping[str, Any] | None,
     training: Any,
 ) -> Any:
-    from tracer.trace import trace
-
     flat: list[Any] = []
     spec = _flatten((positional, keywords), flat)
 
@@ -179,8 +178,6 @@ def _name_output_axes(graph: Any, out_axes: Mapping[str, Any]) -> None:
 
 
 def _write(graph: Any, f: Any, opset: int | None, external_data: bool) -> None:
-    from export.onnx import save, to_model  # the codec: imported when an export runs
-
     if isinstance(f, str | os.PathLike):
         save(graph, f, opset, external_data=None if external_data else False)
         return
