@@ -11,6 +11,7 @@ error in a worker is raised in the main process with the worker's traceback. Wit
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -251,8 +252,9 @@ class MultiProcessIterator:
     def shutdown(self) -> None:
         """Stop the workers (idempotent)."""
         for q, p in zip(self._tasks, self._workers, strict=True):
-            if p.is_alive():
-                q.put(None)
+            with contextlib.suppress(OSError, ValueError):  # a queue closed at interpreter exit
+                if p.is_alive():
+                    q.put(None)
         for p in self._workers:
             p.join(timeout=5)
             if p.is_alive():
