@@ -4,7 +4,7 @@ A value variant computes the out-of-place method and writes the result into the 
 memory through ``update_inplace`` (version bump, autograd history rebased, the tensor's
 dtype kept: a result that cannot be cast to it raises). A shape variant (``unsqueeze_``,
 ``squeeze_``, ``t_``, ``transpose_``) gives the tensor the view's shape, over the same
-memory, and moves its history onto the view op.
+memory, and moves its history onto the view op (nodes recorded earlier keep their edges).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracer import _state
 from tracer._inplace import _check_not_leaf, _stand_in, update_inplace
-from tracer._tensor_base import TensorBase, note_rebase
+from tracer._tensor_base import TensorBase
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -45,8 +45,6 @@ def _shape_variant(name: str) -> Callable[..., Any]:
         result = getattr(source, name)(*args, **kwargs)
         if _state.tracer is not None:
             _state.tracer.alias(self, result)
-        if record:
-            note_rebase(self)
         self._data = result._data
         self._bump_version()
         if record:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ir.ops.registry import op
 from tracer._math import method
 from tracer._tensor_base import TensorBase
 
@@ -49,7 +50,7 @@ class LinalgMixin(TensorBase):
                 f"mat1 and mat2 shapes cannot be multiplied ({self._data.shape[0]}x"
                 f"{self._data.shape[1]} and {mat2._data.shape[0]}x{mat2._data.shape[1]})"
             )
-        return method("MatMul", self, mat2)
+        return method(op.MatMul, self, mat2)
 
     def mv(self, vec: TensorBase) -> Tensor:
         """The product of a matrix ``[n, m]`` and a vector ``[m]``.
@@ -64,7 +65,7 @@ class LinalgMixin(TensorBase):
                 f"size mismatch, got input ({self._data.shape[0]}), mat "
                 f"({self._data.shape[0]}x{self._data.shape[1]}), vec ({vec._data.shape[0]})"
             )
-        return method("MatMul", self, vec)
+        return method(op.MatMul, self, vec)
 
     def bmm(self, mat2: TensorBase) -> Tensor:
         """Batched matrix product ``[b, n, m] @ [b, m, p] -> [b, n, p]`` (no broadcasting).
@@ -80,7 +81,7 @@ class LinalgMixin(TensorBase):
                 f"Expected size for first two dimensions of batch2 tensor to be: [{b}, {m}] "
                 f"but got: [{mat2._data.shape[0]}, {mat2._data.shape[1]}]."
             )
-        return method("MatMul", self, mat2)
+        return method(op.MatMul, self, mat2)
 
     def addmm(
         self, mat1: TensorBase, mat2: TensorBase, *, beta: float = 1, alpha: float = 1

@@ -65,23 +65,6 @@ class Tensor(
         else:
             self._data, self._version = data, None
 
-    def backward(
-        self,
-        gradient: Any = None,
-        retain_graph: bool | None = None,
-        create_graph: bool = False,
-        inputs: Any = None,
-    ) -> None:
-        """Accumulate the gradient of this tensor into the ``.grad`` of leaves.
-
-        Without ``gradient`` the tensor must hold one element (a scalar or, as PyTorch
-        allows, any shape of size 1, like the ``[1]`` loss of a summed score). See
-        ``tracer.autograd.backward``.
-        """
-        if gradient is None and self._data.size == 1 and self._data.ndim:
-            gradient = wrap(np.ones(self._data.shape, self._data.dtype))
-        super().backward(gradient, retain_graph, create_graph, inputs)
-
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails: name the PyTorch API and graphcap's way.
         raise missing_attribute("Tensor", name, dir(Tensor))
