@@ -31,11 +31,10 @@ if backend() == "torch":
     from torch.nn import TransformerEncoder, TransformerEncoderLayer
     from torch.utils.data import dataset
 else:
-    from tracer.utils.data import dataset
-
     import tracer as torch
     from tracer import Tensor, nn
     from tracer.nn import TransformerEncoder, TransformerEncoderLayer
+    from tracer.utils.data import dataset
 
 
 class TransformerModel(nn.Module):

@@ -33,10 +33,9 @@ if backend() == "torch":
     import torch.nn as nn
     import torch.onnx
 else:
-    import tracer.onnx
-
     import tracer as torch
     import tracer.nn as nn
+    import tracer.onnx
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "wikitext-tiny")
 
