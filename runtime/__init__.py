@@ -13,6 +13,8 @@ entry point; ``Session.run(feeds) -> dict[str, np.ndarray]`` validates the feeds
 
 ``"auto"`` picks onnxruntime when it can load the model and the interpreter otherwise.
 ``load(path, **kwargs)`` opens an ``.onnx`` file as a ``Session``. Sessions are thread-safe.
+``set_num_threads(n)`` / ``get_num_threads()`` (``runtime.threads``) govern NumPy's BLAS
+threads and the intra-op threads of onnxruntime sessions opened afterwards.
 """
 
 from runtime.errors import (
@@ -24,6 +26,7 @@ from runtime.errors import (
 from runtime.numpy_interpreter import Interpreter
 from runtime.session import Session, load
 from runtime.signature import Signature
+from runtime.threads import get_num_threads, set_num_threads
 
 __all__ = [
     "BackendUnavailableError",
@@ -33,5 +36,7 @@ __all__ = [
     "NodeExecutionError",
     "Session",
     "Signature",
+    "get_num_threads",
     "load",
+    "set_num_threads",
 ]

@@ -49,7 +49,8 @@ class Session:
         model: an ``ir.graph.Graph``, the path of an ``.onnx`` file, or an ``onnx.ModelProto``.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; CUDA needs the onnxruntime backend.
         backend: ``"auto"``, ``"interpreter"`` or ``"onnxruntime"``.
-        intra_op_threads: onnxruntime's threads inside one op (None: its default).
+        intra_op_threads: onnxruntime's threads inside one op (None: graphcap's setting,
+            ``runtime.threads.get_num_threads()``; 0: onnxruntime's default).
         optimization: onnxruntime's graph optimisation level ("disable", "basic",
             "extended", "all").
 

@@ -4,6 +4,7 @@ import builtins
 
 from ir.dtypes import bool_ as bool
 from ir.dtypes import float16, float32, float64, int8, int16, int32, int64, uint8
+from runtime.threads import get_num_threads, set_num_threads
 from tracer import autograd
 from tracer._creation import (
     Generator,
@@ -193,6 +194,7 @@ __all__ = [
     "bernoulli",
     "bmm",
     "device",
+    "get_num_threads",
     "inference_mode",
     "is_inference_mode_enabled",
     "lerp",
@@ -306,6 +308,7 @@ __all__ = [
     "reshape",
     "rsqrt",
     "set_grad_enabled",
+    "set_num_threads",
     "short",
     "sigmoid",
     "sign",
@@ -354,6 +357,10 @@ __all__ += [
     "save",
     "utils",
 ]
+
+
+# Fix the thread default now (runtime.threads): NumPy's BLAS is used from the first op on.
+get_num_threads()
 
 
 def __getattr__(name: str) -> object:

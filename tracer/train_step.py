@@ -32,6 +32,7 @@ from ir.autodiff import grad_name
 from ir.graph import Graph, Value
 from runtime import Interpreter
 from runtime.ort_backend import OrtBackend
+from runtime.threads import check_num_threads
 from tracer._tensor_base import TensorBase, wrap
 from tracer.autograd import enable_grad
 from tracer.compile import _argument_names, _axes, _initializer_to_input
@@ -165,6 +166,7 @@ def compile_step(
     device: str = "cpu",
     optimize: int = 2,
     dynamic_axes: DynamicAxes | None = None,
+    num_threads: int | None = None,
 ) -> TrainStep:
     """Compile ``loss_fn`` plus backward plus ``optimizer.step()`` into one graph per signature.
 
@@ -178,13 +180,24 @@ def compile_step(
         device: ``"cpu"`` or ``"cuda"`` (onnxruntime; state then stays on the GPU).
         optimize: ``ir.optimize`` level.
         dynamic_axes: batch axes whose size may change without a new capture.
+        num_threads: onnxruntime's intra-op threads for the step's sessions; None:
+            :func:`tracer.get_num_threads` when a session opens.
 
     Returns:
         A :class:`TrainStep`.
     """
+    check_num_threads(num_threads)
     names = {id(p): n for n, p in model.named_parameters()} if model is not None else None
     return TrainStep(
-        loss_fn, optimizer, names, backend, device, optimize, dynamic_axes, model=model
+        loss_fn,
+        optimizer,
+        names,
+        backend,
+        device,
+        optimize,
+        dynamic_axes,
+        model=model,
+        num_threads=num_threads,
     )
 
 
@@ -206,9 +219,11 @@ class TrainStep:
         dynamic_axes: DynamicAxes | None,
         *,
         model: Any = None,
+        num_threads: int | None = None,
     ) -> None:
         if backend not in ("onnxruntime", "interpreter"):
             raise ValueError(f"backend={backend!r}: expected 'onnxruntime' or 'interpreter'")
+        self.num_threads = num_threads
         self.loss_fn = loss_fn
         self.model = model
         self.optimizer = optimizer
@@ -237,7 +252,7 @@ class TrainStep:
                 optimize=self.level,
             )
             self.captures += 1
-            runner = _runner(built.graph, self.backend, self.device)
+            runner = _runner(built.graph, self.backend, self.device, self.num_threads)
             entry = self._graphs[key] = (built, runner)
         built, runner = entry
         if self._store is None or set(self._store.values) != {*built.params, *built.states}:
@@ -350,10 +365,12 @@ def _to_numpy(value: Any) -> np.ndarray:
 class _OrtRunner:
     """Runs on onnxruntime with every input and output an ``OrtValue`` left in place."""
 
-    def __init__(self, graph: Graph, device: str) -> None:
+    def __init__(self, graph: Graph, device: str, num_threads: int | None) -> None:
         import onnxruntime as ort  # imported when used: the interpreter needs none of it
 
-        self.backend = OrtBackend(to_model(graph), device, io_binding=True, stacklevel=4)
+        self.backend = OrtBackend(
+            to_model(graph), device, intra_op_threads=num_threads, io_binding=True, stacklevel=4
+        )
         self._ort = ort
 
     def place(self, array: np.ndarray) -> Any:
@@ -378,5 +395,7 @@ class _InterpreterRunner:
         return self.interpreter.run(dict(feeds))
 
 
-def _runner(graph: Graph, backend: str, device: str) -> Any:
-    return _OrtRunner(graph, device) if backend == "onnxruntime" else _InterpreterRunner(graph)
+def _runner(graph: Graph, backend: str, device: str, num_threads: int | None) -> Any:
+    if backend == "onnxruntime":
+        return _OrtRunner(graph, device, num_threads)
+    return _InterpreterRunner(graph)

@@ -3,10 +3,11 @@
 float64 uses Cody's rational approximations (relative error below 1e-15). float32 and
 float16 are computed in float32 from one fitted polynomial for ``erfc`` and ``exp`` (Cody's
 three float64 branches on every element were 56-70% of an eager transformer step in issue
-13's profile). Against ``math.erf``/``math.erfc`` (``tests/test_activation.py``), the float32 path stays within 3 ulp for
-``erf`` and 6 ulp for ``x Phi(x)`` wherever the result is at least 1e-30 (two float32
-``np.exp`` calls, each up to 2.4 ulp, dominate); the tanh GELU within ``6 + 6|u|`` ulp, its
-``exp(-2u)`` amplifying the rounding of ``u``. The float32 kernels run over 64k-element chunks so their ~30 temporaries stay in cache.
+13's profile). Against ``math.erf``/``math.erfc`` (``tests/test_activation.py``), the
+float32 path stays within 3 ulp for ``erf`` and 6 ulp for ``x Phi(x)`` wherever the result
+is at least 1e-30 (two float32 ``np.exp`` calls, each up to 2.4 ulp, dominate); the tanh
+GELU within ``6 + 6|u|`` ulp, its ``exp(-2u)`` amplifying the rounding of ``u``. The
+float32 kernels run over 64k-element chunks so their ~30 temporaries stay in cache.
 """
 
 from __future__ import annotations
