@@ -44,8 +44,8 @@ def verify(graph: Graph) -> None:
                 )
         for j, v in enumerate(node.outputs):
             _define(graph, v, names, defined, producer=node, index=j)
-        _check_types(node)
         _check_subgraphs(node)
+        _check_types(node)
     for v in graph.values():
         for user, i in v.uses:
             if id(user) not in node_ids or user.inputs[i] is not v:

@@ -54,7 +54,7 @@ def body_types(n: onnx.NodeProto, inputs: Sequence[Value | None]) -> list[Tensor
         carried: list[TensorType | None] = [
             None if x is None else TensorType(x.dtype, _unsized(x.type)) for x in inputs[2:]
         ]
-        return [TensorType(np.int64, ()), TensorType(np.bool_, ()), *carried]
+        return [TensorType(np.dtype(np.int64), ()), TensorType(np.dtype(np.bool_), ()), *carried]
     return []
 
 

@@ -44,7 +44,13 @@ from ir.ops.control_grad import if_vjp, loop_vjp
 from ir.ops.infer import normalize_axis
 from ir.ops.recurrent_kernels import _serial_blas  # the time loops' BLAS policy, shared
 from ir.ops.registry import InferContext, Legacy, OpDef, register
-from ir.ops.subgraph import Body, check_captures, merge, split_captures, zeros_for
+from ir.ops.subgraph import (
+    Body,
+    check_captures,
+    merge,
+    split_captures,
+    zeros_for,
+)
 from ir.types import Dim, TensorType
 
 if TYPE_CHECKING:

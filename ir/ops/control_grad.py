@@ -134,7 +134,6 @@ def _backward_body(
     flowing: list[int],
     wanted: list[int],
     seeded: list[int],
-    scan_cots: Sequence[Any],
 ) -> Graph:
     """One reverse iteration: ``(j, cond, *carried cotangents, *sums) -> (cond, ...)``.
 
@@ -157,9 +156,11 @@ def _backward_body(
         stacks.append(g.add_capture(g.fresh_name(f"seen{i}"), t.dtype, shape))
     iters = g.add_capture(g.fresh_name("iters"), np.int64, (None,))
     last = g.add_capture(g.fresh_name("last"), np.int64, ())
-    scans = [
-        g.add_capture(g.fresh_name(f"scan_cot{k}"), *_dtype_shape(scan_cots[k])) for k in seeded
-    ]
+    scans = []
+    for k in seeded:  # typed from the body: an eager zero-trip stack is sized [0, 0...]
+        out = body.outputs[1 + n + k].type
+        shape = None if out.shape is None else (None, *out.shape)
+        scans.append(g.add_capture(g.fresh_name(f"scan_cot{k}"), out.dtype, shape))
     t = op.Sub(last, j)
     seeds: list[Value | None] = [None] * len(body.outputs)
     for slot, i in enumerate(flowing):
@@ -208,7 +209,7 @@ def loop_vjp(
     trips = op.Squeeze(shape_of(iters), ints([0]))
     last = op.Sub(trips, scalar(1, trips))
     scan_cots = [cots[n + s] for s in seeded]
-    back = _backward_body(body, carried, captured, flowing, wanted, seeded, list(cots[n:]))
+    back = _backward_body(body, carried, captured, flowing, wanted, seeded)
     start = [cots[i] if cots[i] is not None else _zeros_like(carried[i]) for i in flowing]
     start += [_zeros_like(captured[c]) for c in wanted]
     outs = op.Loop(trips, None, *start, *captured, *stacks, iters, last, *scan_cots, body=back)

@@ -144,7 +144,8 @@ def merge(a: TensorType, b: TensorType) -> TensorType:
 def zeros_for(t: TensorType, what: str) -> np.ndarray:
     """An empty stack for a body output that never ran (zero iterations): ``[0, *shape]``.
 
-    Unknown dims of the declared type become 0 (there is no element to size them by).
+    Dims the declared type does not fix become 0, as onnxruntime makes them (there is no
+    element to size them by).
 
     Raises:
         ShapeError: the declared rank is unknown.

@@ -119,15 +119,15 @@ def _loop_samples(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
         Sample(
             (trips, None, rand(rng, (2, 3), dtype), rand(rng, (2, 3), dtype)),
             {"body": _loop_body(dtype, (2, 3), False)},
-        ),  # fmt: skip
+        ),
         Sample(
             (None, np.asarray(True), rand(rng, (3,), dtype, 0.1, 0.3), rand(rng, (3,), dtype)),
             {"body": _loop_body(dtype, (3,), True)},
-        ),  # fmt: skip
+        ),
         Sample(
             (np.asarray(0, np.int64), None, rand(rng, (), dtype), rand(rng, (), dtype)),
             {"body": _loop_body(dtype, (), False)},
-        ),  # fmt: skip
+        ),
     ]
 
 
