@@ -40,6 +40,7 @@ from tracer._functions import pow as pow  # re-exported; not in __all__ (a built
 from tracer._reduce import ValuesIndices
 from tracer.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tracer.compile import Compiled, compile
+from tracer.control_flow import cond, while_loop
 from tracer.tensor import Tensor, as_tensor, from_numpy, tensor
 from tracer.trace import TraceError, trace
 from tracer.train_step import TrainStep, compile_step
@@ -150,6 +151,8 @@ numel = Tensor.numel
 __all__ = [
     "TraceError",
     "trace",
+    "cond",
+    "while_loop",
     "compile",
     "compile_step",
     "TrainStep",
