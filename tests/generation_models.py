@@ -63,8 +63,10 @@ class _Block(nn.Module):
 
 
 class TinyLM(nn.Module):
-    """Decoder-only: ``empty_past(batch)`` and ``step(input_ids, attention_mask, position_ids,
-    past) -> (logits [B, V], past)``, the cache flat ``(k_0, v_0, k_1, v_1, ...)``.
+    """Decoder-only: ``empty_past(batch)`` and ``step``, the step protocol's two methods.
+
+    ``step(input_ids, attention_mask, position_ids, past) -> (logits [B, V], past)``, the
+    cache flat ``(k_0, v_0, k_1, v_1, ...)``.
     """
 
     def __init__(self, config: TinyConfig | None = None) -> None:

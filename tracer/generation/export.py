@@ -200,6 +200,8 @@ def generation_graph(
 class _Generate:
     """:func:`decode` as a traceable callable whose weights keep the model's names."""
 
+    __name__ = "generate"  # the graph's name
+
     def __init__(self, model: Any, settings: DecodeSettings) -> None:
         self.model = model
         self.settings = settings
