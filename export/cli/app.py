@@ -72,8 +72,8 @@ The loss is LOSS(model(inputs)[0], target): cross_entropy takes logits with clas
 last axis and class ids shaped like the logits without it (or probabilities shaped like them);
 mse and bce_with_logits take a float target shaped like the output. The model must have
 named_parameters() (a tracer.nn.Module); its dropout is active in the train step.
---generate writes greedy search (--do-sample: sampling) with FACTORY()'s decoder-only model
-of the step protocol (docs/generation.md) as one file whose Loop carries the KV cache:
+--generate writes greedy search (--do-sample: sampling) with FACTORY()'s model of the step
+protocol (docs/generation.md) as one file whose Loop carries the KV cache:
 inputs input_ids and attention_mask (int64 [batch, prompt], left-padded), max_new_tokens
 and, when sampling, seed; output sequences. --verify compares its tokens with eager decoding.
 """

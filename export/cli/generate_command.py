@@ -1,11 +1,12 @@
 """``graphcap export --generate``: a text-generation loop, KV cache included, as one file.
 
 The factory returns a model that follows the step protocol of ``docs/generation.md`` (a
-``tracer.models.GPT2LMHeadModel``, or any decoder-only module with ``empty_past`` and
-``step``). :func:`tracer.generation.export.export_generate` traces greedy search (or
-sampling) into one ``Loop`` and writes it; ``--verify`` then runs the file on onnxruntime
-and on graphcap's interpreter for left-padded prompt batches of two shapes and compares the
-tokens with eager decoding.
+``tracer.models.GPT2LMHeadModel`` or ``T5ForConditionalGeneration``, or any module with
+``empty_past`` and ``step``, and ``encode`` for an encoder-decoder model).
+:func:`tracer.generation.export.export_generate` traces greedy search (or sampling) into
+one ``Loop`` and writes it; ``--verify`` then runs the file on onnxruntime and on
+graphcap's interpreter for left-padded prompt batches of two shapes and compares the tokens
+with eager decoding.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
         help="a token that ends a row (repeat for several; default: the model's config)",
     )
     g.add_argument("--pad-token-id", type=int, metavar="ID", help="fills ended rows")
+    g.add_argument(
+        "--decoder-start-token-id", type=int, metavar="ID", help="encoder-decoder: first token"
+    )
 
 
 def run_generate_export(args: argparse.Namespace, out: Path) -> int:
@@ -57,7 +61,7 @@ def run_generate_export(args: argparse.Namespace, out: Path) -> int:
     if not all(protocol):
         raise UsageError(
             f"{args.model}() returned a {type(model).__name__} without step() and empty_past(); "
-            "--generate needs a decoder-only model of the step protocol (docs/generation.md)"
+            "--generate needs a model of the step protocol (docs/generation.md)"
         )
     if callable(getattr(model, "eval", None)):
         model.eval()
@@ -71,6 +75,7 @@ def run_generate_export(args: argparse.Namespace, out: Path) -> int:
             top_p=args.top_p,
             eos_token_id=args.eos_token_id,
             pad_token_id=args.pad_token_id,
+            decoder_start_token_id=args.decoder_start_token_id,
             opset=args.opset,
         )
     except ValueError as err:
@@ -86,9 +91,14 @@ def run_generate_export(args: argparse.Namespace, out: Path) -> int:
 def _verify(model: Any, path: Path, meta: dict[str, Any], seed: int) -> int:
     """Tokens of the file (onnxruntime, interpreter) against eager decoding; 0 when equal."""
     settings = DecodeSettings(
-        tuple(meta["eos_token_id"]), meta["pad_token_id"], meta["do_sample"],
-        meta["temperature"], meta["top_k"], meta["top_p"],
-    )  # fmt: skip
+        eos=tuple(meta["eos_token_id"]),
+        pad=meta["pad_token_id"],
+        do_sample=meta["do_sample"],
+        temperature=meta["temperature"],
+        top_k=meta["top_k"],
+        top_p=meta["top_p"],
+        decoder_start_token_id=meta["decoder_start_token_id"],
+    )
     vocab = model.config.vocab_size
     rng = np.random.default_rng(seed)
     sessions = {name: Session(str(path), backend=name) for name in ("onnxruntime", "interpreter")}

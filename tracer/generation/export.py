@@ -5,11 +5,13 @@ of ``docs/generation.md``, written with ``tracer`` ops and :func:`tracer.while_l
 runs eagerly as it is, and :func:`generation_graph` traces it into one graph whose ``Loop``
 body runs one decoding step, with the KV cache as loop-carried values whose position axis
 grows. :func:`export_generate` writes that graph as an ONNX file that plain onnxruntime
-runs: inputs ``input_ids`` and ``attention_mask`` (int64 ``[batch, prompt]``, left-padded,
-both sizes dynamic), ``max_new_tokens`` (int64 scalar) and, when sampling, ``seed`` (int64
-scalar); output ``sequences`` (int64 ``[batch, prompt + n]``, ``n <= max_new_tokens``:
-the loop stops once every row has emitted an end-of-sequence token, and ended rows are
-padded, as ``tracer.generation.generate`` does).
+runs: inputs ``input_ids`` and ``attention_mask`` (int64 ``[batch, prompt]``, left-padded
+for decoder-only models, both sizes dynamic), ``max_new_tokens`` (int64 scalar) and, when
+sampling, ``seed`` (int64 scalar); output ``sequences``, int64 ``[batch, prompt + n]``
+(encoder-decoder models: ``[batch, 1 + n]``, the decoder's start token first) with
+``n <= max_new_tokens``: the loop stops once every row has emitted an end-of-sequence
+token, and ended rows are padded, as ``tracer.generation.generate`` does. The loop runs the
+model once more after the last token (its logits are not used).
 
 Sampling draws its uniforms from a counter-based hash of ``(seed, step, row)`` in integer
 ops (:func:`uniform_draws`), so a seed gives the same tokens on graphcap's interpreter, on
@@ -49,6 +51,7 @@ class DecodeSettings:
         temperature: divides the logits before sampling.
         top_k: keep only the ``top_k`` most likely tokens when sampling (None or 0: all).
         top_p: keep the fewest most likely tokens whose probability reaches ``top_p``.
+        decoder_start_token_id: an encoder-decoder model's first decoder token.
     """
 
     eos: tuple[int, ...] = ()
@@ -57,6 +60,7 @@ class DecodeSettings:
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
+    decoder_start_token_id: int | None = None
 
 
 def uniform_draws(seed: Tensor, step: Tensor, rows: Any) -> Tensor:
@@ -100,56 +104,85 @@ def decode(
     seed: Tensor | None = None,
     settings: DecodeSettings = DecodeSettings(),
 ) -> Tensor:
-    """Greedy search or sampling with a decoder-only step-protocol model, as one loop.
+    """Greedy search or sampling with a step-protocol model, as one loop.
 
     Args:
-        model: has ``empty_past(batch)`` and ``step(input_ids, attention_mask, position_ids,
-            past) -> (logits [B, V], past)`` (``tracer.models.GPT2LMHeadModel`` does).
-        input_ids: int64 ``[B, L]`` prompts, left-padded.
+        model: decoder-only (``empty_past(batch)`` and ``step(input_ids, attention_mask,
+            position_ids, past) -> (logits [B, V], past)``, as
+            ``tracer.models.GPT2LMHeadModel``) or encoder-decoder (also ``encode``, and
+            ``step(decoder_input_ids, memory, memory_mask, past)``, as
+            ``tracer.models.T5ForConditionalGeneration``).
+        input_ids: int64 ``[B, L]`` prompts (left-padded for decoder-only models).
         attention_mask: 0/1 ``[B, L]``.
         max_new_tokens: int64 0-d tensor, the most tokens to add per row.
         seed: int64 0-d tensor, for sampling.
-        settings: end-of-sequence and pad tokens and sampling settings.
+        settings: special tokens and sampling settings.
 
     Returns:
-        int64 ``[B, L + n]``: the prompts and up to ``max_new_tokens`` new tokens each,
-        ``pad`` after a row's end; ``n`` stops growing once every row has ended.
+        int64 ``[B, L + n]`` (decoder-only: the prompts, then the new tokens) or
+        ``[B, 1 + n]`` (encoder-decoder: the start token, then the new tokens): up to
+        ``max_new_tokens`` new tokens per row, ``pad`` after a row's end; ``n`` stops
+        growing once every row has ended.
     """
-    s = settings
-    batch = input_ids.shape[0]
     mask = attention_mask.long()
+    batch = input_ids.shape[0]
+    if hasattr(model, "encode"):
+        if settings.decoder_start_token_id is None:
+            raise ValueError("an encoder-decoder model needs settings.decoder_start_token_id")
+        memory = tuple(model.encode(input_ids, mask))
+        seq = tracer.full_like(input_ids[:, :1], settings.decoder_start_token_id)
+        logits, past = model.step(seq, memory, mask, model.empty_past(batch))
+
+        def advance(tokens: Tensor, extra: tuple[Tensor, ...], past: Any) -> Any:
+            logits, present = model.step(tokens.unsqueeze(-1), memory, mask, past)
+            return logits, tuple(present), ()
+
+        return _search(seq, logits, tuple(past), (), advance, max_new_tokens, seed, settings)
     positions = (mask.cumsum(-1) - 1).clamp(min=0) * (mask != 0).long()
     logits, past = model.step(input_ids, mask, positions, model.empty_past(batch))
-    n_past = len(past)
 
-    def keep(
-        step: Tensor, seq: Tensor, mask: Tensor, pos: Tensor, live: Tensor, *rest: Tensor
-    ) -> Tensor:
+    def advance_decoder(tokens: Tensor, extra: tuple[Tensor, ...], past: Any) -> Any:
+        mask = tracer.cat([extra[0], tracer.ones_like(tokens).unsqueeze(-1)], dim=1)
+        pos = extra[1] + 1
+        logits, present = model.step(tokens.unsqueeze(-1), mask, pos, past)
+        return logits, tuple(present), (mask, pos)
+
+    extra = (mask, positions[:, -1:])
+    return _search(
+        input_ids, logits, tuple(past), extra, advance_decoder, max_new_tokens, seed, settings
+    )
+
+
+def _search(
+    seq: Tensor,
+    logits: Tensor,
+    past: tuple[Tensor, ...],
+    extra: tuple[Tensor, ...],
+    advance: Any,
+    max_new_tokens: Tensor,
+    seed: Tensor | None,
+    s: DecodeSettings,
+) -> Tensor:
+    """The loop: carried ``(step, seq, live, logits, *extra, *past)``; ``seq`` at the end.
+
+    ``advance(tokens, extra, past) -> (logits, past, extra)`` runs one model step.
+    """
+    n = len(extra)
+
+    def keep(step: Tensor, seq: Tensor, live: Tensor, *rest: Tensor) -> Tensor:
         return (step < max_new_tokens).logical_and(live.any())
 
-    def body(
-        step: Tensor,
-        seq: Tensor,
-        mask: Tensor,
-        pos: Tensor,
-        live: Tensor,
-        logits: Tensor,
-        *past: Tensor,
-    ) -> tuple[Tensor, ...]:
+    def body(step: Tensor, seq: Tensor, live: Tensor, logits: Tensor, *rest: Tensor) -> Any:
         tokens = _pick(logits.float(), seed, step, s)
         if s.eos:
             tokens = tracer.where(live, tokens, tracer.tensor(s.pad))
             live = live.logical_and(_ended(tokens, s.eos).logical_not())
         seq = tracer.cat([seq, tokens.unsqueeze(-1)], dim=1)
-        mask = tracer.cat([mask, tracer.ones_like(tokens).unsqueeze(-1)], dim=1)
-        pos = pos + 1
-        logits, present = model.step(tokens.unsqueeze(-1), mask, pos, tuple(past))
-        return (step + 1, seq, mask, pos, live, logits, *present)
+        logits, past, extra = advance(tokens, tuple(rest[:n]), tuple(rest[n:]))
+        return (step + 1, seq, live, logits, *extra, *past)
 
-    live = tracer.ones_like(input_ids[:, 0]) == 1
-    start = (tracer.tensor(0), input_ids, mask, positions[:, -1:], live, logits, *past)
-    final = tracer.while_loop(keep, body, start)
-    assert len(final) == 6 + n_past
+    live = tracer.ones_like(seq[:, 0]) == 1
+    final = tracer.while_loop(keep, body, (tracer.tensor(0), seq, live, logits, *extra, *past))
     return final[1]
 
 
@@ -193,6 +226,7 @@ def generation_graph(
         "temperature": settings.temperature,
         "top_k": settings.top_k,
         "top_p": settings.top_p,
+        "decoder_start_token_id": settings.decoder_start_token_id,
     }
     return graph
 
@@ -228,15 +262,19 @@ def export_generate(
     top_p: float | None = None,
     eos_token_id: int | Sequence[int] | None = None,
     pad_token_id: int | None = None,
+    decoder_start_token_id: int | None = None,
     opset: int | None = None,
 ) -> Graph:
     """Write greedy search (or sampling) with ``model`` as one ONNX file; return its graph.
 
     Special tokens default as ``tracer.generation.generate``'s: ``eos_token_id`` from
-    ``model.config`` (``[]`` for none), ``pad_token_id`` from the config, else the first EOS.
+    ``model.config`` (``[]`` for none), ``pad_token_id`` from the config, else the first EOS
+    (else 0), and an encoder-decoder model's ``decoder_start_token_id`` from the config,
+    else its ``bos_token_id``.
 
     Raises:
-        ValueError: a sampling setting outside its domain, or EOS tokens without a pad token.
+        ValueError: a sampling setting outside its domain, or an encoder-decoder model
+            without a start token.
     """
     config = getattr(model, "config", None)
     eos = eos_token_id if eos_token_id is not None else getattr(config, "eos_token_id", None)
@@ -246,15 +284,28 @@ def export_generate(
     pad = pad_token_id if pad_token_id is not None else getattr(config, "pad_token_id", None)
     if pad is None and eos_list:
         pad = eos_list[0]
-    if eos_list and pad is None:
-        raise ValueError("export_generate: EOS tokens need a pad token for ended rows")
+    start = None
+    if hasattr(model, "encode"):
+        start = _start_token(decoder_start_token_id, config)
     _check_sampling(temperature, top_k, top_p)
     settings = DecodeSettings(
-        tuple(eos_list), int(pad or 0), do_sample, float(temperature), top_k, top_p
+        tuple(eos_list), int(pad or 0), do_sample, float(temperature), top_k, top_p, start
     )
     graph = generation_graph(model, settings)
     save(graph, path, opset=opset)
     return graph
+
+
+def _start_token(given: int | None, config: Any) -> int:
+    for value in (given, getattr(config, "decoder_start_token_id", None)):
+        if value is not None:
+            return int(value)
+    bos = getattr(config, "bos_token_id", None)
+    if bos is None:
+        raise ValueError(
+            "an encoder-decoder model needs decoder_start_token_id (T5 uses its pad token, 0)"
+        )
+    return int(bos)
 
 
 def _check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
