@@ -6,6 +6,7 @@ from ir.dtypes import bool_ as bool
 from ir.dtypes import float16, float32, float64, int8, int16, int32, int64, uint8
 from tracer import autograd
 from tracer._creation import (
+    Generator,
     arange,
     empty,
     empty_like,
@@ -25,6 +26,7 @@ from tracer._creation import (
     zeros,
     zeros_like,
 )
+from tracer._device import DeviceError, device
 from tracer._functions import (
     broadcast_to,
     cat,
@@ -37,7 +39,21 @@ from tracer._functions import (
     where,
 )
 from tracer._functions import pow as pow  # re-exported; not in __all__ (a builtin's name)
+from tracer._inference import inference_mode, is_inference_mode_enabled
+from tracer._missing import MissingFeatureError, missing_attribute
+from tracer._random import bernoulli, multinomial
 from tracer._reduce import ValuesIndices
+from tracer._tensor_types import (
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+)
 from tracer.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tracer.compile import Compiled, compile
 from tracer.control_flow import cond, while_loop
@@ -93,6 +109,16 @@ remainder = Tensor.remainder
 fmod = Tensor.fmod
 matmul = Tensor.matmul
 dot = Tensor.dot
+mm = Tensor.mm
+mv = Tensor.mv
+bmm = Tensor.bmm
+addmm = Tensor.addmm
+baddbmm = Tensor.baddbmm
+addcmul = Tensor.addcmul
+addcdiv = Tensor.addcdiv
+lerp = Tensor.lerp
+square = Tensor.square
+masked_select = Tensor.masked_select
 eq = Tensor.eq
 ne = Tensor.ne
 lt = Tensor.lt
@@ -149,6 +175,33 @@ clone = Tensor.clone
 numel = Tensor.numel
 
 __all__ = [
+    "BoolTensor",
+    "ByteTensor",
+    "CharTensor",
+    "DeviceError",
+    "DoubleTensor",
+    "FloatTensor",
+    "Generator",
+    "HalfTensor",
+    "IntTensor",
+    "LongTensor",
+    "MissingFeatureError",
+    "ShortTensor",
+    "addcdiv",
+    "addcmul",
+    "addmm",
+    "baddbmm",
+    "bernoulli",
+    "bmm",
+    "device",
+    "inference_mode",
+    "is_inference_mode_enabled",
+    "lerp",
+    "masked_select",
+    "mm",
+    "multinomial",
+    "mv",
+    "square",
     "TraceError",
     "trace",
     "cond",
@@ -289,7 +342,23 @@ __all__ = [
 ]
 
 # Subpackages, imported last: they build on everything above (``tracer.nn`` as ``torch.nn``).
-from tracer import data, metrics, nn, optim  # noqa: E402
+from tracer import accelerator, cuda, data, metrics, nn, onnx, optim, utils  # noqa: E402
 from tracer.serialization import load, save  # noqa: E402
 
-__all__ += ["data", "load", "metrics", "nn", "optim", "save"]
+__all__ += [
+    "accelerator",
+    "cuda",
+    "data",
+    "load",
+    "metrics",
+    "nn",
+    "onnx",
+    "optim",
+    "save",
+    "utils",
+]
+
+
+def __getattr__(name: str) -> object:
+    # A PyTorch name graphcap lacks: say so, and point at the closest graphcap way.
+    raise missing_attribute("tracer", name, globals())

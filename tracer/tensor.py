@@ -7,51 +7,100 @@ from typing import Any
 import numpy as np
 
 from tracer import _tensor_base
+from tracer._compat import CompatMixin
+from tracer._device import check_device
 from tracer._indexing import IndexingMixin
 from tracer._inplace import InplaceMixin
+from tracer._inplace_variants import InplaceVariantsMixin
+from tracer._linalg import LinalgMixin
 from tracer._math import MathMixin
+from tracer._missing import missing_attribute
+from tracer._pointwise import PointwiseMixin
+from tracer._random import RandomMixin
 from tracer._reduce import ReduceMixin
 from tracer._shape import ShapeMixin
-from tracer._tensor_base import to_array, wrap
+from tracer._tensor_base import TensorBase, to_array, wrap
+from tracer._tensor_types import check_kwargs, legacy_data
+from tracer._ufunc import array_ufunc
 
 
-class Tensor(MathMixin, ReduceMixin, ShapeMixin, IndexingMixin, InplaceMixin):
+class Tensor(
+    MathMixin,
+    ReduceMixin,
+    ShapeMixin,
+    IndexingMixin,
+    InplaceMixin,
+    LinalgMixin,
+    PointwiseMixin,
+    RandomMixin,
+    InplaceVariantsMixin,
+    CompatMixin,
+):
     """An n-dimensional array that runs eagerly on NumPy and records ops for autograd.
 
-    ``Tensor(data)`` copies ``data`` into a float32 tensor, as ``torch.Tensor(data)`` does;
-    use :func:`tensor` to keep integer and bool dtypes.
+    The constructor has ``torch.Tensor``'s legacy meaning: ``Tensor(2, 3)`` is an
+    uninitialised (here: zero) 2 x 3 float32 tensor, ``Tensor([1, 2])`` a float32 copy of
+    the data, ``Tensor()`` an empty one and ``Tensor(t)`` an alias of the tensor ``t``. Use
+    :func:`tensor` to keep integer and bool dtypes or to ask for ``requires_grad``.
+
+    Raises:
+        TypeError: a lone number, several non-size arguments, or a keyword other than
+            ``device`` (``requires_grad`` belongs to :func:`tensor`).
+        DeviceError: a device other than the CPU.
     """
 
     __slots__ = ()
 
-    def __init__(self, data: Any = (), requires_grad: bool = False) -> None:
-        self._data = to_array(data, np.dtype(np.float32)).copy()
-        self._node, self._index, self._version, self.grad = None, 0, None, None
+    # NumPy ufuncs on tensors (np.exp(t), array * t): see tracer._ufunc.
+    __array_ufunc__ = array_ufunc  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        check_kwargs("Tensor", kwargs)
+        data = legacy_data(args, np.dtype(np.float32), "Tensor")
+        self._node, self._index, self.grad = None, 0, None
         self._requires_grad = False
-        if requires_grad:
-            self.requires_grad = True
+        if isinstance(data, TensorBase):  # an alias: same memory, same version counter
+            self._data = data._data
+            self._version = _tensor_base._version_cell(data)
+        else:
+            self._data, self._version = data, None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: name the PyTorch API and graphcap's way.
+        raise missing_attribute("Tensor", name, dir(Tensor))
 
 
 _tensor_base.TENSOR_CLASS = Tensor
 
 
-def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def tensor(
+    data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False, **kwargs: Any
+) -> Tensor:
     """A new tensor holding a copy of ``data``.
 
     Python floats give float32, ints int64, bools bool; arrays and tensors keep their dtype.
+    ``pin_memory`` is accepted and changes nothing (see ``Tensor.pin_memory``).
 
     Raises:
         DTypeError: ``data`` has a dtype graphcap does not support.
         RuntimeError: ``requires_grad`` on a non-floating dtype.
+        DeviceError: a device other than the CPU.
     """
+    _check_factory_kwargs("tensor", kwargs)
+    check_device(device, "tensor()")
     t = wrap(to_array(data, None if dtype is None else np.dtype(dtype)).copy())
     if requires_grad:
         t.requires_grad = True
     return t
 
 
-def as_tensor(data: Any, dtype: Any = None) -> Tensor:
-    """``data`` as a tensor, sharing memory with an array or tensor of the same dtype."""
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """``data`` as a tensor, sharing memory with an array or tensor of the same dtype.
+
+    Raises:
+        DeviceError: a device other than the CPU.
+    """
+    check_device(device, "as_tensor()")
     if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype):
         return data
     return wrap(to_array(data, None if dtype is None else np.dtype(dtype)))
@@ -67,3 +116,9 @@ def from_numpy(array: np.ndarray) -> Tensor:
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
     return wrap(to_array(array))
+
+
+def _check_factory_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    extra = sorted(set(kwargs) - {"pin_memory"})
+    if extra:
+        raise TypeError(f"{name}() got unexpected keyword argument(s) {', '.join(extra)}")
