@@ -129,3 +129,97 @@ def reference_greedy(
                 tracer.tensor(tokens[:, None]), tracer.tensor(mask), tracer.tensor(pos), past
             )
     return seq
+
+
+class TinySeq2Seq(nn.Module):
+    """Encoder-decoder of the step protocol: ``encode``, ``empty_past`` and ``step``.
+
+    One bidirectional encoder block; each decoder block attends to its own cache (causally)
+    and to the encoder's output through ``memory``: per decoder block, the keys and values
+    of the encoder states (``[B, H, S, D]``), computed once by ``encode``.
+    """
+
+    def __init__(self, config: TinyConfig | None = None) -> None:
+        super().__init__()
+        c = self.config = config or TinyConfig(eos_token_id=3, pad_token_id=0)
+        self.embed = nn.Embedding(c.vocab_size, c.n_embd)
+        self.pos = nn.Embedding(c.n_positions, c.n_embd)
+        self.encoder = _Block(c)
+        self.blocks = nn.ModuleList([_Block(c) for _ in range(c.n_layer)])
+        self.cross = nn.ModuleList([nn.Linear(c.n_embd, 2 * c.n_embd) for _ in range(c.n_layer)])
+        self.head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+
+    def encode(
+        self, input_ids: tracer.Tensor, attention_mask: tracer.Tensor
+    ) -> tuple[tracer.Tensor, ...]:
+        """Per decoder block, the encoder states' keys and values."""
+        s = input_ids.shape[1]
+        h = self.embed(input_ids) + self.pos(tracer.arange(s)).unsqueeze(0)
+        allowed = (attention_mask == 1)[:, None, None, :]
+        empty = self.empty_past(input_ids.shape[0])
+        h, _, _ = self.encoder(h, allowed, empty[0], empty[1])
+        memory = []
+        for cross, block in zip(self.cross, self.blocks, strict=True):
+            k, v = cross(h).chunk(2, dim=-1)
+            memory += [block._heads(k), block._heads(v)]
+        return tuple(memory)
+
+    def empty_past(self, batch_size: int) -> tuple[tracer.Tensor, ...]:
+        """The decoder's self-attention cache of no positions."""
+        c = self.config
+        shape = (batch_size, c.n_head, 0, c.n_embd // c.n_head)
+        return tuple(tracer.zeros(*shape) for _ in range(2 * c.n_layer))
+
+    def step(
+        self,
+        decoder_input_ids: tracer.Tensor,
+        memory: tuple[tracer.Tensor, ...],
+        memory_mask: tracer.Tensor,
+        past: tuple[tracer.Tensor, ...],
+    ) -> tuple[tracer.Tensor, tuple[tracer.Tensor, ...]]:
+        """Logits of the last new position, and the self-attention cache grown."""
+        t, p = decoder_input_ids.shape[1], past[0].shape[2]
+        h = self.embed(decoder_input_ids) + self.pos(tracer.arange(p, p + t)).unsqueeze(0)
+        q_pos = tracer.arange(p, p + t).unsqueeze(-1)
+        causal = (tracer.arange(p + t).unsqueeze(0) <= q_pos).unsqueeze(0).unsqueeze(0)
+        to_memory = (memory_mask == 1)[:, None, None, :]
+        present = []
+        for i, block in enumerate(self.blocks):
+            h, k, v = block(h, causal, past[2 * i], past[2 * i + 1])
+            present += [k, v]
+            q = block._heads(h)
+            scores = (q @ memory[2 * i].transpose(-1, -2)).masked_fill(
+                to_memory.logical_not(), -1e9
+            )
+            att = scores.softmax(-1) @ memory[2 * i + 1]
+            h = h + att.transpose(1, 2).reshape(h.shape[0], t, -1)
+        return self.head(h[:, -1]), tuple(present)
+
+
+def reference_greedy_seq2seq(
+    model: TinySeq2Seq,
+    ids: np.ndarray,
+    mask: np.ndarray,
+    max_new: int,
+    eos: int,
+    pad: int,
+    start: int,
+) -> np.ndarray:
+    """Greedy decoding in plain Python around ``encode`` and ``step``."""
+    with tracer.no_grad():
+        memory = model.encode(tracer.tensor(ids), tracer.tensor(mask))
+        seq = np.full((len(ids), 1), start, np.int64)
+        logits, past = model.step(
+            tracer.tensor(seq), memory, tracer.tensor(mask), model.empty_past(len(ids))
+        )
+        unfinished = np.ones(len(ids), bool)
+        for step in range(max_new):
+            tokens = np.where(unfinished, logits.numpy().argmax(-1), pad)
+            seq = np.concatenate([seq, tokens[:, None]], axis=1)
+            unfinished &= tokens != eos
+            if not unfinished.any() or step == max_new - 1:
+                break
+            logits, past = model.step(
+                tracer.tensor(tokens[:, None]), memory, tracer.tensor(mask), past
+            )
+    return seq

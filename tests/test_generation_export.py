@@ -19,7 +19,13 @@ import pytest
 
 import tracer
 from runtime import Session
-from tests.generation_models import TinyConfig, TinyLM, reference_greedy
+from tests.generation_models import (
+    TinyConfig,
+    TinyLM,
+    TinySeq2Seq,
+    reference_greedy,
+    reference_greedy_seq2seq,
+)
 from tracer.generation.export import (
     DecodeSettings,
     decode,
@@ -55,10 +61,14 @@ def _case() -> tuple[np.ndarray, np.ndarray, int]:
     """Prompts of lengths 5, 9, 3, 7 and an EOS token that ends rows at different steps."""
     ids, mask = _prompts(np.random.default_rng(0), [5, 9, 3, 7])
     free = reference_greedy(_model(), ids, mask, 12, eos=-1, pad=0)[:, ids.shape[1] :]
+    return ids, mask, _eos_for(free)
+
+
+def _eos_for(free: np.ndarray) -> int:
+    """A token every row emits, at steps as different as can be (rows end apart)."""
     everywhere = [t for t in np.unique(free) if (free == t).any(axis=1).all()]
     firsts = {int(t): [int(np.argmax(r == t)) for r in free] for t in everywhere}
-    eos = max(firsts, key=lambda t: (len(set(firsts[t])), -max(firsts[t])))
-    return ids, mask, eos
+    return max(firsts, key=lambda t: (len(set(firsts[t])), -max(firsts[t])))
 
 
 @functools.cache
@@ -95,6 +105,24 @@ def test_other_batch_sizes_prompt_lengths_and_budgets(tmp_path: Path) -> None:
         feeds = {"input_ids": ids, "attention_mask": mask, "max_new_tokens": np.asarray(budget)}
         want = reference_greedy(_model(), ids, mask, budget, eos, pad=0) if budget else ids
         np.testing.assert_array_equal(session.run(feeds)["sequences"], want)
+
+
+def test_an_encoder_decoder_loop_gives_eager_tokens(tmp_path: Path) -> None:
+    tracer.manual_seed(1)
+    model = TinySeq2Seq()
+    model.eval()
+    ids, mask = _prompts(np.random.default_rng(2), [4, 6, 2])
+    ids, mask = ids[:, ::-1].copy(), mask[:, ::-1].copy()  # right-padded, as T5 takes them
+    free = reference_greedy_seq2seq(model, ids, mask, 12, eos=-1, pad=0, start=1)[:, 1:]
+    eos = _eos_for(free)
+    want = reference_greedy_seq2seq(model, ids, mask, 12, eos, pad=0, start=1)
+    assert want.shape[1] < 13
+    path = tmp_path / "s2s.onnx"
+    export_generate(model, path, eos_token_id=eos, pad_token_id=0, decoder_start_token_id=1)
+    feeds = {"input_ids": ids, "attention_mask": mask, "max_new_tokens": np.asarray(12)}
+    for backend in ("onnxruntime", "interpreter"):
+        got = Session(str(path), backend=backend).run(feeds)["sequences"]
+        np.testing.assert_array_equal(got, want, err_msg=backend)
 
 
 def test_eager_decode_is_the_reference() -> None:
