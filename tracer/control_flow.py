@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from ir.graph import Graph, Value
-from ir.ops.registry import get
+from ir.ops.registry import get, op
 from tracer import _state
 from tracer._symint import TraceError
-from tracer._tensor_base import TensorBase, apply
+from tracer._tensor_base import TensorBase
 from tracer.trace import Tracer, record_decision, user_source
 
 __all__ = ["cond", "while_loop"]
@@ -141,7 +141,7 @@ def _fresh(t: TensorBase) -> TensorBase:
     """A new tensor with ``t``'s value (and history), unknown to any tracer."""
     saved, _state.tracer = _state.tracer, None
     try:
-        return apply(get("Identity"), (t,), {})
+        return op.Identity(t)
     finally:
         _state.tracer = saved
 
