@@ -23,7 +23,7 @@ from ir.graph import Graph, Node, Value
 from ir.ops.registry import VjpContext, op
 from ir.passes.dead_code_elimination import DeadCodeEliminationPass
 
-__all__ = ["depends_on", "grad", "grad_name"]
+__all__ = ["depends_on", "grad", "grad_name", "inline_vjp"]
 
 
 def grad_name(name: str) -> str:
@@ -103,6 +103,48 @@ def depends_on(graph: Graph, of: Sequence[str], names: Sequence[str]) -> list[bo
         path, _ = _on_path(graph, targets, [source])
         result.append(bool(path) or source in targets)
     return result
+
+
+def inline_vjp(
+    target: Graph,
+    body: Graph,
+    args: Sequence[Value],
+    seeds: Sequence[Value | None],
+    wrt: Sequence[int],
+) -> list[Value | None]:
+    """Emit ``body`` applied to ``args`` into ``target``, then its vector-Jacobian product.
+
+    This is how control-flow vjp rules differentiate a subgraph: the body's nodes are copied
+    into the graph being built (an ``If`` branch's gradient graph, a backward ``Loop`` body)
+    and every node's vjp rule runs on the copies.
+
+    Args:
+        target: the graph to emit into.
+        body: the subgraph; it is not modified.
+        args: values of ``target`` standing for ``body``'s inputs, then its captures.
+        seeds: the cotangent of each body output (None: zero).
+        wrt: indices into ``args`` to differentiate by.
+
+    Returns:
+        The cotangent of each ``args[i]`` for ``i`` in ``wrt``; None where no seeded output
+        depends on it. Forward nodes nothing reads are left for dead-code elimination.
+    """
+    values = {id(v): a for v, a in zip([*body.inputs, *body.captures], args, strict=True)}
+    for v in body.initializers.values():
+        assert v.const is not None
+        values[id(v)] = target.constant(v.const, hint=v.name)
+    for n in body.nodes:
+        inputs = [None if x is None else values[id(x)] for x in n.inputs]
+        outs = target.apply(n.op, inputs, n.attrs, meta=n.meta)
+        values.update((id(old), new) for old, new in zip(n.outputs, outs, strict=True))
+    initial: dict[Value, Value] = {}
+    for o, s in zip(body.outputs, seeds, strict=True):
+        t = values[id(o)]
+        if s is not None and t.dtype.kind == "f":
+            initial[t] = op.Add(initial[t], s) if t in initial else s
+    sources = [args[i] for i in wrt]
+    cot = _backward(target, initial, sources) if initial else {}
+    return [cot.get(s) for s in sources]
 
 
 def _output(g: Graph, of: str | None) -> Value:

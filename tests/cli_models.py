@@ -88,3 +88,10 @@ def make_not_a_model() -> int:
 def make_broken() -> Any:
     """A factory that raises."""
     raise RuntimeError("weights file missing")
+
+
+def make_tiny_lm() -> Any:
+    """A small decoder-only model of the step protocol (for ``--generate``), EOS token 3."""
+    from tests.generation_models import TinyLM
+
+    return TinyLM()

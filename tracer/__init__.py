@@ -56,6 +56,7 @@ from tracer._tensor_types import (
 )
 from tracer.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tracer.compile import Compiled, compile
+from tracer.control_flow import cond, while_loop
 from tracer.tensor import Tensor, as_tensor, from_numpy, tensor
 from tracer.trace import TraceError, trace
 from tracer.train_step import TrainStep, compile_step
@@ -203,6 +204,8 @@ __all__ = [
     "square",
     "TraceError",
     "trace",
+    "cond",
+    "while_loop",
     "compile",
     "compile_step",
     "TrainStep",

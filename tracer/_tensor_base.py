@@ -328,7 +328,10 @@ class TensorBase:
             raise TraceError(
                 f"{how} at {user_source() or 'an unknown line'} reads a value that depends on "
                 "the traced inputs into Python; a graph cannot branch or compute on it. Use "
-                "tensor ops instead (e.g. tracer.where(cond, a, b) for a branch)."
+                "tensor ops instead: tracer.where(c, a, b) to pick values, tracer.cond(pred, "
+                "true_fn, false_fn, operands) for a branch (ONNX If), tracer.while_loop("
+                "cond_fn, body_fn, carried_inputs) for a loop or a data-dependent break "
+                "(ONNX Loop)."
             )
 
     def __len__(self) -> int:

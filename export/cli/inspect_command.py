@@ -33,8 +33,9 @@ def describe(path: Path) -> dict[str, Any]:
         raise UsageError(f"{str(path)!r} is not an ONNX model: {err}") from None
     graph = model.graph
     inits = {t.name for t in graph.initializer}
-    ops = Counter(f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in graph.node)
-    params = [_tensor_info(t) for t in graph.initializer]
+    nodes = _all_nodes(graph)
+    ops = Counter(f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in nodes)
+    params = [_tensor_info(t) for g in _graphs(graph) for t in g.initializer]
     externals = sorted({p["location"] for p in params if p["location"]})
     meta = {e.key: e.value for e in model.metadata_props}
     return {
@@ -46,7 +47,8 @@ def describe(path: Path) -> dict[str, Any]:
         "graph": graph.name,
         "inputs": [_value_info(v) for v in graph.input if v.name not in inits],
         "outputs": [_value_info(v) for v in graph.output],
-        "nodes": len(graph.node),
+        "nodes": len(nodes),
+        "subgraph_nodes": len(nodes) - len(graph.node),
         "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
         "initializers": len(params),
         "parameters": sum(p["size"] for p in params),
@@ -59,12 +61,24 @@ def describe(path: Path) -> dict[str, Any]:
             }
             for loc in externals
         ],
-        "nodes_with_source": sum(
-            any(p.key == "source" for p in n.metadata_props) for n in graph.node
-        ),
+        "nodes_with_source": sum(any(p.key == "source" for p in n.metadata_props) for n in nodes),
         "baked": _json_list(meta.get("graphcap.baked")),
         "metadata": {k: v for k, v in meta.items() if k != "graphcap.baked"},
     }
+
+
+def _graphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    """``graph`` and every subgraph in it (If branches, Loop and Scan bodies), nested too."""
+    found = [graph]
+    for n in graph.node:
+        for a in n.attribute:
+            for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs:
+                found += _graphs(sub)
+    return found
+
+
+def _all_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    return [n for g in _graphs(graph) for n in g.node]
 
 
 def _value_info(v: Any) -> dict[str, Any]:
@@ -130,7 +144,8 @@ def render(d: dict[str, Any]) -> str:
     ]
     lines += [f"  input   {i['name']}: {_type_text(i)}" for i in d["inputs"]]
     lines += [f"  output  {o['name']}: {_type_text(o)}" for o in d["outputs"]]
-    lines += ["", f"ops ({d['nodes']} nodes, {d['nodes_with_source']} with a source line):"]
+    inside = f", {d['subgraph_nodes']} of them in subgraphs" if d["subgraph_nodes"] else ""
+    lines += ["", f"ops ({d['nodes']} nodes{inside}, {d['nodes_with_source']} with a source line):"]
     lines += [f"  {count:>5}  {op}" for op, count in d["ops"].items()]
     lines += [
         "",

@@ -185,12 +185,7 @@ def prepare(
         UsageError: a bad target, missing or mismatched inputs, a bad dynamic axis.
         CommandError: importing the module or calling the factory raised.
     """
-    factory = _load_factory(target)
-    tracer.manual_seed(seed)
-    try:
-        made = factory()
-    except Exception as err:
-        raise CommandError(f"{target}() raised {type(err).__name__}: {err}") from err
+    made = call_factory(target, seed)
     model, given = made, None
     if isinstance(made, tuple) and len(made) == 2 and callable(made[0]):
         model, given = made
@@ -217,6 +212,21 @@ def prepare(
         _check_specs(inputs, examples, target)
     axes = _dynamic_axes(inputs, dynamic, examples)
     return Prepared(model, target, layout, examples, axes, symbol_sizes(axes, examples))
+
+
+def call_factory(target: str, seed: int) -> Any:
+    """Import ``MODULE:FACTORY`` and return what ``FACTORY()`` returns, weights seeded.
+
+    Raises:
+        UsageError: a bad target.
+        CommandError: importing the module or calling the factory raised.
+    """
+    factory = _load_factory(target)
+    tracer.manual_seed(seed)
+    try:
+        return factory()
+    except Exception as err:
+        raise CommandError(f"{target}() raised {type(err).__name__}: {err}") from err
 
 
 def _load_factory(target: str) -> Callable[[], Any]:

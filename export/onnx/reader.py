@@ -21,9 +21,12 @@ What loading normalises:
   dropped, and Concat gets its old default ``axis=1``. Besides, every op's
   ``consumed_inputs`` (before 6) is dropped, Split without sizes before 18 gets
   ``num_outputs`` and a string ``Cast.to`` becomes its code.
-- Graph-valued attributes (Scan bodies) become ``ir.Graph`` values, read the same way;
-  a body must be self-contained (reading a value of the graph around it is refused), and
-  Scan-8 (batched, with a ``sequence_lens`` input) is refused: the registry has Scan-9 on.
+- Graph-valued attributes (If branches, Loop and Scan bodies) become ``ir.Graph`` values,
+  read the same way. A name a subgraph reads from the graphs around it becomes a capture of
+  the subgraph (and of every subgraph between), and the node gets that outer value as one
+  of its last inputs (``ir.graph`` explains the convention; ``export.onnx.subgraphs`` does
+  the bookkeeping). Scan-8 (batched, with a ``sequence_lens`` input) is refused: the
+  registry has Scan-9 on.
 - Node ``metadata_props["source"]`` goes to ``node.meta["source"]``, model
   ``metadata_props["graphcap.<key>"]`` (JSON) to ``graph.meta[key]``.
 
@@ -46,6 +49,7 @@ from onnx import AttributeProto, TensorProto, numpy_helper
 
 import ir.ops  # noqa: F401  (registers every op family)
 from export.onnx.compat import compatible
+from export.onnx.subgraphs import align_captures, body_types
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError, ExportError, GraphcapError, UnsupportedOpError
 from ir.graph import Graph, Value
@@ -264,11 +268,18 @@ class _Reader:
         base_dir: str | Path | None,
         subgraph: onnx.GraphProto | None = None,
         hints: list[TensorType | None] | None = None,
+        parent: _Reader | None = None,
+        unsized: bool = False,
     ) -> None:
         self.model = model
         self.opset = opset
         self.base_dir = base_dir
         self.is_body = subgraph is not None
+        self.parent = parent  # the reader of the enclosing graph (subgraphs only)
+        self.unsized = unsized  # captures get the outer values' dtypes and ranks only
+        # Outer values this subgraph reads, by name, in the order first read.
+        self.captured: dict[str, Value] = {}
+        self._bodies: dict[int, dict[str, Value]] = {}  # id(subgraph) -> its captured
         self.hints = hints or []  # body input types implied by the node (ONNX may omit them)
         g = self.proto = model.graph if subgraph is None else subgraph
         self.graph = Graph(g.name or ("body" if self.is_body else "main"))
@@ -327,13 +338,20 @@ class _Reader:
             return
         op = registry.get(n.op_type, domain)
         inputs = [self._input(name, where) for name in n.input]
-        attrs = {a.name: self._attr(a, where, n, inputs) for a in n.attribute}
+        # By name: subgraphs capture outer values in the order read, which must not depend
+        # on the file's attribute order (the writer sorts them).
+        attributes = sorted(n.attribute, key=lambda a: a.name)
+        attrs = {a.name: self._attr(a, where, n, inputs) for a in attributes}
         meta: dict[str, Any] = {e.key: e.value for e in n.metadata_props if e.key == "source"}
         if any(e.key == "stop_gradient" and e.value == "1" for e in n.metadata_props):
             meta["stop_gradient"] = True
         inputs, attrs = self._normalise(n, op, inputs, attrs, where)
         while inputs and inputs[-1] is None:
             inputs.pop()  # absent trailing inputs: one canonical form
+        inputs += [None] * (op.num_inputs[0] - len(inputs))  # Loop's optional M and cond
+        bodies = [attrs[k] for k in sorted(attrs) if isinstance(attrs[k], Graph)]
+        if bodies:  # in attribute-name order, as the writer writes them
+            inputs += align_captures(bodies, [self._bodies.pop(id(g)) for g in bodies])
         if self.opset < op.legacy.flat_2d:
             self._coerced_2d(n, op, inputs[0], attrs, meta, where)
             return
@@ -351,17 +369,43 @@ class _Reader:
     ) -> Any:
         if a.type != AttributeProto.GRAPH:
             return _attr_value(a, self.base_dir, where)
-        hints = _scan_body_types(n, inputs) if n.op_type == "Scan" else None
-        return _Reader(self.model, self.opset, self.base_dir, a.g, hints).read()
+        # The branch an If does not take need not type-check on the outer values' sizes
+        # (affine grids branch on the rank), so branches see captured dtypes and ranks only.
+        unsized = n.op_type == "If"
+        hints = body_types(n, inputs)
+        reader = _Reader(self.model, self.opset, self.base_dir, a.g, hints, self, unsized)
+        body = reader.read()
+        self._bodies[id(body)] = reader.captured
+        return body
 
     def _input(self, name: str, where: str) -> Value | None:
         if not name:
             return None
         if name not in self.values and self.is_body:
-            raise UnsupportedOpError(
-                f"subgraphs reading outer-scope values are unsupported (graphcap's subgraphs "
-                f"are self-contained): {where} in subgraph {self.graph.name!r} reads {name!r}"
+            outer = self._outer(name, where)
+            shape = outer.type.shape
+            if self.unsized and shape is not None:
+                shape = (None,) * len(shape)
+            self.values[name] = self.graph.add_capture(name, outer.dtype, shape)
+            self.captured[name] = outer
+        return self._defined(name, where)
+
+    def _outer(self, name: str, where: str) -> Value:
+        """The value ``name`` of the enclosing graph (captured there too when it is a body)."""
+        assert self.parent is not None
+        parent = self.parent
+        if name in parent.values:
+            return parent.values[name]
+        if not parent.is_body:
+            raise ExportError(
+                f"{where} in subgraph {self.graph.name!r} reads {name!r}, which no enclosing "
+                "graph defines before the node holding the subgraph"
             )
+        value = parent._input(name, where)
+        assert value is not None
+        return value
+
+    def _defined(self, name: str, where: str) -> Value:
         if name not in self.values:
             raise ExportError(
                 f"{where} uses {name!r} before it is defined; ONNX nodes must be in "
@@ -509,23 +553,6 @@ class _Reader:
             )
         dims = tuple(b if a is None else a for a, b in zip(ours, shape, strict=True))
         v.type = TensorType(v.dtype, dims)
-
-
-def _scan_body_types(n: onnx.NodeProto, inputs: list[Value | None]) -> list[TensorType | None]:
-    """The types a Scan body's inputs get from the node: states as given, scan slices."""
-    ints = {a.name: list(a.ints) for a in n.attribute if a.type == AttributeProto.INTS}
-    m = next((int(a.i) for a in n.attribute if a.name == "num_scan_inputs"), 0)
-    n_states = len(inputs) - m
-    axes = ints.get("scan_input_axes") or [0] * m
-    types: list[TensorType | None] = []
-    for i, x in enumerate(inputs):
-        if x is None or i < n_states or x.type.shape is None or i - n_states >= len(axes):
-            types.append(None if x is None else x.type)
-            continue
-        shape = list(x.type.shape)
-        del shape[axes[i - n_states] % max(len(shape), 1)]
-        types.append(TensorType(x.dtype, tuple(shape)))
-    return types
 
 
 def _json(entry: onnx.StringStringEntryProto) -> Any:
