@@ -43,7 +43,7 @@ def _check_type(cls_name: str, key: str, value: Any, default: Any) -> Any:
         ok = isinstance(value, type(default))
     if not ok:
         raise ConfigError(
-            f"{cls_name}: {key}={value!r} is a {type(value).__name__}; expected a "
+            f"{cls_name}: {key}={value!r} is of type {type(value).__name__}; expected "
             f"{type(default).__name__} (like the default {default!r})"
         )
     return value

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import tracer
 from tracer.models._common import (
+    Linear,
     activation,
     causal_keep,
     merge_heads,
@@ -23,7 +24,7 @@ from tracer.models._common import (
     split_heads,
 )
 from tracer.models._config import ConfigError, PretrainedConfig
-from tracer.nn import Dropout, Embedding, Linear, Module, ModuleList, Parameter
+from tracer.nn import Dropout, Embedding, Module, ModuleList, Parameter
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's name
 from tracer.tensor import Tensor
 
@@ -186,7 +187,7 @@ class T5Attention(Module):
 
     def compute_bias(self, query_length: Any, key_length: Any) -> Tensor:
         """The ``[1, H, T, S]`` bias of the last ``T`` queries over ``S`` keys."""
-        q_pos = tracer.arange(query_length) + (key_length - query_length)
+        q_pos = tracer.arange(key_length - query_length, key_length)
         k_pos = tracer.arange(key_length)
         buckets = self.bucket(k_pos.unsqueeze(0) - q_pos.unsqueeze(1))
         return self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)

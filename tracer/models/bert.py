@@ -14,6 +14,7 @@ import tracer
 from tracer.models._common import (
     BaseModelOutput,
     ClassifierOutput,
+    Linear,
     activation,
     as_long,
     classification_loss,
@@ -23,7 +24,7 @@ from tracer.models._common import (
 )
 from tracer.models._config import ConfigError, PretrainedConfig, check_choice
 from tracer.models._pretrained import PreTrainedModel
-from tracer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, init
+from tracer.nn import Dropout, Embedding, LayerNorm, Module, ModuleList, init
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's name
 from tracer.tensor import Tensor
 

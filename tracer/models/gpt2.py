@@ -18,16 +18,18 @@ import numpy as np
 import tracer
 from tracer.models._common import (
     BaseModelOutput,
+    Linear,
     LMOutput,
     activation,
     as_long,
     causal_keep,
+    flat_linear,
     merge_heads,
     split_heads,
 )
 from tracer.models._config import ConfigError, PretrainedConfig, check_choice
 from tracer.models._pretrained import PreTrainedModel
-from tracer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, init
+from tracer.nn import Dropout, Embedding, LayerNorm, Module, ModuleList, Parameter, init
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's name
 from tracer.tensor import Tensor
 
@@ -90,7 +92,10 @@ class Conv1D(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x @ weight + bias``."""
-        return x.matmul(self.weight) + self.bias
+        if x.ndim <= 2:
+            return x.matmul(self.weight) + self.bias
+        y = x.reshape(-1, x.shape[-1]).matmul(self.weight) + self.bias  # see flat_linear
+        return y.reshape(*x.shape[:-1], self.nf)
 
 
 class GPT2Attention(Module):
@@ -226,7 +231,7 @@ class GPT2Model(GPT2PreTrainedModel):
         if attention_mask is None:
             attention_mask = tracer.ones(b, p + t, dtype=tracer.int64)
         if position_ids is None:
-            position_ids = (tracer.arange(t) + p).unsqueeze(0)
+            position_ids = tracer.arange(p, p + t).unsqueeze(0)
         tt = None if token_type_ids is None else as_long(token_type_ids)
         hidden, present = self._run(
             input_ids, as_long(attention_mask), as_long(position_ids), tt, past_key_values
@@ -282,7 +287,7 @@ class GPT2LMHeadModel(GPT2PreTrainedModel):
     def _logits(self, hidden: Tensor) -> Tensor:
         if self.lm_head is not None:
             return self.lm_head(hidden)
-        return F.linear(hidden, self.transformer.wte.weight)
+        return flat_linear(hidden, self.transformer.wte.weight)
 
     def forward(
         self,

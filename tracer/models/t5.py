@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 import tracer
-from tracer.models._common import BaseModelOutput, LMOutput, as_long
+from tracer.models._common import BaseModelOutput, Linear, LMOutput, as_long, flat_linear
 from tracer.models._config import ConfigError
 from tracer.models._pretrained import PreTrainedModel
 from tracer.models._t5_layers import (
@@ -25,7 +25,7 @@ from tracer.models._t5_layers import (
     T5LayerNorm,
     T5Stack,
 )
-from tracer.nn import Embedding, Linear, Module, init
+from tracer.nn import Embedding, Module, init
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's name
 from tracer.tensor import Tensor
 
@@ -179,7 +179,7 @@ class T5ForConditionalGeneration(T5Model):
             hidden = hidden * (self.config.d_model**-0.5)
         if self.lm_head is not None:
             return self.lm_head(hidden)
-        return F.linear(hidden, self.shared.weight)
+        return flat_linear(hidden, self.shared.weight)
 
     def _shift_right(self, labels: Tensor) -> Tensor:
         start = self.config.decoder_start_token_id
