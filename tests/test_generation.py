@@ -245,3 +245,46 @@ def test_gpt2_step_traces_with_dynamic_sizes_and_runs_on_onnxruntime(gpt2, tmp_p
     got = Session(graph, backend="onnxruntime").run(feeds)
     np.testing.assert_allclose(got["output_0"], logits.numpy(), atol=1e-5, rtol=0)
     np.testing.assert_allclose(got[f"output_{n}"], present[-1].numpy(), atol=1e-5, rtol=0)
+
+
+def test_t5_step_and_encode_trace_with_dynamic_sizes(t5) -> None:  # type: ignore[no-untyped-def]
+    from runtime import Session
+
+    _, ours = t5
+    n = 2 * ours.config.num_decoder_layers
+    names = [
+        "ids",
+        "memory_mask",
+        *(f"memory_{i}" for i in range(n)),
+        *(f"past_{i}" for i in range(n)),
+    ]
+    axes = {"ids": {0: "batch", 1: "new"}, "memory_mask": {0: "batch", 1: "src"}}
+    axes.update({f"memory_{i}": {0: "batch", 2: "src"} for i in range(n)})
+    axes.update({f"past_{i}": {0: "batch", 2: "past"} for i in range(n)})
+
+    def step(ids, memory_mask, *rest):  # type: ignore[no-untyped-def]
+        logits, present = ours.step(ids, rest[:n], memory_mask, rest[n:])
+        return (logits, *present)
+
+    with tracer.no_grad():
+        src, src_mask = (tracer.tensor(a) for a in hf.right_padded([6, 4], seed=6))
+        memory = ours.encode(src, src_mask)
+        _, past = ours.step(tracer.tensor([[0, 5], [0, 7]]), memory, src_mask, ours.empty_past(2))
+        graph = tracer.trace(
+            step, (tracer.tensor([[9], [4]]), src_mask, *memory, *past), axes, input_names=names
+        )
+        # Run it as the first step of a longer batch: distances beyond max_distance (20).
+        src, src_mask = hf.right_padded([25, 30, 8], seed=7)
+        memory = ours.encode(tracer.tensor(src), tracer.tensor(src_mask))
+        dec = hf.left_padded([24, 24, 24], seed=8)[0]
+        logits, _ = ours.step(
+            tracer.tensor(dec), memory, tracer.tensor(src_mask), ours.empty_past(3)
+        )
+    feeds = {
+        "ids": dec,
+        "memory_mask": src_mask,
+        **{f"memory_{i}": m.numpy() for i, m in enumerate(memory)},
+    }
+    feeds.update({f"past_{i}": np.zeros((3, 4, 0, 8), np.float32) for i in range(n)})
+    got = Session(graph, backend="onnxruntime").run(feeds)
+    np.testing.assert_allclose(got["output_0"], logits.numpy(), atol=1e-5, rtol=0)

@@ -164,3 +164,20 @@ def test_auto_model_names_what_it_cannot_load(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
     with pytest.raises(ConfigError, match=r"'LlamaForCausalLM', which graphcap does not have"):
         AutoModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_weights_load_as_float32(bert_folder: Path, dtype: str) -> None:
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file as save_torch
+
+    model = BertModel.from_pretrained(bert_folder)
+    half = {
+        k: torch.from_numpy(v.numpy().copy()).to(getattr(torch, dtype))
+        for k, v in model.state_dict().items()
+    }
+    save_torch(half, str(bert_folder / "model.safetensors"), metadata={"format": "pt"})
+    loaded = BertModel.from_pretrained(bert_folder).state_dict()
+    for key, value in half.items():
+        assert loaded[key].dtype == tracer.float32
+        np.testing.assert_array_equal(loaded[key].numpy(), value.float().numpy())

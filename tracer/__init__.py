@@ -290,3 +290,8 @@ from tracer import data, metrics, nn, optim  # noqa: E402
 from tracer.serialization import load, save  # noqa: E402
 
 __all__ += ["data", "load", "metrics", "nn", "optim", "save"]
+
+# Pretrained models by name and text generation build on nn and data.
+from tracer import generation, models  # noqa: E402
+
+__all__ += ["generation", "models"]

@@ -1,6 +1,7 @@
 """Reading and writing a Hugging Face model folder's weights: safetensors only, never pickle.
 
-A folder holds ``model.safetensors``, or shards listed by ``model.safetensors.index.json``.
+A folder holds ``model.safetensors``, or shards listed by ``model.safetensors.index.json``;
+bfloat16 tensors (which NumPy lacks) are widened to float32 on reading.
 Pickled checkpoints (``pytorch_model.bin``) are refused with the command that converts them,
 because unpickling can run arbitrary code. Files are written atomically.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import safetensors
@@ -73,12 +75,45 @@ def read_weights(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 def _read_file(path: Path) -> dict[str, np.ndarray]:
     try:
+        bf16 = _bfloat16_names(path)
         with safetensors.safe_open(str(path), framework="np") as f:
-            return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-    except (safetensors.SafetensorError, OSError, ValueError, TypeError) as err:
+            out = {name: f.get_tensor(name) for name in f.keys() if name not in bf16}  # noqa: SIM118
+        out.update(_read_bfloat16(path, bf16))
+    except (safetensors.SafetensorError, OSError, ValueError, TypeError, KeyError) as err:
         raise CheckpointFormatError(
             f"{os.fspath(path)!r} is not a readable safetensors file: {err}"
         ) from None
+    return out
+
+
+def _header(path: Path) -> tuple[int, dict[str, Any]]:
+    """The safetensors JSON header and where the data starts (the format's first 8 bytes)."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    return 8 + size, header
+
+
+def _bfloat16_names(path: Path) -> set[str]:
+    _, header = _header(path)
+    return {k for k, v in header.items() if k != "__metadata__" and v.get("dtype") == "BF16"}
+
+
+def _read_bfloat16(path: Path, names: set[str]) -> dict[str, np.ndarray]:
+    """bfloat16 tensors widened to float32 (exact: bfloat16 is float32's top 16 bits)."""
+    if not names:
+        return {}
+    start, header = _header(path)
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    out = {}
+    for name in names:
+        begin, end = header[name]["data_offsets"]
+        halves = np.frombuffer(raw[start + begin : start + end].tobytes(), "<u2")
+        wide = halves.astype(np.uint32) << 16
+        out[name] = wide.view(np.float32).reshape(header[name]["shape"])
+    return out
 
 
 def _read_sharded(folder: Path) -> dict[str, np.ndarray]:
