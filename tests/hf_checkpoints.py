@@ -65,20 +65,28 @@ def bert(kind: str = "BertModel", **config: Any) -> Any:
     return getattr(transformers, kind)(transformers.BertConfig(**{**BERT, **config}))
 
 
-def gpt2(**config: Any) -> Any:
-    """A small ``transformers.GPT2LMHeadModel`` (seeded, weights spread)."""
+def gpt2(std: float | None = 0.5, **config: Any) -> Any:
+    """A small ``transformers.GPT2LMHeadModel`` (seeded; weights spread to ``std`` unless None)."""
     torch.manual_seed(0)
-    return spread(transformers.GPT2LMHeadModel(transformers.GPT2Config(**{**GPT2, **config})))
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**{**GPT2, **config}))
+    return model if std is None else spread(model, std)
 
 
-def t5(kind: str = "T5ForConditionalGeneration", untied: bool = False, **config: Any) -> Any:
-    """A small ``transformers`` T5 class ``kind`` (seeded, weights spread).
+def t5(
+    kind: str = "T5ForConditionalGeneration",
+    untied: bool = False,
+    std: float | None = 0.2,
+    **config: Any,
+) -> Any:
+    """A small ``transformers`` T5 class ``kind`` (seeded; weights spread unless None).
 
     ``untied`` gives the LM head its own weights and no output scaling (T5 v1.1 / FLAN-T5).
+    A wider spread than 0.2 makes T5's unscaled attention amplify float32 rounding past 1e-5
+    in ``transformers`` itself (against its own float64 result).
     """
     torch.manual_seed(0)
-    cfg = transformers.T5Config(**{**T5, **config})
-    model = spread(getattr(transformers, kind)(cfg), std=0.2)  # larger: float32 noise of 1e-5
+    model = getattr(transformers, kind)(transformers.T5Config(**{**T5, **config}))
+    model = model if std is None else spread(model, std)
     if untied:
         model.lm_head.weight = torch.nn.Parameter(torch.randn(VOCAB, T5["d_model"]) * 0.2)
         model.config.tie_word_embeddings = False

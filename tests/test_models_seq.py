@@ -43,7 +43,9 @@ def gpt2_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return hf.save(hf.gpt2(), tmp_path_factory.mktemp("gpt2"))
 
 
-def test_gpt2_logits_and_loss_match_with_left_padding(gpt2_folder: Path) -> None:
+@pytest.mark.parametrize("std", [None, 0.5], ids=["transformers_init", "spread_weights"])
+def test_gpt2_logits_and_loss_match_with_left_padding(tmp_path: Path, std: float | None) -> None:
+    gpt2_folder = hf.save(hf.gpt2(std), tmp_path)
     theirs = transformers.GPT2LMHeadModel.from_pretrained(gpt2_folder).eval()
     ids, mask = hf.left_padded([6, 9, 4])
     labels = np.where(mask == 1, ids, -100)
@@ -109,10 +111,12 @@ def _t5_batch() -> dict[str, np.ndarray]:
     return {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": dec}
 
 
-@pytest.mark.parametrize("untied", [False, True], ids=["tied_relu", "untied_gated_gelu"])
-def test_t5_logits_and_loss_match(tmp_path: Path, untied: bool) -> None:
+@pytest.mark.parametrize(
+    ("untied", "std"), [(False, None), (True, 0.2)], ids=["tied_relu", "untied_gated_gelu_spread"]
+)
+def test_t5_logits_and_loss_match(tmp_path: Path, untied: bool, std: float | None) -> None:
     kw = {"feed_forward_proj": "gated-gelu"} if untied else {}
-    theirs = hf.t5(untied=untied, **kw)
+    theirs = hf.t5(untied=untied, std=std, **kw)
     hf.save(theirs, tmp_path)
     theirs = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path).eval()
     batch = _t5_batch()
