@@ -30,6 +30,7 @@ pytestmark = [
 
 def test_finetune_example_runs_and_saves_a_loadable_model(tmp_path: Path) -> None:
     args = ["--limit", "48", "--test-limit", "32", "--batch-size", "16", "--max-length", "24"]
+    args.append("--eval-before")
     run = subprocess.run(
         [
             sys.executable,
