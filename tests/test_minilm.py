@@ -47,7 +47,9 @@ def test_state_dict_keys_are_the_checkpoint_names(minilm) -> None:  # type: igno
     from safetensors.numpy import load_file
 
     names = set(load_file(str(minilm.model_dir() / "model.safetensors")))
-    assert set(minilm.load_minilm().state_dict()) == names
+    # The checkpoint (transformers 4.8) also stores the position_ids buffer, which
+    # transformers has since made non-persistent; it is ignored on loading, as there.
+    assert set(minilm.load_minilm().state_dict()) == names - {"embeddings.position_ids"}
 
 
 def test_minilm_traces_and_exports_with_dynamic_batch_and_seq(minilm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

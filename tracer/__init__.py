@@ -358,6 +358,11 @@ __all__ += [
     "utils",
 ]
 
+# Pretrained models by name and text generation build on nn and data.
+from tracer import generation, models  # noqa: E402
+
+__all__ += ["generation", "models"]
+
 
 def __getattr__(name: str) -> object:
     # A PyTorch name graphcap lacks: say so, and point at the closest graphcap way.
