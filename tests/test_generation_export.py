@@ -196,3 +196,30 @@ def test_graphcap_export_generate_verifies(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert bad.returncode == 2 and "step()" in bad.stderr
+
+
+def test_gpt2_from_tracer_models_exports_generates_tokens(tmp_path: Path) -> None:
+    """A ``tracer.models`` GPT-2 through ``export_generate`` gives ``generate``'s tokens."""
+    ort = pytest.importorskip("onnxruntime")
+    from tracer.generation import generate
+    from tracer.models.gpt2 import GPT2Config, GPT2LMHeadModel
+
+    tracer.manual_seed(0)
+    config = GPT2Config(vocab_size=97, n_positions=64, n_embd=32, n_layer=2, n_head=4)
+    model = GPT2LMHeadModel(config)
+    model.eval()
+    ids, mask = _prompts(np.random.default_rng(3), [3, 5, 4])
+    want = generate(
+        model,
+        tracer.tensor(ids),
+        max_new_tokens=6,
+        attention_mask=tracer.tensor(mask),
+        eos_token_id=[],
+        pad_token_id=0,
+    ).numpy()
+    export_generate(model, tmp_path / "gpt2.onnx", eos_token_id=[], pad_token_id=0)
+    session = ort.InferenceSession(str(tmp_path / "gpt2.onnx"))
+    feeds = {"input_ids": ids, "attention_mask": mask, "max_new_tokens": np.array(6, np.int64)}
+    (got,) = session.run(None, feeds)
+    assert want.shape == (3, 5 + 6)
+    np.testing.assert_array_equal(got, want)
