@@ -30,7 +30,7 @@ from ir.ops.registry import ints, op
 from tracer import _state
 from tracer._inplace import unversioned, update_inplace
 from tracer._math import cast
-from tracer._symint import TraceError, is_symbolic
+from tracer._symint import SymInt, TraceError, is_symbolic
 from tracer._tensor_base import TensorBase
 
 if TYPE_CHECKING:
@@ -147,18 +147,26 @@ def _validate(items: list[_Item], shape: tuple[int, ...]) -> None:
                     )
 
 
-def _slice_bounds(s: slice) -> tuple[int, int, int] | None:
-    """(start, end, step) of ``s`` for ``Slice``; None when it keeps the whole axis."""
+def _slice_bounds(s: slice) -> tuple[Any, Any, int] | None:
+    """(start, end, step) of ``s`` for ``Slice``; None when it keeps the whole axis.
+
+    ``start`` and ``end`` may be ``SymInt`` (``x[:n]`` with a dynamic ``n``).
+    """
     step = 1 if s.step is None else operator.index(s.step)
     if step == 0:
         raise ValueError("slice step cannot be zero")
     if step < 0:
         raise ValueError("step must be greater than zero")
-    start = 0 if s.start is None else operator.index(s.start)
-    end = _END if s.stop is None else operator.index(s.stop)
-    if start == 0 and end == _END and step == 1:
+    start = 0 if s.start is None else _bound(s.start)
+    end = _END if s.stop is None else _bound(s.stop)
+    whole = not is_symbolic([start, end]) and start == 0 and end == _END
+    if whole and step == 1:
         return None
     return start, end, step
+
+
+def _bound(b: Any) -> Any:
+    return b if isinstance(b, SymInt) else operator.index(b)
 
 
 def _is_const_int(it: _Item) -> bool:
@@ -183,7 +191,7 @@ def _basic(x: Any, items: list[_Item]) -> Any:
             axes.append(it.dim)
             steps.append(bounds[2])
     if axes:
-        x = op.Slice(x, ints(starts), ints(ends), ints(axes), ints(steps))
+        x = op.Slice(x, _bounds(starts), _bounds(ends), ints(axes), ints(steps))
     if dropped:
         x = op.Squeeze(x, ints(dropped))
     kept = [it for it in items if it.kind not in ("none",) and not _is_const_int(it)]
@@ -192,6 +200,47 @@ def _basic(x: Any, items: list[_Item]) -> Any:
         if kept[k].kind == "int":
             x = op.Gather(x, kept[k].value, axis=sum(it.width for it in kept[:k]))
     return x
+
+
+def _bounds(values: list[Any]) -> Any:
+    """Slice starts or ends: a constant, or a recorded tensor when a bound is a SymInt."""
+    if not is_symbolic(values):
+        return ints(values)
+    from tracer._shape import symbolic_shape
+
+    return symbolic_shape(values)
+
+
+def _assumptions(items: list[_Item], shape: tuple[Any, ...]) -> None:
+    """While tracing, record what constant indices and slice bounds assume of dynamic sizes.
+
+    ``x[:, 5]`` on a dynamic axis needs it longer than 5, and ``table[:n]`` with a dynamic
+    ``n`` takes ``n`` to be within the table; ``x[:, -1]`` and ``x[:, 0]`` assume nothing
+    beyond a non-empty axis, so they record nothing.
+    """
+    for it in items:
+        size = shape[it.dim] if it.width == 1 and it.dim < len(shape) else None
+        if isinstance(size, SymInt) and it.kind in ("int", "adv") and not _is_traced(it.value):
+            values = np.asarray(it.value).reshape(-1)
+            if values.size:
+                high, low = int(values.max()), int(values.min())
+                if high >= 1:
+                    _assume(f"{size.name} > {high}", size.value > high)
+                if low <= -2:
+                    _assume(f"{size.name} >= {-low}", size.value >= -low)
+        elif isinstance(size, int) and it.kind == "slice":
+            for bound in (it.value.start, it.value.stop):
+                if isinstance(bound, SymInt) and not bound.expr.is_negative():
+                    _assume(f"{bound.name} <= {size}", bound.value <= size)
+
+
+def _assume(what: str, holds: bool) -> None:
+    assert _state.tracer is not None
+    _state.tracer.decide("shape-assumption", what, holds)
+
+
+def _is_traced(value: Any) -> bool:
+    return isinstance(value, TensorBase)
 
 
 def _stacked_indices(advanced: list[_Item]) -> tuple[Any, tuple[int, ...]]:
@@ -291,8 +340,12 @@ def index(x: Any, key: Any) -> Any:
             indices, or an index of an unsupported type.
         ValueError: a slice step that is not positive (PyTorch has no negative steps).
     """
-    items = _parse(key, tuple(x.shape))
-    _validate(items, tuple(x.shape))
+    shape = tuple(x.shape)
+    items = _parse(key, shape)
+    # Checked at the example's sizes: range checks are no decisions of the user's code.
+    _validate(items, tuple(x._data.shape) if isinstance(x, TensorBase) else shape)
+    if _state.tracer is not None:
+        _assumptions(items, shape)
     x = _basic(x, items)
     x, block, adjacent = _advanced(x, items)
     return _new_axes(x, items, block, adjacent)

@@ -55,6 +55,11 @@ def _ints(values: Sequence[int]) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
 
+def _diagonal(diagonal: Any) -> Any:
+    """Trilu's ``k``: a 0-d int64 constant, or the recorded tensor of a SymInt."""
+    return diagonal.tensor if isinstance(diagonal, SymInt) else np.asarray(diagonal, np.int64)
+
+
 def _dims(args: tuple[Any, ...]) -> tuple[int, ...]:
     """``permute(0, 2, 1)`` or ``permute((0, 2, 1))`` arguments as a tuple of ints."""
     if len(args) == 1 and not isinstance(args[0], int):
@@ -369,12 +374,16 @@ class ShapeMixin(_ConvertMixin):
         return apply(get("Gather"), (self, index), {"axis": _axis(self._data.ndim, dim)})
 
     def tril(self, diagonal: int = 0) -> Tensor:
-        """The lower triangle of the last two dims, from ``diagonal`` down; the rest zero."""
-        return apply(get("Trilu"), (self, np.asarray(diagonal, np.int64)), {"upper": 0})
+        """The lower triangle of the last two dims, from ``diagonal`` down; the rest zero.
+
+        A symbolic ``diagonal`` (``T - t`` of dynamic sizes, a causal mask over a cache)
+        stays symbolic in a trace.
+        """
+        return apply(get("Trilu"), (self, _diagonal(diagonal)), {"upper": 0})
 
     def triu(self, diagonal: int = 0) -> Tensor:
         """The upper triangle of the last two dims, from ``diagonal`` up; the rest zero."""
-        return apply(get("Trilu"), (self, np.asarray(diagonal, np.int64)), {"upper": 1})
+        return apply(get("Trilu"), (self, _diagonal(diagonal)), {"upper": 1})
 
     def flip(self, *dims: Any) -> Tensor:
         """The tensor with the order of elements reversed along ``dims``."""

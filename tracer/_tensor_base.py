@@ -243,7 +243,7 @@ class TensorBase:
 
     # NumPy hands ``ndarray * tensor`` back to the tensor's operators instead of turning the
     # tensor into an array (which would silently drop it from the autograd graph).
-    __array_ufunc__ = None
+    __array_ufunc__: Any = None
 
     _data: np.ndarray
     _requires_grad: bool

@@ -31,8 +31,57 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, IndexingMixin, InplaceMixin):
         if requires_grad:
             self.requires_grad = True
 
+    # While tracing, reading an input-dependent value into NumPy would bake the example's
+    # values into the graph as a constant: these raise TraceError naming the line instead.
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array, without a copy.
+
+        Raises:
+            RuntimeError: the tensor requires grad (as in PyTorch: detach it first).
+            TraceError: while tracing, the values depend on the traced inputs.
+        """
+        self._read_into_python("numpy()")
+        return super().numpy()
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        self._read_into_python("numpy.asarray() or numpy.array()")
+        return super().__array__(dtype, copy)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        # ``array <op> tensor``: NumPy's operator calls the ufunc; the tensor's reflected
+        # operator answers, as it would if NumPy had deferred to it.
+        if method == "__call__" and not kwargs and len(inputs) == 2 and inputs[1] is self:
+            reflected = _REFLECTED.get(ufunc)
+            if reflected is not None and not isinstance(inputs[0], _tensor_base.TensorBase):
+                return getattr(self, reflected)(inputs[0])
+        self._read_into_python(f"numpy.{ufunc.__name__}")
+        raise TypeError(
+            f"operand 'Tensor' does not support ufuncs (numpy.{ufunc.__name__}); use the "
+            "tensor's methods or tracer's functions"
+        )
+
 
 _tensor_base.TENSOR_CLASS = Tensor
+
+# The ufunc each ``ndarray`` operator calls, and the tensor's operator for it with the
+# array on the left.
+_REFLECTED: dict[Any, str] = {
+    np.add: "__radd__",
+    np.subtract: "__rsub__",
+    np.multiply: "__rmul__",
+    np.true_divide: "__rtruediv__",
+    np.floor_divide: "__rfloordiv__",
+    np.remainder: "__rmod__",
+    np.power: "__rpow__",
+    np.matmul: "__rmatmul__",
+    np.less: "__gt__",
+    np.less_equal: "__ge__",
+    np.greater: "__lt__",
+    np.greater_equal: "__le__",
+    np.equal: "__eq__",
+    np.not_equal: "__ne__",
+}
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:

@@ -30,6 +30,7 @@ from tracer.nn._loss import (
     mse_loss,
     nll_loss,
 )
+from tracer.trace import record_decision
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -99,13 +100,18 @@ def embedding(
             f"[{input._data.min()}, {input._data.max()}]"
         )
     out = apply(get("Gather"), (weight, input), {"axis": 0})
-    if padding_idx is None or not (weight._requires_grad and is_grad_enabled()):
+    if padding_idx is None or not weight._requires_grad:
         return out
     padding_idx = _padding_index(padding_idx, n)
-    # Same values, but the padding positions read a detached copy: no gradient reaches them.
+    if not is_grad_enabled():
+        # A trace for inference leaves the gradient cut out; ir.grad refuses such a graph.
+        record_decision(
+            "grad-mode", f"gradient cut of embedding(padding_idx={padding_idx})", "left out"
+        )
+        return out
+    # Same values, but the padding positions are detached: no gradient reaches their row.
     keep = (input != padding_idx).unsqueeze(-1)
-    frozen = apply(get("Gather"), (weight.detach(), input), {"axis": 0})
-    return apply(get("Where"), (keep, out, frozen), {})
+    return apply(get("Where"), (keep, out, out.detach()), {})
 
 
 def _padding_index(padding_idx: int, n: int) -> int:
