@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from tracer.tensor import Tensor
 
 
+_LOOP_HINT = (
+    "; to loop over a dynamic axis, use a recurrent layer (nn.LSTM, nn.GRU) or "
+    "tracer.while_loop, which become graph loops"
+)
+
+
 class TraceError(GraphcapError, RuntimeError):
     """Eager code did something while tracing that a graph cannot express faithfully."""
 
@@ -59,6 +65,10 @@ class SymInt:
 
     # ------------------------------------------------------------ into Python
 
+    def refused(self, how: str) -> TraceError:
+        """The error for turning this size into a Python int by ``how`` (``len()``, ...)."""
+        return self._baked(how, _LOOP_HINT)
+
     def _baked(self, how: str, hint: str = "") -> TraceError:
         from tracer.trace import user_source
 
@@ -74,11 +84,7 @@ class SymInt:
         raise self._baked("int()")
 
     def __index__(self) -> int:
-        raise self._baked(
-            "Using as a Python int (range(), a loop count, NumPy)",
-            "; to loop over a dynamic axis, use a recurrent layer (nn.LSTM, nn.GRU) or "
-            "tracer.while_loop, which become graph loops",
-        )
+        raise self._baked("Using as a Python int (range(), a loop count, NumPy)", _LOOP_HINT)
 
     def __float__(self) -> float:
         raise self._baked("float()")

@@ -385,8 +385,8 @@ class TensorBase:
             raise TypeError("len() of a 0-d tensor")
         if _state.tracer is not None:
             size = self.shape[0]
-            if not isinstance(size, int):
-                return size.__index__()  # raises TraceError: the loop count would be baked
+            if not isinstance(size, int):  # len() must return an int: it would be baked
+                raise size.refused("len() (use x.shape[0] or x.size(0), which stay symbolic)")
             _state.tracer.decide("len", f"len() of a tensor of shape {list(self.shape)}", size)
         return self._data.shape[0]
 
