@@ -17,6 +17,7 @@ import tracer as gc
 from runtime import Session
 from tests.test_trace import run_graph
 from tracer import TraceError, nn
+from tracer.nn import functional as F  # noqa: N812 - PyTorch's name
 
 # ---------------------------------------------------------------- 1. values into NumPy
 
@@ -305,6 +306,41 @@ def test_len_and_range_over_a_dynamic_dim_raise_with_a_way_out() -> None:
     assert "declare the axis static" in str(info.value)
     graph = gc.trace(lambda x: x[: len(x)], (gc.randn(3, 2),))  # a static dim: len() is fine
     assert ("len", 3) in {(d["kind"], d["result"]) for d in graph.meta["baked"]}
+
+
+def test_more_idioms_on_dynamic_sizes_stay_dynamic() -> None:
+    def f(x: gc.Tensor, past: gc.Tensor) -> Any:
+        t = x.shape[1]
+        k = gc.cat([past, x], dim=1)
+        head, tail = k.split([past.shape[1], t], dim=1)
+        return (
+            x.sum(1) / t,  # a mean by a dynamic count
+            x / t**0.5,
+            x[x > 0],  # a bool mask: a data-dependent count
+            F.pad(x, (0, 0, 0, t)),  # padding by a dynamic amount
+            x[:, :1].repeat(1, t, 1),
+            gc.tensor([x.shape[0], t]),  # a tensor of sizes
+            head * 2,
+            tail,
+        )
+
+    axes = {"x": {0: "b", 1: "t"}, "past": {0: "b", 1: "past"}}
+    graph = gc.trace(f, (gc.randn(2, 3, 4), gc.randn(2, 5, 4)), axes)
+    assert graph.meta["baked"] == []
+    assert [str(v.type) for v in graph.outputs[-2:]] == ["f32[b, past, 4]", "f32[b, t, 4]"]
+    x, past = gc.randn(3, 7, 4), gc.randn(3, 2, 4)
+    got = run_graph(graph, {"x": x.numpy(), "past": past.numpy()})
+    for name, want in zip(got, f(x, past), strict=True):
+        np.testing.assert_allclose(got[name], np.asarray(want.numpy()), rtol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [lambda x: x.chunk(2, dim=1)[0], lambda x: x.split(2, dim=1)[0], lambda x: x.unbind(1)[0]],
+)
+def test_splitting_a_dynamic_axis_into_example_sized_pieces_raises(body: Any) -> None:
+    with pytest.raises(TraceError, match=r"Splitting \(split, chunk, unbind\).*'t'"):
+        gc.trace(body, (gc.randn(2, 6),), {"x": {1: "t"}})
 
 
 # ---------------------------------------------------------------- 6. sizes that simplify

@@ -139,10 +139,11 @@ def _validate(items: list[_Item], shape: tuple[int, ...]) -> None:
             if bad.size:
                 _check_int(int(bad.reshape(-1)[0]), it.dim, shape[it.dim])
         elif it.kind == "mask":
-            for j, d in enumerate(it.value.shape):
+            mask = _value_of(it.value).shape
+            for j, d in enumerate(mask):
                 if d != shape[it.dim + j]:
                     raise IndexError(
-                        f"The shape of the mask {list(it.value.shape)} at index {j} does not "
+                        f"The shape of the mask {list(mask)} at index {j} does not "
                         f"match the shape of the indexed tensor {list(shape)} at index {it.dim + j}"
                     )
 
@@ -257,6 +258,8 @@ def _stacked_indices(advanced: list[_Item]) -> tuple[Any, tuple[int, ...]]:
             shapes.append(tuple(piece.shape))
             piece = op.Unsqueeze(piece, ints([-1]))
         pieces.append(piece)
+    if len(pieces) == 1:  # nothing to broadcast (a mask's count may be symbolic)
+        return pieces[0], shapes[0]
     try:
         batch = tuple(np.broadcast_shapes(*shapes))
     except ValueError:

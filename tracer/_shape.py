@@ -319,9 +319,9 @@ class ShapeMixin(_ConvertMixin):
                 "dimensions of tensor"
             )
         x: TensorBase = self
-        if lead:
-            x = _reshape(self, _ints([1] * lead + list(self._data.shape)))
-        return apply(get("Tile"), (x, _ints(reps)), {})
+        if lead:  # new leading axes of size 1 (Unsqueeze keeps dynamic sizes dynamic)
+            x = apply(get("Unsqueeze"), (self, _ints(list(range(lead)))), {})
+        return apply(get("Tile"), (x, shape_operand(tuple(reps))), {})
 
     def split(self, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
         """Pieces along ``dim``: of an int size each (the last may be short), or of listed sizes.
@@ -331,17 +331,23 @@ class ShapeMixin(_ConvertMixin):
         """
         axis = _axis(self._data.ndim, dim)
         n = self._data.shape[axis]
-        if isinstance(split_size_or_sections, int):
-            step = split_size_or_sections
-            sizes = [step] * (n // step) + ([n % step] if n % step or n == 0 else [])
+        dynamic = self.shape[axis]  # a SymInt along a dynamic axis while tracing
+        sections = split_size_or_sections
+        if isinstance(dynamic, SymInt) and (isinstance(sections, int) or not is_symbolic(sections)):
+            # The pieces' count or sizes would be the example's: x.split([a, b]) with
+            # SymInts a and b, or slices (x[:, :n], x[:, n:]), stay dynamic.
+            raise dynamic.refused("Splitting (split, chunk, unbind)")
+        if isinstance(sections, int):
+            sizes: list[Any] = [sections] * (n // sections)
+            sizes += [n % sections] if n % sections or n == 0 else []
         else:
-            sizes = list(split_size_or_sections)
-            if sum(sizes) != n:
+            sizes = list(sections)
+            if sum(_concrete(s) for s in sizes) != n:
                 raise RuntimeError(
                     f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's "
                     f"size at dimension {dim}), but got split_sizes={sizes}"
                 )
-        out = apply(get("Split"), (self, _ints(sizes)), {"axis": axis})
+        out = apply(get("Split"), (self, shape_operand(tuple(sizes))), {"axis": axis})
         return tuple(out)
 
     def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:

@@ -3,11 +3,13 @@
 While tracing, ``x.shape[i]`` of a dynamic axis is a ``SymInt``. It carries the example's
 size (so eager code keeps running) and the graph computation of that size (``Shape`` and
 ``Gather``, then whatever arithmetic the code does), so passing it to ``reshape``, ``view``,
-``expand``, ``zeros``, ``arange``, ``tril`` or a slice bound (``x[:n]``) keeps the graph
-dynamic. Turning it into a Python int (``int()``, ``range()``, NumPy) would fix the size in
-the graph, so that raises ``TraceError``; comparing it is a Python decision, recorded in the
-graph's metadata. Its name is a dimension expression over the user's symbols, simplified
-as it is built (``ir.dims``): ``(past + seq) - seq`` is ``past``, ``seq - seq`` is ``0``.
+``expand``, ``zeros``, ``arange``, ``tril``, ``repeat``, ``F.pad`` or a slice bound
+(``x[:n]``) keeps the graph dynamic; ``n / 2``, ``n ** 0.5`` and ``x / n`` are tensors the
+graph computes. Turning it into a Python int (``int()``, ``range()``, NumPy) would fix the
+size in the graph, so that raises ``TraceError``; comparing it is a Python decision,
+recorded in the graph's metadata. Its name is a dimension expression over the user's
+symbols, simplified as it is built (``ir.dims``): ``(past + seq) - seq`` is ``past``,
+``seq - seq`` is ``0``.
 """
 
 from __future__ import annotations
@@ -133,6 +135,8 @@ class SymInt:
     def _arith(self, other: Any, fn: Callable[[Any, Any], Any], swap: bool) -> Any:
         if isinstance(other, SymInt):
             value, theirs = other.value, other.expr
+        elif isinstance(other, float):
+            return self._as_tensor(other, fn, swap)
         elif isinstance(other, int) and not isinstance(other, bool):
             if (fn is operator.mul and other == 1) or (fn is operator.add and other == 0):
                 return self  # x*1, 1*x, x+0: no node, and the symbol stays readable
@@ -158,6 +162,25 @@ class SymInt:
             return fn(theirs, this.tensor) if swap else fn(this.tensor, theirs)
 
         return SymInt(fn(a, b), expr, make)
+
+    def _as_tensor(self, other: Any, fn: Callable[[Any, Any], Any], swap: bool) -> Any:
+        """``fn`` on the recorded size tensor: float results are graph values, not sizes."""
+        if isinstance(other, bool) or not isinstance(other, int | float | SymInt):
+            return NotImplemented
+        theirs = other.tensor if isinstance(other, SymInt) else other
+        return fn(theirs, self.tensor) if swap else fn(self.tensor, theirs)
+
+    def __truediv__(self, other: Any) -> Any:
+        return self._as_tensor(other, operator.truediv, False)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return self._as_tensor(other, operator.truediv, True)
+
+    def __pow__(self, other: Any) -> Any:
+        return self._as_tensor(other, operator.pow, False)
+
+    def __rpow__(self, other: Any) -> Any:
+        return self._as_tensor(other, operator.pow, True)
 
     def __add__(self, other: Any) -> Any:
         return self._arith(other, operator.add, False)

@@ -12,6 +12,7 @@ from tracer._inplace import InplaceMixin
 from tracer._math import MathMixin
 from tracer._reduce import ReduceMixin
 from tracer._shape import ShapeMixin
+from tracer._symint import is_symbolic
 from tracer._tensor_base import to_array, wrap
 
 
@@ -25,6 +26,8 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, IndexingMixin, InplaceMixin):
     __slots__ = ()
 
     def __init__(self, data: Any = (), requires_grad: bool = False) -> None:
+        if isinstance(data, _tensor_base.TensorBase):
+            data._read_into_python("Tensor(tensor)")
         self._data = to_array(data, np.dtype(np.float32)).copy()
         self._node, self._index, self._version, self.grad = None, 0, None, None
         self._requires_grad = False
@@ -88,11 +91,22 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data``.
 
     Python floats give float32, ints int64, bools bool; arrays and tensors keep their dtype.
+    While tracing, a list of sizes holding ``SymInt``s gives the recorded int64 tensor of
+    those sizes.
 
     Raises:
         DTypeError: ``data`` has a dtype graphcap does not support.
         RuntimeError: ``requires_grad`` on a non-floating dtype.
+        TraceError: while tracing, ``data`` is a tensor whose values depend on the traced
+            inputs (the copy would be a constant).
     """
+    if isinstance(data, _tensor_base.TensorBase):  # a copy of a traced value: a constant
+        data._read_into_python("tracer.tensor(tensor)")
+    elif isinstance(data, list | tuple) and is_symbolic(data):  # sizes of a trace: recorded
+        from tracer._shape import symbolic_shape
+
+        sizes = symbolic_shape(data)
+        return sizes if dtype is None else sizes.to(dtype)
     t = wrap(to_array(data, None if dtype is None else np.dtype(dtype)).copy())
     if requires_grad:
         t.requires_grad = True

@@ -39,8 +39,10 @@ from tracer.pytree import LEAF, TreeSpec, leaf_names, tree_flatten
 
 __all__ = ["TraceError", "trace"]
 
+# Frames in these are not the user's: graphcap's own, and NumPy's when it calls back.
 _PACKAGES = tuple(
-    os.path.dirname(os.path.abspath(m.__file__ or "")) + os.sep for m in (sys.modules["tracer"], ir)
+    os.path.dirname(os.path.abspath(m.__file__ or "")) + os.sep
+    for m in (sys.modules["tracer"], ir, np)
 )
 DynamicAxes = Mapping[str, Mapping[int, str] | Sequence[int]]
 _serial = 0  # Tracer.serial of the last trace started

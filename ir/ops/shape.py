@@ -425,7 +425,8 @@ def _split_infer(
         n = split.shape[0] if split.shape else None
         if not isinstance(n, int):
             raise ShapeError("Split: the number of outputs is unknown (`split` has unknown length)")
-        sizes: list[Dim] = [None] * n
+        dims = ctx.dims(1)  # symbolic sizes (x.split([past, seq])) keep their names
+        sizes: list[Dim] = list(dims) if dims is not None and len(dims) == n else [None] * n
     elif isinstance(dim, int):
         sizes = list(_split_sizes(dim, given, num_outputs))
     else:

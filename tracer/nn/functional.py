@@ -22,6 +22,8 @@ from ir.ops.registry import get
 from tracer._creation import ones
 from tracer._functions import where
 from tracer._math import const
+from tracer._shape import shape_operand
+from tracer._symint import SymInt
 from tracer._tensor_base import apply
 from tracer.autograd import is_grad_enabled
 from tracer.nn._loss import (
@@ -277,12 +279,17 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: Any = 
         )
     if mode != "constant" and value not in (None, 0):
         raise ValueError(f'Padding mode "{mode}" doesn\'t take in value argument')
-    begins, ends = [0] * ndim, [0] * ndim
-    for i in range(len(pad) // 2):
-        begins[ndim - 1 - i], ends[ndim - 1 - i] = int(pad[2 * i]), int(pad[2 * i + 1])
-    pads = np.asarray(begins + ends, np.int64)
+    begins: list[Any] = [0] * ndim
+    ends: list[Any] = [0] * ndim
+    for i in range(len(pad) // 2):  # ints, or SymInts that keep dynamic pads in a trace
+        begins[ndim - 1 - i], ends[ndim - 1 - i] = _size(pad[2 * i]), _size(pad[2 * i + 1])
+    pads = shape_operand(tuple(begins + ends))
     fill = const(0 if value is None else value, input._data.dtype) if mode == "constant" else None
     return apply(get("Pad"), (input, pads, fill), {"mode": modes[mode]})
+
+
+def _size(n: Any) -> Any:
+    return n if isinstance(n, SymInt) else int(n)
 
 
 # ---------------------------------------------------------------- attention
