@@ -334,6 +334,18 @@ def test_more_idioms_on_dynamic_sizes_stay_dynamic() -> None:
         np.testing.assert_allclose(got[name], np.asarray(want.numpy()), rtol=1e-6, err_msg=name)
 
 
+def test_last_token_by_lengths_with_two_dynamic_index_tensors() -> None:
+    def last(x: gc.Tensor, lengths: gc.Tensor) -> gc.Tensor:
+        return x[gc.arange(x.shape[0]), lengths - 1]
+
+    axes = {"x": {0: "batch", 1: "t"}, "lengths": {0: "batch"}}
+    graph = gc.trace(last, (gc.randn(2, 6, 4), gc.tensor([6, 3])), axes)
+    assert str(graph.outputs[0].type) == "f32[batch, 4]" and graph.meta["baked"] == []
+    x, lengths = gc.randn(3, 9, 4), gc.tensor([9, 1, 5])
+    got = run_graph(graph, {"x": x.numpy(), "lengths": lengths.numpy()})["output"]
+    np.testing.assert_array_equal(got, last(x, lengths).numpy())
+
+
 @pytest.mark.parametrize(
     "body",
     [lambda x: x.chunk(2, dim=1)[0], lambda x: x.split(2, dim=1)[0], lambda x: x.unbind(1)[0]],

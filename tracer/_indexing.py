@@ -260,18 +260,53 @@ def _stacked_indices(advanced: list[_Item]) -> tuple[Any, tuple[int, ...]]:
         pieces.append(piece)
     if len(pieces) == 1:  # nothing to broadcast (a mask's count may be symbolic)
         return pieces[0], shapes[0]
+    batch = _broadcast(shapes)
+    from tracer._shape import shape_operand
+
+    pieces = [
+        p
+        if _same(tuple(p.shape[:-1]), batch)
+        else op.Expand(p, shape_operand((*batch, p.shape[-1])))
+        for p in pieces
+    ]
+    return (pieces[0] if len(pieces) == 1 else op.Concat(*pieces, axis=-1)), batch
+
+
+def _broadcast(shapes: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """NumPy broadcasting of index shapes that may hold SymInts (checked at their values)."""
     try:
-        batch = tuple(np.broadcast_shapes(*shapes))
+        np.broadcast_shapes(*[tuple(_value(d) for d in s) for s in shapes])
     except ValueError:
         shown = ", ".join(str(list(s)) for s in shapes)
         raise IndexError(
             f"shape mismatch: indexing tensors could not be broadcast together with shapes {shown}"
         ) from None
-    pieces = [
-        p if tuple(p.shape[:-1]) == batch else op.Expand(p, ints([*batch, p.shape[-1]]))
-        for p in pieces
-    ]
-    return (pieces[0] if len(pieces) == 1 else op.Concat(*pieces, axis=-1)), batch
+    rank = max(len(s) for s in shapes)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    out: list[Any] = []
+    for i in range(rank):
+        dims = [s[i] for s in padded]
+        fixed = [d for d in dims if isinstance(d, int) and d != 1]  # a size a symbol must equal
+        symbols = [d for d in dims if isinstance(d, SymInt)]
+        out.append(fixed[0] if fixed else symbols[0] if symbols else 1)
+    return tuple(out)
+
+
+def _value(d: Any) -> int:
+    return d.value if isinstance(d, SymInt) else int(d)
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Equal sizes, SymInts compared by expression (no recorded decision)."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, SymInt) or isinstance(y, SymInt):
+            if not (isinstance(x, SymInt) and isinstance(y, SymInt) and x.expr == y.expr):
+                return False
+        elif x != y:
+            return False
+    return True
 
 
 def _advanced(x: Any, items: list[_Item]) -> tuple[Any, int, bool]:
