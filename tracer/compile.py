@@ -30,9 +30,10 @@ from ir.ops.registry import OpDef
 from ir.partition import split
 from runtime import Session
 from tracer import _state
+from tracer._signature import DynamicAxes, input_names_of
 from tracer._tensor_base import TensorBase, apply, wrap
 from tracer.pytree import TreeSpec, leaf_names, tree_flatten, tree_unflatten
-from tracer.trace import DynamicAxes, _input_names, capture
+from tracer.trace import capture
 
 __all__ = ["Compiled", "compile"]
 
@@ -335,7 +336,7 @@ def _owned_tensors(fn: Any) -> list[TensorBase]:
 
 
 def _argument_names(fn: Any, n_args: int, kwargs: Mapping[str, Any]) -> list[str]:
-    return _input_names(fn, tuple(range(n_args)), dict(kwargs), None)
+    return input_names_of(fn, tuple(range(n_args)), dict(kwargs), None)
 
 
 def _axes(spec: Mapping[int, str] | Sequence[int], name: str) -> Mapping[int, str]:

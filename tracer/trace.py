@@ -17,9 +17,7 @@ What a trace cannot keep dynamic is either refused or written down:
 
 from __future__ import annotations
 
-import inspect
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
@@ -32,6 +30,14 @@ from ir.dims import Expr, evaluate
 from ir.graph import Graph, Value
 from ir.ops.registry import OpDef, get
 from tracer import _state
+from tracer._signature import (
+    DynamicAxes,
+    input_names_of,
+    normalise_axes,
+    output_names_of,
+    parameter_names,
+    split_inputs,
+)
 from tracer._symint import SymInt, TraceError
 from tracer._tensor_base import TensorBase
 from tracer.autograd import set_grad_enabled
@@ -44,9 +50,7 @@ _PACKAGES = tuple(
     os.path.dirname(os.path.abspath(m.__file__ or "")) + os.sep
     for m in (sys.modules["tracer"], ir, np)
 )
-DynamicAxes = Mapping[str, Mapping[int, str] | Sequence[int]]
 _serial = 0  # Tracer.serial of the last trace started
-_SYMBOL = re.compile(r"^[A-Za-z_][\w.]*$")
 
 
 # ---------------------------------------------------------------- source locations
@@ -373,11 +377,11 @@ def capture(
     """
     if _state.tracer is not None:
         raise TraceError("trace() was called while another trace is running")
-    args, kwargs = _split_inputs(example_inputs)
-    names = _input_names(fn, args, kwargs, input_names)
+    args, kwargs = split_inputs(example_inputs)
+    names = input_names_of(fn, args, kwargs, input_names)
     graph = Graph(getattr(fn, "__name__", type(fn).__name__))
-    tracer = Tracer(graph, _parameter_names(fn))
-    axes = _normalise_axes(dynamic_axes or {})
+    tracer = Tracer(graph, parameter_names(fn))
+    axes = normalise_axes(dynamic_axes or {})
     tensors: list[str] = []
     for name, value in zip(names, [*args, *kwargs.values()], strict=True):
         leaves, spec = tree_flatten(value)
@@ -409,100 +413,15 @@ def capture(
     return graph, tracer
 
 
-def _split_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if isinstance(example_inputs, Mapping):
-        return (), dict(example_inputs)
-    if isinstance(example_inputs, tuple | list):
-        return tuple(example_inputs), {}
-    return (example_inputs,), {}
-
-
-def _input_names(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    given: Sequence[str] | None,
-) -> list[str]:
-    if given is not None:
-        if len(given) != len(args) + len(kwargs):
-            raise ValueError(f"{len(given)} input_names for {len(args) + len(kwargs)} inputs")
-        return list(given)
-    target = getattr(fn, "forward", fn)
-    try:
-        params = [
-            p.name
-            for p in inspect.signature(target).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        params = []
-    positional = params[: len(args)] if len(params) >= len(args) else []
-    positional += [f"input_{i}" for i in range(len(positional), len(args))]
-    return [*positional, *kwargs]
-
-
-def _parameter_names(fn: Any) -> dict[int, str]:
-    names: dict[int, str] = {}
-    for method in ("named_parameters", "named_buffers"):
-        if callable(getattr(fn, method, None)):
-            for name, t in getattr(fn, method)():
-                names.setdefault(id(t), name)
-    return names
-
-
-def _normalise_axes(dynamic_axes: DynamicAxes) -> dict[str, dict[int, str]]:
-    out: dict[str, dict[int, str]] = {}
-    for name, spec in dynamic_axes.items():
-        if isinstance(spec, Mapping):
-            out[name] = {int(a): str(s) for a, s in spec.items()}
-        else:
-            out[name] = {int(a): f"{name}_{int(a)}" for a in spec}
-        for symbol in out[name].values():
-            if not _SYMBOL.match(symbol):
-                raise ValueError(
-                    f"dynamic_axes[{name!r}]: symbol {symbol!r} is not a name (letters, digits, "
-                    "'_' and '.'), as dimension expressions such as 'past+seq' need"
-                )
-    return out
-
-
 def _set_outputs(graph: Graph, tracer: Tracer, result: Any, names: Sequence[str] | None) -> None:
     """Flatten ``result`` into named graph outputs; its structure goes to ``tracer.structure``."""
     leaves, spec = tree_flatten(result)
     tracer.structure = spec
-    leaf_names_ = _output_names(result, spec)
-    if names is not None:
-        if len(names) == len(leaf_names_):
-            leaf_names_ = list(names)
-        else:
-            top = _top_items(result, spec)
-            if len(names) != len(top):
-                raise ValueError(
-                    f"{len(names)} output_names for {len(top)} results ({len(leaves)} tensors)"
-                )
-            leaf_names_ = [
-                n
-                for given, (_, sub) in zip(names, top, strict=True)
-                for n in leaf_names(given, sub)
-            ]
     graph.set_outputs([])
-    for name, t in zip(leaf_names_, leaves, strict=True):
+    for name, t in zip(output_names_of(spec, names), leaves, strict=True):
         if not isinstance(t, TensorBase):
             raise TraceError(f"output {name!r} is a {type(t).__name__}, not a tensor")
         value = tracer.value_of(t)
         assert value is not None
         # An input, a weight or a repeated output gets an Identity node of its own there.
         graph.add_output(value, graph.fresh_name(name))
-
-
-def _top_items(result: Any, spec: TreeSpec) -> list[tuple[str, TreeSpec]]:
-    """The default name and structure of each top-level result."""
-    if spec.kind in ("tuple", "list"):
-        return [(f"output_{k}", c) for k, c in zip(spec.keys, spec.children, strict=True)]
-    if spec.kind in ("dict", "namedtuple", "dataclass"):
-        return [(str(k), c) for k, c in zip(spec.keys, spec.children, strict=True)]
-    return [("output", spec)]
-
-
-def _output_names(result: Any, spec: TreeSpec) -> list[str]:
-    return [n for name, sub in _top_items(result, spec) for n in leaf_names(name, sub)]
