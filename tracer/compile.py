@@ -31,7 +31,7 @@ from ir.partition import split
 from runtime import Session
 from tracer import _state
 from tracer._signature import DynamicAxes, input_names_of
-from tracer._tensor_base import TensorBase, apply, wrap
+from tracer._tensor_base import TensorBase, wrap
 from tracer.pytree import TreeSpec, leaf_names, tree_flatten, tree_unflatten
 from tracer.trace import capture
 
@@ -217,7 +217,7 @@ class _Entry:
         tensors = [v for v in leaves if isinstance(v, TensorBase)]
         tensors += [p.tensor for p in self.params]
         if self.op is not None and _state.grad_enabled:
-            outs = apply(self.op, tensors, {})
+            outs = self.op(*tensors)
             outs = (outs,) if isinstance(outs, TensorBase) else outs
             results = list(outs[: len(self.outputs)])
         else:
