@@ -1,12 +1,14 @@
 """Small NLP models written on plain ``tracer`` tensors, shared by the tests and ``bench/``.
 
-There is no ``tracer.nn`` yet, so each model is a tiny ``Module``: weights are tensor
-attributes initialised the way PyTorch's modules initialise them (``nn.Linear``: uniform in
-``±1/sqrt(fan_in)``; ``nn.Embedding``: standard normal with the padding row zeroed;
-``nn.LayerNorm``: ones and zeros; ``nn.MultiheadAttention``: Xavier-uniform ``in_proj_weight``
-and zero biases), and ``named_parameters()`` yields PyTorch's ``state_dict`` names, so that
-``tracer.trace`` names the initializers after them and ``copy_weights`` can move weights to
-the ``torch`` twin of the transformer by name.
+They are written on plain tensors on purpose, not on ``tracer.nn``: the tracer, autodiff and
+runtime tests then exercise tensor code alone, and a bug in ``tracer.nn`` cannot hide one in
+capture. Each model is a tiny ``Module``: weights are tensor attributes initialised the way
+PyTorch's modules initialise them (``nn.Linear``: uniform in ``±1/sqrt(fan_in)``;
+``nn.Embedding``: standard normal with the padding row zeroed; ``nn.LayerNorm``: ones and
+zeros; ``nn.MultiheadAttention``: Xavier-uniform ``in_proj_weight`` and zero biases), and
+``named_parameters()`` yields PyTorch's ``state_dict`` names, so that ``tracer.trace`` names
+the initializers after them and ``copy_weights`` can move weights to the ``torch`` twin of the
+transformer by name.
 
 Models (all float32):
 

@@ -12,7 +12,6 @@ variants run now on the interpreter.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -34,13 +33,6 @@ from tests.op_specs import ALL_SPECS, OpSpec, Sample
 from tests.op_specs.common import F32, F64
 
 RECURRENT = {"LSTM", "GRU", "RNN"}
-LOWERING = "ir.lower_recurrent"
-
-
-def _skip_without_lowering(recurrent: bool, standard_only: bool) -> None:
-    """Skip a recurrent ``standard_only`` case until ``ir.lower_recurrent`` exists."""
-    if recurrent and standard_only and importlib.util.find_spec(LOWERING) is None:
-        pytest.skip(f"{LOWERING} (lowering LSTMGrad/GRUGrad/RNNGrad to Scan) is not there yet")
 
 
 # ============================================================== 1. every op, one node
@@ -179,7 +171,6 @@ def _assert_grads(
 @pytest.mark.parametrize(("spec", "sample", "standard_only"), _grad_cases(F64))
 def test_op_grad_matches_eager_autograd(spec: OpSpec, sample: Sample, standard_only: bool) -> None:
     """float64, NumPy interpreter: the backward graph's gradients are eager autograd's."""
-    _skip_without_lowering(spec.op_type in RECURRENT, standard_only)
     opdef = ir.ops.get(spec.op_type, spec.domain)
     case = _one_node(opdef, sample, np.random.default_rng(1), standard_only=standard_only)
     if standard_only:
@@ -222,7 +213,6 @@ def _fd_cases() -> list[Any]:
 @pytest.mark.parametrize(("spec", "sample", "standard_only"), _fd_cases())
 def test_op_grad_finite_differences(spec: OpSpec, sample: Sample, standard_only: bool) -> None:
     """<J u, v> by central differences of the kernel against <u, backward graph(v)>."""
-    _skip_without_lowering(spec.op_type in RECURRENT, standard_only)
     opdef = ir.ops.get(spec.op_type, spec.domain)
     rng = np.random.default_rng(2)
     case = _one_node(opdef, sample, rng, only_f64=True)
@@ -246,7 +236,6 @@ def test_op_grad_finite_differences(spec: OpSpec, sample: Sample, standard_only:
 )
 def test_op_grad_onnxruntime_float32(spec: OpSpec, sample: Sample, standard_only: bool) -> None:
     """float32: onnxruntime runs the backward graph and agrees with the interpreter."""
-    _skip_without_lowering(spec.op_type in RECURRENT, standard_only)
     opdef = ir.ops.get(spec.op_type, spec.domain)
     case = _one_node(opdef, sample, np.random.default_rng(1))
     assert {n.op.domain for n in case.backward.nodes} <= {""}
@@ -275,7 +264,6 @@ def test_op_grad_with_symbolic_batch_axis(
     Rules then build shapes at run time; a few refuse by name, by design, where the
     gradient needs static shapes (``STATIC_ONLY``).
     """
-    _skip_without_lowering(spec.op_type in RECURRENT, standard_only)
     opdef = ir.ops.get(spec.op_type, spec.domain)
     try:
         case = _one_node(opdef, sample, np.random.default_rng(1), dynamic=True)
@@ -345,7 +333,6 @@ def test_model_grad_float64_matches_eager(case: ModelCase, standard_only: bool) 
     Checked at the traced size and at another one; ``standard_only`` graphs hold
     default-domain ops only.
     """
-    _skip_without_lowering(case.recurrent, standard_only)
     model = _model(case, tracer.float64)
     backward, names = _grad_graph(case, model, standard_only)
     assert [v.name for v in backward.outputs] == ["loss", *(f"{n}_grad" for n in names)]
@@ -364,7 +351,6 @@ def test_model_grad_float64_matches_eager(case: ModelCase, standard_only: bool) 
 @pytest.mark.parametrize(("case", "standard_only"), _model_params(with_custom=True))
 def test_model_grad_finite_differences(case: ModelCase, standard_only: bool) -> None:
     """<grad, u> from the graph against central differences of the eager loss along u."""
-    _skip_without_lowering(case.recurrent, standard_only)
     model = _model(case, tracer.float64)
     backward, names = _grad_graph(case, model, standard_only)
     batch = make_batch(4, 6, seed=2)
@@ -390,7 +376,6 @@ def test_model_grad_finite_differences(case: ModelCase, standard_only: bool) -> 
 @pytest.mark.parametrize(("case", "standard_only"), _model_params(with_custom=False))
 def test_model_grad_float32_onnxruntime_other_sizes(case: ModelCase, standard_only: bool) -> None:
     """The float32 gradient graph, traced at (3, 5), on onnxruntime at two other sizes."""
-    _skip_without_lowering(case.recurrent, standard_only)
     model = _model(case, tracer.float32)
     backward, _ = _grad_graph(case, model, standard_only)
     assert {n.op.domain for n in backward.nodes} == {""}
@@ -672,7 +657,6 @@ def test_recurrent_grad_lowers_to_standard_ops() -> None:
     model = _model(case, tracer.float64)
     custom, _ = _grad_graph(case, model, standard_only=False)
     assert "LSTMGrad" in {n.op.op_type for n in custom.nodes if n.op.domain == "ai.graphcap"}
-    _skip_without_lowering(True, True)
     lowered, _ = _grad_graph(case, model, standard_only=True)
     assert {n.op.domain for n in lowered.nodes} == {""}
 

@@ -300,7 +300,7 @@ def test_dataloader_option_errors_and_iterable():
     with pytest.raises(ValueError, match="batch_sampler"):
         td.DataLoader(range(4), batch_size=2, batch_sampler=[[0, 1]])
     with pytest.raises(ValueError, match="num_workers"):
-        td.DataLoader(range(4), num_workers=2)
+        td.DataLoader(range(4), num_workers=-1)
     loader = td.DataLoader(list(range(5)), batch_sampler=[[4, 0], [2]])
     assert [b.numpy().tolist() for b in loader] == [[4, 0], [2]]
 

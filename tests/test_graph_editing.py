@@ -134,6 +134,7 @@ def test_fresh_node_names_count_per_hint_and_skip_taken_names() -> None:
 
 def test_sixteen_thousand_unnamed_nodes_load_quickly(tmp_path: Path) -> None:
     # Naming each unnamed node by a search from 1 took 48 s here; counters take under 1 s.
+    # CPU time of this process, not wall time: other processes on a busy machine don't count.
     n = 16_000
     nodes = [
         helper.make_node(
@@ -148,14 +149,14 @@ def test_sixteen_thousand_unnamed_nodes_load_quickly(tmp_path: Path) -> None:
     )
     path = tmp_path / "long.onnx"
     path.write_bytes(model.SerializeToString())
-    start = time.perf_counter()
+    start = time.process_time()
     g = export.load(str(path))
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     assert len(g.nodes) == n and seconds < 10, f"{seconds:.1f} s to load {n} unnamed nodes"
     loaded = list(g.nodes)
     names = {node.name for node in g.nodes}
     assert len(names) == n and {"add", "mul", "add_7999", "mul_7999"} <= names
-    start = time.perf_counter()
+    start = time.process_time()
     added = []
     for node in list(g.nodes):  # an Identity before every node, then every one removed again
         with g.inserting_before(node):
@@ -163,4 +164,4 @@ def test_sixteen_thousand_unnamed_nodes_load_quickly(tmp_path: Path) -> None:
     assert list(g.nodes)[:3] == [added[0], loaded[0], added[1]]
     for node in added:
         g.remove(node)
-    assert list(g.nodes) == loaded and time.perf_counter() - start < 10
+    assert list(g.nodes) == loaded and time.process_time() - start < 10

@@ -11,6 +11,7 @@ from ir.dtypes import bool_ as bool
 from ir.dtypes import float16, float32, float64, int8, int16, int32, int64, uint8
 from tracer import autograd
 from tracer._creation import (
+    Generator,
     arange,
     empty,
     empty_like,
@@ -30,6 +31,7 @@ from tracer._creation import (
     zeros,
     zeros_like,
 )
+from tracer._device import DeviceError, device
 from tracer._functions import (
     broadcast_to,
     cat,
@@ -42,7 +44,21 @@ from tracer._functions import (
     where,
 )
 from tracer._functions import pow as pow  # re-exported; not in __all__ (a builtin's name)
+from tracer._inference import inference_mode, is_inference_mode_enabled
+from tracer._missing import MissingFeatureError, missing_attribute
+from tracer._random import bernoulli, multinomial
 from tracer._reduce import ValuesIndices
+from tracer._tensor_types import (
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+)
 from tracer.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tracer.compile import Compiled, compile
 from tracer.tensor import Tensor, as_tensor, from_numpy, tensor
@@ -97,6 +113,16 @@ remainder = Tensor.remainder
 fmod = Tensor.fmod
 matmul = Tensor.matmul
 dot = Tensor.dot
+mm = Tensor.mm
+mv = Tensor.mv
+bmm = Tensor.bmm
+addmm = Tensor.addmm
+baddbmm = Tensor.baddbmm
+addcmul = Tensor.addcmul
+addcdiv = Tensor.addcdiv
+lerp = Tensor.lerp
+square = Tensor.square
+masked_select = Tensor.masked_select
 eq = Tensor.eq
 ne = Tensor.ne
 lt = Tensor.lt
@@ -153,6 +179,33 @@ clone = Tensor.clone
 numel = Tensor.numel
 
 __all__ = [
+    "BoolTensor",
+    "ByteTensor",
+    "CharTensor",
+    "DeviceError",
+    "DoubleTensor",
+    "FloatTensor",
+    "Generator",
+    "HalfTensor",
+    "IntTensor",
+    "LongTensor",
+    "MissingFeatureError",
+    "ShortTensor",
+    "addcdiv",
+    "addcmul",
+    "addmm",
+    "baddbmm",
+    "bernoulli",
+    "bmm",
+    "device",
+    "inference_mode",
+    "is_inference_mode_enabled",
+    "lerp",
+    "masked_select",
+    "mm",
+    "multinomial",
+    "mv",
+    "square",
     "TraceError",
     "trace",
     "compile",
@@ -291,7 +344,23 @@ __all__ = [
 ]
 
 # Subpackages, imported last: they build on everything above (``tracer.nn`` as ``torch.nn``).
-from tracer import data, metrics, nn, optim
+from tracer import accelerator, cuda, data, metrics, nn, onnx, optim, utils
 from tracer.serialization import load, save
 
-__all__ += ["data", "load", "metrics", "nn", "optim", "save"]
+__all__ += [
+    "accelerator",
+    "cuda",
+    "data",
+    "load",
+    "metrics",
+    "nn",
+    "onnx",
+    "optim",
+    "save",
+    "utils",
+]
+
+
+def __getattr__(name: str) -> object:
+    # A PyTorch name graphcap lacks: say so, and point at the closest graphcap way.
+    raise missing_attribute("tracer", name, globals())

@@ -17,6 +17,7 @@ from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.ops import nn
 from ir.ops.registry import op
 from tracer import _state
+from tracer._device import CPU, check_device
 from tracer._promote import scalar_dtype
 from tracer._symint import SymInt, is_symbolic
 from tracer._tensor_base import TensorBase, to_array, wrap
@@ -42,6 +43,43 @@ def manual_seed(seed: int) -> np.random.Generator:
 def default_generator() -> np.random.Generator:
     """The generator random functions draw from when none is passed."""
     return _rng
+
+
+def _fresh_seed() -> int:
+    """A seed from the operating system's entropy (what an unseeded generator starts from)."""
+    return int(np.random.SeedSequence().generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
+
+
+class Generator:
+    """A random number generator of its own, as ``torch.Generator``: pass it as ``generator=``.
+
+    ``Generator().manual_seed(42)`` gives a reproducible stream that does not disturb the
+    global one (``tracer.manual_seed``); random functions, ``random_split`` and
+    ``DataLoader`` take it. The streams are NumPy's, so they differ from PyTorch's numbers.
+
+    Raises:
+        DeviceError: a device other than the CPU.
+    """
+
+    def __init__(self, device: Any = "cpu") -> None:
+        check_device(device, "Generator")
+        self.device = CPU
+        self._seed = _fresh_seed()
+        self.numpy_generator = np.random.default_rng(self._seed)
+
+    def manual_seed(self, seed: int) -> Generator:
+        """Restart the stream from ``seed``; returns the generator."""
+        self._seed = int(seed)
+        self.numpy_generator = np.random.default_rng(self._seed)
+        return self
+
+    def seed(self) -> int:
+        """Reseed from fresh entropy; returns the new seed."""
+        return self.manual_seed(_fresh_seed())._seed
+
+    def initial_seed(self) -> int:
+        """The seed the stream last started from."""
+        return self._seed
 
 
 def _size(size: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -72,7 +110,9 @@ def _like_size(input: TensorBase) -> tuple[Any, ...]:
     return tuple(input.shape) if _state.tracer is not None else input._data.shape
 
 
-def _dtype(dtype: Any, default: np.dtype) -> np.dtype:
+def _dtype(dtype: Any, default: np.dtype, device: Any = None) -> np.dtype:
+    """``dtype`` (``default`` when None), after checking that ``device`` is the CPU."""
+    check_device(device)
     return default if dtype is None else np.dtype(dtype)
 
 
@@ -86,23 +126,28 @@ def _leaf(data: np.ndarray, requires_grad: bool) -> Tensor:
 # ---------------------------------------------------------------- constant fills
 
 
-def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros of shape ``size`` (float32 unless ``dtype``)."""
-    return _fill(_size(size), 0, _dtype(dtype, D.float32), requires_grad)
+    return _fill(_size(size), 0, _dtype(dtype, D.float32, device), requires_grad)
 
 
-def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones of shape ``size`` (float32 unless ``dtype``)."""
-    return _fill(_size(size), 1, _dtype(dtype, D.float32), requires_grad)
+    return _fill(_size(size), 1, _dtype(dtype, D.float32, device), requires_grad)
 
 
-def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of shape ``size`` whose values are unspecified (zeros here)."""
-    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def full(
-    size: Sequence[int], fill_value: Any, *, dtype: Any = None, requires_grad: bool = False
+    size: Sequence[int],
+    fill_value: Any,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
 ) -> Tensor:
     """A tensor of shape ``size`` filled with ``fill_value``.
 
@@ -110,23 +155,29 @@ def full(
     """
     if isinstance(fill_value, TensorBase):
         fill_value = fill_value.item()
-    dt = _dtype(dtype, scalar_dtype(fill_value))
+    dt = _dtype(dtype, scalar_dtype(fill_value), device)
     return _fill(_size((size,)), fill_value, dt, requires_grad)
 
 
-def zeros_like(input: TensorBase, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def zeros_like(
+    input: TensorBase, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     """Zeros of ``input``'s shape and (unless ``dtype``) dtype."""
-    return _fill(_like_size(input), 0, _dtype(dtype, input.dtype), requires_grad)
+    return _fill(_like_size(input), 0, _dtype(dtype, input.dtype, device), requires_grad)
 
 
-def ones_like(input: TensorBase, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def ones_like(
+    input: TensorBase, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     """Ones of ``input``'s shape and (unless ``dtype``) dtype."""
-    return _fill(_like_size(input), 1, _dtype(dtype, input.dtype), requires_grad)
+    return _fill(_like_size(input), 1, _dtype(dtype, input.dtype, device), requires_grad)
 
 
-def empty_like(input: TensorBase, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def empty_like(
+    input: TensorBase, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     """A tensor of ``input``'s shape and dtype with unspecified values (zeros here)."""
-    return zeros_like(input, dtype=dtype, requires_grad=requires_grad)
+    return zeros_like(input, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def full_like(
@@ -134,15 +185,23 @@ def full_like(
     fill_value: Any,
     *,
     dtype: Any = None,
+    device: Any = None,
     requires_grad: bool = False,
 ) -> Tensor:
     """``fill_value`` in ``input``'s shape and (unless ``dtype``) dtype."""
-    return _fill(_like_size(input), fill_value, _dtype(dtype, input.dtype), requires_grad)
+    return _fill(_like_size(input), fill_value, _dtype(dtype, input.dtype, device), requires_grad)
 
 
-def eye(n: int, m: int | None = None, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def eye(
+    n: int,
+    m: int | None = None,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """An ``n`` x ``m`` matrix with ones on the diagonal (``m`` defaults to ``n``)."""
-    return _leaf(np.eye(n, m, dtype=_dtype(dtype, D.float32)), requires_grad)
+    return _leaf(np.eye(n, m, dtype=_dtype(dtype, D.float32, device)), requires_grad)
 
 
 # ---------------------------------------------------------------- ranges
@@ -154,6 +213,7 @@ def arange(
     step: float = 1,
     *,
     dtype: Any = None,
+    device: Any = None,
     requires_grad: bool = False,
 ) -> Tensor:
     """Values from ``start`` (default 0) up to, not including, ``end`` by ``step``.
@@ -172,7 +232,7 @@ def arange(
             f"arange: upper bound {end} and lower bound {start} inconsistent with step {step}"
         )
     integral = all(isinstance(v, int) for v in (start, end, step))
-    dt = _dtype(dtype, D.int64 if integral else D.float32)
+    dt = _dtype(dtype, D.int64 if integral else D.float32, device)
     values: np.ndarray
     if integral:
         values = np.arange(start, end, step, dtype=np.int64)
@@ -197,47 +257,63 @@ def _symbolic_range(start: Any, end: Any, step: Any, dtype: Any) -> Tensor:
 
 
 def linspace(
-    start: float, end: float, steps: int, *, dtype: Any = None, requires_grad: bool = False
+    start: float,
+    end: float,
+    steps: int,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
 ) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end``, both included (float32)."""
     values = np.linspace(start, end, steps, dtype=np.float64)
-    return _leaf(values.astype(_dtype(dtype, D.float32)), requires_grad)
+    return _leaf(values.astype(_dtype(dtype, D.float32, device)), requires_grad)
 
 
 # ---------------------------------------------------------------- random
 
 
-def _gen(generator: np.random.Generator | None) -> np.random.Generator:
-    return _rng if generator is None else generator
+def _gen(generator: Any) -> np.random.Generator:
+    """The NumPy generator to draw from: the global one, a ``Generator``'s, or ``generator``."""
+    if generator is None:
+        return _rng
+    if isinstance(generator, Generator):
+        return generator.numpy_generator
+    if isinstance(generator, np.random.Generator):
+        return generator
+    raise TypeError(f"generator must be a tracer.Generator, got {type(generator).__name__}")
 
 
 def rand(
     *size: Any,
-    generator: np.random.Generator | None = None,
+    generator: Any = None,
     dtype: Any = None,
+    device: Any = None,
     requires_grad: bool = False,
 ) -> Tensor:
     """Uniform samples from [0, 1) of shape ``size`` (float32 unless ``dtype``)."""
     values = _gen(generator).random(_size(size))
-    return _leaf(values.astype(_dtype(dtype, D.float32)), requires_grad)
+    return _leaf(values.astype(_dtype(dtype, D.float32, device)), requires_grad)
 
 
 def randn(
     *size: Any,
-    generator: np.random.Generator | None = None,
+    generator: Any = None,
     dtype: Any = None,
+    device: Any = None,
     requires_grad: bool = False,
 ) -> Tensor:
     """Standard normal samples of shape ``size`` (float32 unless ``dtype``)."""
     values = _gen(generator).standard_normal(_size(size))
-    return _leaf(values.astype(_dtype(dtype, D.float32)), requires_grad)
+    return _leaf(values.astype(_dtype(dtype, D.float32, device)), requires_grad)
 
 
 def randint(
     *args: Any,
     size: Sequence[int] | None = None,
-    generator: np.random.Generator | None = None,
+    generator: Any = None,
     dtype: Any = None,
+    device: Any = None,
     requires_grad: bool = False,
 ) -> Tensor:
     """Integers uniform in [low, high): ``randint(high, size)`` or ``randint(low, high, size)``.
@@ -253,19 +329,31 @@ def randint(
         raise TypeError("randint() expects (high, size) or (low, high, size)")
     low, high = (0, args[0]) if len(args) == 1 else args
     values = _gen(generator).integers(low, high, size=_size((size,)))
-    return _leaf(values.astype(_dtype(dtype, D.int64)), requires_grad)
+    return _leaf(values.astype(_dtype(dtype, D.int64, device)), requires_grad)
 
 
-def rand_like(input: TensorBase, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def rand_like(
+    input: TensorBase, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     """Uniform samples from [0, 1) in ``input``'s shape and (unless ``dtype``) dtype."""
-    return rand(input.shape, dtype=_dtype(dtype, input.dtype), requires_grad=requires_grad)
+    return rand(input.shape, dtype=_dtype(dtype, input.dtype, device), requires_grad=requires_grad)
 
 
-def randn_like(input: TensorBase, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def randn_like(
+    input: TensorBase, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     """Standard normal samples in ``input``'s shape and (unless ``dtype``) dtype."""
-    return randn(input.shape, dtype=_dtype(dtype, input.dtype), requires_grad=requires_grad)
+    return randn(input.shape, dtype=_dtype(dtype, input.dtype, device), requires_grad=requires_grad)
 
 
-def randperm(n: int, *, generator: np.random.Generator | None = None, dtype: Any = None) -> Tensor:
+def randperm(
+    n: int,
+    *,
+    generator: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """A random permutation of ``0..n-1`` (int64 unless ``dtype``)."""
-    return _leaf(_gen(generator).permutation(n).astype(_dtype(dtype, D.int64)), False)
+    values = _gen(generator).permutation(n).astype(_dtype(dtype, D.int64, device))
+    return _leaf(values, requires_grad)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ir import dtypes
-from ir.errors import ShapeError
+from ir.errors import DTypeError, ShapeError
 from ir.ops.registry import ints, op
 from tracer import _state
 from tracer._inplace import unversioned, update_inplace
@@ -409,6 +409,28 @@ class IndexingMixin(TensorBase):
         if out is self:  # x[...] and x[:]: a view, as in PyTorch (0 keeps a dim in Reshape)
             out = op.Reshape(self, ints([0] * self._data.ndim))
         return out
+
+    def masked_select(self, mask: TensorBase) -> Tensor:
+        """The elements where ``mask`` is True, as a 1-d tensor (``self`` and ``mask`` broadcast).
+
+        Raises:
+            DTypeError: ``mask`` is not a bool tensor.
+            ShapeError: shapes that do not broadcast.
+        """
+        if not isinstance(mask, TensorBase) or mask._data.dtype != dtypes.bool_:
+            raise DTypeError(
+                f"masked_select: expected a bool mask, got {getattr(mask, 'dtype', type(mask))}"
+            )
+        try:
+            shape = np.broadcast_shapes(self._data.shape, mask._data.shape)
+        except ValueError:
+            raise ShapeError(
+                f"masked_select: shapes {list(self._data.shape)} and {list(mask._data.shape)} "
+                "do not broadcast"
+            ) from None
+        x = self if self._data.shape == shape else self.expand(*shape)  # type: ignore[attr-defined]
+        m = mask if mask._data.shape == shape else mask.expand(*shape)  # type: ignore[attr-defined]
+        return index(x, m)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         """``self[key] = value`` in place; ``value`` (a number or tensor) is broadcast.

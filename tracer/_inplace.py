@@ -19,6 +19,7 @@ from ir import dtypes
 from ir.errors import DTypeError, ShapeError
 from ir.ops.registry import ints, op
 from tracer import _state
+from tracer._legacy_args import scalar_first
 from tracer._math import cast, const
 from tracer._node import Node
 from tracer._promote import result_type
@@ -208,19 +209,24 @@ class InplaceMixin(TensorBase):
 
     # ------------------------------------------------------------ arithmetic
 
-    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+    def add_(self, *args: Any, alpha: float = 1) -> Tensor:
         """``self += alpha * other`` in place; ``other`` broadcasts to ``self``.
+
+        The deprecated ``add_(alpha, other)`` that old scripts use is accepted (with
+        PyTorch's warning).
 
         Raises:
             DTypeError: the result type is of a higher kind than ``self``'s dtype.
             RuntimeError: ``self`` is a leaf that requires grad (outside ``no_grad``).
         """
+        (other,), alpha = scalar_first("add_", args, "alpha", alpha, 1)
         if alpha != 1:
             other = other * alpha
         return _binary(self, "add", other, reads_self=False)
 
-    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+    def sub_(self, *args: Any, alpha: float = 1) -> Tensor:
         """``self -= alpha * other`` in place (see :meth:`add_`)."""
+        (other,), alpha = scalar_first("sub_", args, "alpha", alpha, 1)
         if alpha != 1:
             other = other * alpha
         return _binary(self, "sub", other, reads_self=False)
@@ -333,18 +339,31 @@ class InplaceMixin(TensorBase):
 
     # ------------------------------------------------------------ random fills
 
-    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
-        """Fill with samples from U[a, b), drawn from the generator ``manual_seed`` seeds."""
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Tensor:
+        """Fill with samples from U[a, b), from ``generator`` or the one ``manual_seed`` seeds."""
         _floating_only(self, "uniform_")
-        from tracer._creation import default_generator
+        from tracer._creation import _gen
 
-        draw = default_generator().uniform(a, b, self._data.shape)
+        draw = _gen(generator).uniform(a, b, self._data.shape)
         return _overwrite(self, "uniform_", _TRUE, draw.astype(self._data.dtype))
 
-    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
-        """Fill with samples from N(mean, std²), drawn from the generator ``manual_seed`` seeds."""
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> Tensor:
+        """Fill with samples from N(mean, std²), from ``generator`` or the global generator."""
         _floating_only(self, "normal_")
-        from tracer._creation import default_generator
+        from tracer._creation import _gen
 
-        draw = default_generator().normal(mean, std, self._data.shape)
+        draw = _gen(generator).normal(mean, std, self._data.shape)
         return _overwrite(self, "normal_", _TRUE, draw.astype(self._data.dtype))
+
+    def bernoulli_(self, p: Any = 0.5, *, generator: Any = None) -> Tensor:
+        """Fill with 1 (probability ``p``, a number or a broadcastable tensor) or 0.
+
+        Raises:
+            RuntimeError: a probability outside [0, 1].
+        """
+        from tracer._random import bernoulli_draw
+
+        probs = p._data if isinstance(p, TensorBase) else np.asarray(float(p))
+        probs = np.broadcast_to(probs.astype(np.float64), self._data.shape)
+        draw = bernoulli_draw(probs, self._data.dtype, generator)
+        return _overwrite(self, "bernoulli_", _TRUE, draw)

@@ -16,6 +16,7 @@ import numpy as np
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError
 from ir.ops.registry import OpDef, op
+from tracer._legacy_args import scalar_first
 from tracer._promote import result_type, scalar_dtype
 from tracer._symint import SymInt
 from tracer._tensor_base import TensorBase, to_array, wrap
@@ -324,12 +325,14 @@ class MathMixin(TensorBase):
 
     # ------------------------------------------------------------ named arithmetic
 
-    def add(self, other: Any, *, alpha: float = 1) -> Tensor:
-        """``self + alpha * other``, promoted as PyTorch does."""
+    def add(self, *args: Any, alpha: float = 1) -> Tensor:
+        """``self + alpha * other``, promoted (also the legacy ``add(alpha, other)``)."""
+        (other,), alpha = scalar_first("add", args, "alpha", alpha, 1)
         return method(op.Add, self, other if alpha == 1 else other * alpha)
 
-    def sub(self, other: Any, *, alpha: float = 1) -> Tensor:
-        """``self - alpha * other``, promoted as PyTorch does."""
+    def sub(self, *args: Any, alpha: float = 1) -> Tensor:
+        """``self - alpha * other``, promoted (also the legacy ``sub(alpha, other)``)."""
+        (other,), alpha = scalar_first("sub", args, "alpha", alpha, 1)
         return method(op.Sub, self, other if alpha == 1 else other * alpha)
 
     def mul(self, other: Any) -> Tensor:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.ops.registry import op
+from tracer import _device
 from tracer._math import cast
 from tracer._symint import SymInt, is_symbolic
 from tracer._tensor_base import TensorBase, wrap
@@ -90,10 +91,12 @@ def _copy(x: TensorBase) -> Tensor:
     return op.Identity(x)
 
 
-def _is_dtype(value: Any) -> bool:
-    if isinstance(value, np.dtype | type):
+def _is_device(value: Any) -> bool:
+    if isinstance(value, _device.device):
         return True
-    return isinstance(value, str) and value not in ("cpu", "cuda") and not value.startswith("cuda:")
+    if not isinstance(value, str):
+        return False
+    return value.partition(":")[0] in _device.device_types()
 
 
 class _ConvertMixin(TensorBase):
@@ -104,22 +107,23 @@ class _ConvertMixin(TensorBase):
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """This tensor in another dtype: ``to(dtype)``, ``to(device, dtype)``, ``to(other)``.
 
-        Returns ``self`` when nothing changes. The only device is "cpu".
+        Returns ``self`` when nothing changes. The only eager device is the CPU;
+        ``non_blocking`` and ``memory_format`` are accepted and change nothing.
 
         Raises:
-            RuntimeError: a device other than the CPU.
+            DeviceError: a device other than the CPU (the message says where CUDA runs).
         """
         dtype = kwargs.get("dtype")
         copy = kwargs.get("copy", False)
         for a in (*args, kwargs.get("device")):
-            if a is None:
+            if a is None or isinstance(a, bool):  # to(device, dtype, non_blocking, copy)
                 continue
             if isinstance(a, TensorBase):
                 dtype = a._data.dtype
-            elif _is_dtype(a):
+            elif _is_device(a):
+                _device.check_device(a, "Tensor.to")
+            else:
                 dtype = a
-            elif str(a) != "cpu":
-                raise RuntimeError(f"device {a!r} is not available: graphcap tensors live on 'cpu'")
         out = self if dtype is None else cast(self, np.dtype(dtype))
         return _copy(out) if copy and out is self else out  # type: ignore[return-value]
 
@@ -400,26 +404,42 @@ class ShapeMixin(_ConvertMixin):
         args = (self, _ints([-1] * n), _ints([big.min] * n), _ints(axes), _ints([-1] * n))
         return op.Slice(*args)
 
-    def new_tensor(self, data: Any) -> Tensor:
-        """A new leaf tensor holding ``data``, in this tensor's dtype."""
+    def new_tensor(
+        self, data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+    ) -> Tensor:
+        """A new leaf tensor holding ``data``, in this tensor's dtype unless ``dtype``."""
         from tracer.tensor import tensor
 
-        return tensor(data, dtype=self._data.dtype)
+        dtype = self._data.dtype if dtype is None else dtype
+        return tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
 
-    def new_zeros(self, *size: Any, dtype: Any = None) -> Tensor:
+    def new_zeros(self, *size: Any, **kwargs: Any) -> Tensor:
         """Zeros of ``size``, in this tensor's dtype unless ``dtype`` is given."""
-        return self.new_full(_dims(size), 0, dtype=dtype)
+        return self.new_full(_dims(size), 0, **kwargs)
 
-    def new_ones(self, *size: Any, dtype: Any = None) -> Tensor:
+    def new_ones(self, *size: Any, **kwargs: Any) -> Tensor:
         """Ones of ``size``, in this tensor's dtype unless ``dtype`` is given."""
-        return self.new_full(_dims(size), 1, dtype=dtype)
+        return self.new_full(_dims(size), 1, **kwargs)
 
-    def new_full(self, size: Sequence[int], fill_value: Any, *, dtype: Any = None) -> Tensor:
-        """``fill_value`` of ``size``, in this tensor's dtype unless ``dtype`` is given."""
+    def new_full(
+        self,
+        size: Sequence[int],
+        fill_value: Any,
+        *,
+        dtype: Any = None,
+        device: Any = None,
+        requires_grad: bool = False,
+    ) -> Tensor:
+        """``fill_value`` of ``size``, in this tensor's dtype unless ``dtype`` is given.
+
+        Raises:
+            DeviceError: a device other than the CPU.
+        """
         from tracer._creation import full
 
-        return full(size, fill_value, dtype=self._data.dtype if dtype is None else dtype)
+        dtype = self._data.dtype if dtype is None else dtype
+        return full(size, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
 
-    def new_empty(self, *size: Any, dtype: Any = None) -> Tensor:
+    def new_empty(self, *size: Any, **kwargs: Any) -> Tensor:
         """Uninitialised values of ``size`` (zeros here)."""
-        return self.new_full(_dims(size), 0, dtype=dtype)
+        return self.new_full(_dims(size), 0, **kwargs)

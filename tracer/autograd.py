@@ -170,12 +170,13 @@ def _roots_and_grads(
                 "did you compute it under no_grad() or from tensors without requires_grad?"
             )
         if g is None:
-            if root.ndim != 0:
+            # As PyTorch: any one-element root (a scalar, or a [1] loss) gets ones.
+            if root._data.size != 1:
                 raise RuntimeError(
                     f"grad can be implicitly created only for scalar outputs; tensor {i} has "
                     f"shape {root.shape}: pass a gradient of that shape"
                 )
-            g = wrap(np.ones((), dtype=root.dtype))
+            g = wrap(np.ones(root._data.shape, dtype=root.dtype))
         elif not isinstance(g, TensorBase):
             g = wrap(np.asarray(g, dtype=root.dtype))
         if tuple(g.shape) != tuple(root.shape):
@@ -402,3 +403,7 @@ def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
         leaf.grad = leaf.grad + g
     else:
         np.add(leaf.grad._data, g._data, out=leaf.grad._data)
+
+
+# PyTorch's legacy wrapper (``torch.autograd.Variable``), kept apart in tracer/_variable.py.
+from tracer._variable import Variable  # noqa: E402, F401

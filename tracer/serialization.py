@@ -21,13 +21,20 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import safetensors
 import safetensors.numpy
 
 from ir.errors import GraphcapError
+from tracer._checkpoint_stream import (
+    decode_with_metadata,
+    load_stream,
+    refuse_foreign,
+    save_stream,
+)
+from tracer._device import check_device, device
 from tracer.tensor import Tensor, tensor
 
 _FORMAT = "graphcap-checkpoint"
@@ -41,24 +48,24 @@ class CheckpointError(GraphcapError, ValueError):
     """A checkpoint file is missing, malformed, or does not belong with its sidecar."""
 
 
-def save(obj: Any, path: str | os.PathLike[str]) -> None:
+def save(obj: Any, path: str | os.PathLike[str] | BinaryIO) -> None:
     """Write ``obj`` to ``path`` (tensors, safetensors) and ``<path>.json`` (the rest).
 
     Args:
         obj: tensors, None, bools, ints, floats and strings, nested in dicts (keys: str,
-            int, float, bool or None), lists and tuples.
-        path: the tensors file; the sidecar goes next to it with ``.json`` appended.
+            int, float, bool or None), lists and tuples: a state dict, an optimizer's, or
+            a dict of several. Not a module: save ``model.state_dict()``.
+        path: the tensors file; the sidecar goes next to it with ``.json`` appended. Or a
+            binary file object, which gets one safetensors stream holding both.
 
     Raises:
         TypeError: ``obj`` holds a value of another type (the message names where).
     """
+    if hasattr(path, "write"):  # a binary file object: one stream (tracer._checkpoint_stream)
+        return save_stream(obj, path)  # type: ignore[arg-type]
     path = os.fspath(path)
-    tensors: dict[str, np.ndarray] = {}
-    tree = _encode(obj, [], tensors)
+    tensors, tree, flat = encode(obj)
     checkpoint_id = uuid.uuid4().hex
-    flat = isinstance(obj, Mapping) and all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()
-    )
     metadata = {"format": "pt", _ID_KEY: checkpoint_id, _LAYOUT_KEY: "flat" if flat else "tree"}
     sidecar = {
         "format": _FORMAT,
@@ -73,14 +80,17 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
     _atomic_write(path + ".json", lambda tmp: _write_text(tmp, text))
 
 
-def load(path: str | os.PathLike[str], map_location: Any = None) -> Any:
+def load(path: str | os.PathLike[str] | BinaryIO, map_location: Any = None, **kwargs: Any) -> Any:
     """Read a checkpoint written by :func:`save`, or any safetensors file.
 
     Args:
         path: the tensors file. Its sidecar ``<path>.json`` gives the structure; without
             one (a safetensors file from PyTorch or Hugging Face, or a flat state dict
             saved by :func:`save`) the result is a dict of name -> tensor.
-        map_location: accepted for PyTorch compatibility; tensors always load on the CPU.
+            Or a binary file object holding a checkpoint saved to one.
+        map_location: accepted for PyTorch compatibility; tensors always load on the CPU,
+            and a CUDA location raises ``DeviceError``.
+        **kwargs: PyTorch's ``weights_only`` and the like, accepted: nothing is unpickled.
 
     Returns:
         The saved structure with every tensor a ``tracer.Tensor``.
@@ -88,13 +98,20 @@ def load(path: str | os.PathLike[str], map_location: Any = None) -> Any:
     Raises:
         FileNotFoundError: ``path`` does not exist.
         CheckpointError: a file is malformed, the sidecar is missing where the structure
-            needs it, or the two files come from different saves.
+            needs it, the two files come from different saves, or the file is a pickle or
+            a PyTorch zip checkpoint (the message says how to convert it).
     """
+    if isinstance(map_location, str | device):
+        check_device(map_location, "load(map_location=...)")
+    if hasattr(path, "read"):  # a binary file object (tracer._checkpoint_stream)
+        return load_stream(path, repr(getattr(path, "name", "the file object")))  # type: ignore[arg-type]
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}")
     metadata, arrays = _read_tensors(path)
     sidecar_path = path + ".json"
+    if not os.path.exists(sidecar_path) and "graphcap.object" in metadata:
+        return decode_with_metadata(metadata, arrays, repr(path))  # saved to a file object
     if not os.path.exists(sidecar_path):
         if metadata.get(_LAYOUT_KEY, "flat") != "flat":
             raise CheckpointError(
@@ -170,10 +187,32 @@ def _encode(obj: Any, where: list[str], tensors: dict[str, np.ndarray]) -> Any:
         if all(isinstance(k, str) and k not in _TAGS for k in items):
             return items
         return {"__dict__": [[k, v] for k, v in items.items()]}
+    if callable(getattr(obj, "state_dict", None)):
+        raise TypeError(
+            f"save: got a whole {type(obj).__name__} at {_where(where)}; graphcap never pickles "
+            "objects (loading them would run code). Save its state dict instead: "
+            "tracer.save(obj.state_dict(), path), and later build the object and call "
+            "obj.load_state_dict(tracer.load(path))"
+        )
     raise TypeError(
         f"save: can't store a {type(obj).__name__} at {_where(where)}; checkpoints hold "
         "tensors and JSON values (None, bool, int, float, str) in dicts, lists and tuples"
     )
+
+
+def encode(obj: Any) -> tuple[dict[str, np.ndarray], Any, bool]:
+    """``obj``'s tensors by dotted key, its JSON structure, and whether it is a flat state dict.
+
+    Raises:
+        TypeError: ``obj`` holds a value a checkpoint cannot store (a module: the message
+            says to save its state dict).
+    """
+    tensors: dict[str, np.ndarray] = {}
+    tree = _encode(obj, [], tensors)
+    flat = isinstance(obj, Mapping) and all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()
+    )
+    return tensors, tree, flat
 
 
 def _where(where: list[str]) -> str:
@@ -189,6 +228,8 @@ def _read_tensors(path: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
             metadata = f.metadata() or {}
             arrays = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
     except (safetensors.SafetensorError, OSError, ValueError, TypeError) as err:
+        with contextlib.suppress(OSError), open(path, "rb") as head:
+            refuse_foreign(head.read(8), repr(path))  # a pickle or torch zip: say so
         raise CheckpointError(f"{path!r} is not a valid safetensors file: {err}") from None
     return metadata, arrays
 
@@ -235,6 +276,9 @@ def _decode(node: Any, arrays: Mapping[str, np.ndarray], source: str) -> Any:
         if tag in _TAGS:
             raise CheckpointError(f"{source!r} holds a malformed {tag} entry")
     return {k: _decode(v, arrays, source) for k, v in node.items()}
+
+
+decode = _decode  # the stream format (tracer._checkpoint_stream) decodes the same trees
 
 
 def _key(k: Any, source: str) -> Any:

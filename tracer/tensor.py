@@ -7,32 +7,69 @@ from typing import Any
 import numpy as np
 
 from tracer import _tensor_base
+from tracer._compat import CompatMixin
+from tracer._device import check_device
 from tracer._indexing import IndexingMixin
 from tracer._inplace import InplaceMixin
+from tracer._inplace_variants import InplaceVariantsMixin
+from tracer._linalg import LinalgMixin
 from tracer._math import MathMixin
+from tracer._missing import missing_attribute
+from tracer._pointwise import PointwiseMixin
+from tracer._random import RandomMixin
 from tracer._reduce import ReduceMixin
 from tracer._shape import ShapeMixin
 from tracer._symint import is_symbolic
-from tracer._tensor_base import to_array, wrap
+from tracer._tensor_base import TensorBase, to_array, wrap
+from tracer._tensor_types import check_kwargs, legacy_data
+from tracer._ufunc import array_ufunc
 
 
-class Tensor(MathMixin, ReduceMixin, ShapeMixin, IndexingMixin, InplaceMixin):
+class Tensor(
+    MathMixin,
+    ReduceMixin,
+    ShapeMixin,
+    IndexingMixin,
+    InplaceMixin,
+    LinalgMixin,
+    PointwiseMixin,
+    RandomMixin,
+    InplaceVariantsMixin,
+    CompatMixin,
+):
     """An n-dimensional array that runs eagerly on NumPy and records ops for autograd.
 
-    ``Tensor(data)`` copies ``data`` into a float32 tensor, as ``torch.Tensor(data)`` does;
-    use :func:`tensor` to keep integer and bool dtypes.
+    The constructor has ``torch.Tensor``'s legacy meaning: ``Tensor(2, 3)`` is an
+    uninitialised (here: zero) 2 x 3 float32 tensor, ``Tensor([1, 2])`` a float32 copy of
+    the data, ``Tensor()`` an empty one and ``Tensor(t)`` an alias of the tensor ``t``. Use
+    :func:`tensor` to keep integer and bool dtypes or to ask for ``requires_grad``.
+
+    Raises:
+        TypeError: a lone number, several non-size arguments, or a keyword other than
+            ``device`` (``requires_grad`` belongs to :func:`tensor`).
+        DeviceError: a device other than the CPU.
     """
 
     __slots__ = ()
 
-    def __init__(self, data: Any = (), requires_grad: bool = False) -> None:
-        if isinstance(data, _tensor_base.TensorBase):
-            data._read_into_python("Tensor(tensor)")
-        self._data = to_array(data, np.dtype(np.float32)).copy()
-        self._node, self._index, self._version, self.grad = None, 0, None, None
+    # NumPy ufuncs on tensors (np.exp(t), array * t): see tracer._ufunc.
+    __array_ufunc__ = array_ufunc
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        check_kwargs("Tensor", kwargs)
+        data = legacy_data(args, np.dtype(np.float32), "Tensor")
+        self._node, self._index, self.grad = None, 0, None
         self._requires_grad = False
-        if requires_grad:
-            self.requires_grad = True
+        if isinstance(data, TensorBase):  # an alias: same memory, same version counter
+            data._read_into_python("Tensor(tensor)")  # a trace would see a new constant
+            self._data = data._data
+            self._version = _tensor_base._version_cell(data)
+        else:
+            self._data, self._version = data, None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: name the PyTorch API and graphcap's way.
+        raise missing_attribute("Tensor", name, dir(Tensor))
 
     # While tracing, reading an input-dependent value into NumPy would bake the example's
     # values into the graph as a constant: these raise TraceError naming the line instead.
@@ -51,56 +88,29 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, IndexingMixin, InplaceMixin):
         self._read_into_python("numpy.asarray() or numpy.array()")
         return super().__array__(dtype, copy)
 
-    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        # ``array <op> tensor``: NumPy's operator calls the ufunc; the tensor's reflected
-        # operator answers, as it would if NumPy had deferred to it.
-        if method == "__call__" and not kwargs and len(inputs) == 2 and inputs[1] is self:
-            reflected = _REFLECTED.get(ufunc)
-            if reflected is not None and not isinstance(inputs[0], _tensor_base.TensorBase):
-                return getattr(self, reflected)(inputs[0])
-        self._read_into_python(f"numpy.{ufunc.__name__}")
-        raise TypeError(
-            f"operand 'Tensor' does not support ufuncs (numpy.{ufunc.__name__}); use the "
-            "tensor's methods or tracer's functions"
-        )
-
 
 _tensor_base.TENSOR_CLASS = Tensor
 
-# The ufunc each ``ndarray`` operator calls, and the tensor's operator for it with the
-# array on the left.
-_REFLECTED: dict[Any, str] = {
-    np.add: "__radd__",
-    np.subtract: "__rsub__",
-    np.multiply: "__rmul__",
-    np.true_divide: "__rtruediv__",
-    np.floor_divide: "__rfloordiv__",
-    np.remainder: "__rmod__",
-    np.power: "__rpow__",
-    np.matmul: "__rmatmul__",
-    np.less: "__gt__",
-    np.less_equal: "__ge__",
-    np.greater: "__lt__",
-    np.greater_equal: "__le__",
-    np.equal: "__eq__",
-    np.not_equal: "__ne__",
-}
 
-
-def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def tensor(
+    data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False, **kwargs: Any
+) -> Tensor:
     """A new tensor holding a copy of ``data``.
 
     Python floats give float32, ints int64, bools bool; arrays and tensors keep their dtype.
     While tracing, a list of sizes holding ``SymInt``s gives the recorded int64 tensor of
-    those sizes.
+    those sizes. ``pin_memory`` is accepted and changes nothing (see ``Tensor.pin_memory``).
 
     Raises:
         DTypeError: ``data`` has a dtype graphcap does not support.
         RuntimeError: ``requires_grad`` on a non-floating dtype.
+        DeviceError: a device other than the CPU.
         TraceError: while tracing, ``data`` is a tensor whose values depend on the traced
             inputs (the copy would be a constant).
     """
-    if isinstance(data, _tensor_base.TensorBase):  # a copy of a traced value: a constant
+    _check_factory_kwargs("tensor", kwargs)
+    check_device(device, "tensor()")
+    if isinstance(data, TensorBase):  # a copy of a traced value: a constant
         data._read_into_python("tracer.tensor(tensor)")
     elif isinstance(data, list | tuple) and is_symbolic(data):  # sizes of a trace: recorded
         from tracer._shape import symbolic_shape
@@ -113,8 +123,13 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     return t
 
 
-def as_tensor(data: Any, dtype: Any = None) -> Tensor:
-    """``data`` as a tensor, sharing memory with an array or tensor of the same dtype."""
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """``data`` as a tensor, sharing memory with an array or tensor of the same dtype.
+
+    Raises:
+        DeviceError: a device other than the CPU.
+    """
+    check_device(device, "as_tensor()")
     if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype):
         return data
     return wrap(to_array(data, None if dtype is None else np.dtype(dtype)))
@@ -130,3 +145,9 @@ def from_numpy(array: np.ndarray) -> Tensor:
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
     return wrap(to_array(array))
+
+
+def _check_factory_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    extra = sorted(set(kwargs) - {"pin_memory"})
+    if extra:
+        raise TypeError(f"{name}() got unexpected keyword argument(s) {', '.join(extra)}")

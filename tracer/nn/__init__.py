@@ -1,5 +1,6 @@
 """``tracer.nn``: modules, parameters, initialisers and the functional API (PyTorch's names)."""
 
+from tracer._missing import missing_attribute
 from tracer.nn import functional, init, utils
 from tracer.nn.activation import Hardtanh, Mish, SiLU
 from tracer.nn.attention import MultiheadAttention
@@ -49,8 +50,8 @@ from tracer.nn.pooling import (
     MaxPool1d,
     MaxPool2d,
 )
-from tracer.nn.rnn import GRU, LSTM, RNN
-from tracer.nn.rnn_cell import GRUCell, LSTMCell, RNNCell
+from tracer.nn.rnn import GRU, LSTM, RNN, RNNBase
+from tracer.nn.rnn_cell import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from tracer.nn.transformer import (
     PositionalEmbedding,
     SinusoidalPositionalEmbedding,
@@ -110,7 +111,9 @@ __all__ = [
     "Parameter",
     "PositionalEmbedding",
     "RNN",
+    "RNNBase",
     "RNNCell",
+    "RNNCellBase",
     "ReLU",
     "Sequential",
     "SiLU",
@@ -130,5 +133,15 @@ __all__ = [
     "ZeroPad2d",
     "functional",
     "init",
+    "modules",
+    "parameter",
     "utils",
 ]
+
+# torch.nn.modules.* and torch.nn.parameter paths, imported last: they re-export the above.
+from tracer.nn import modules, parameter
+
+
+def __getattr__(name: str) -> object:
+    # A torch.nn name graphcap lacks: say so, and point at the closest graphcap way.
+    raise missing_attribute("tracer.nn", name, globals())

@@ -6,17 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from tracer._device import check_device
+
 
 def param_dtype(device: Any = None, dtype: Any = None) -> np.dtype:
     """The parameters' dtype (float32 by default), after checking ``device``.
 
     Raises:
-        RuntimeError: a device other than the CPU, which is where eager tensors live.
+        DeviceError: a device other than the CPU, which is where eager tensors live.
     """
-    if device is not None and str(device).split(":")[0] != "cpu":
-        raise RuntimeError(
-            f"device={str(device)!r}: graphcap's eager tensors and modules live on the CPU. "
-            "CUDA runs compiled and exported graphs (tracer.compile, or "
-            "runtime.Session(graph, device='cuda') on onnxruntime's CUDA provider)."
-        )
+    check_device(device, "layer parameters")
     return np.dtype(np.float32 if dtype is None else dtype)

@@ -13,6 +13,7 @@ from typing import Any
 
 import tracer
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's customary name
+from tracer.nn._factory import param_dtype
 from tracer.nn.layers import Linear
 from tracer.nn.module import Module, Parameter
 from tracer.tensor import Tensor
@@ -48,6 +49,7 @@ class MultiheadAttention(Module):
         bias: whether the input and output projections have biases.
         batch_first: inputs and output are ``[batch, seq, feature]`` (else ``[seq, batch,
             feature]``).
+        device: ``None`` or ``"cpu"`` (eager modules live on the CPU).
         dtype: the parameters' dtype (default float32).
 
     Raises:
@@ -61,6 +63,7 @@ class MultiheadAttention(Module):
         dropout: float = 0.0,
         bias: bool = True,
         batch_first: bool = False,
+        device: Any = None,
         dtype: Any = None,
     ) -> None:
         super().__init__()
@@ -75,7 +78,7 @@ class MultiheadAttention(Module):
         self.head_dim = embed_dim // num_heads
         self.dropout = float(dropout)
         self.batch_first = batch_first
-        dtype = tracer.float32 if dtype is None else dtype
+        dtype = param_dtype(device, dtype)
         self.in_proj_weight = Parameter(tracer.empty(3 * embed_dim, embed_dim, dtype=dtype))
         bias_value = Parameter(tracer.empty(3 * embed_dim, dtype=dtype)) if bias else None
         self.register_parameter("in_proj_bias", bias_value)

@@ -412,3 +412,10 @@ def _repeat_kv(query: Tensor, kv: Tensor) -> Tensor:
     x = kv.unsqueeze(-3)
     x = x.expand(*shape[:-2], hq // hk, *shape[-2:])
     return x.reshape(*shape[:-3], hq, *shape[-2:])
+
+
+def __getattr__(name: str) -> object:
+    # A torch.nn.functional name graphcap lacks: say so, and point at the closest way.
+    from tracer._missing import missing_attribute
+
+    raise missing_attribute("tracer.nn.functional", name, globals())

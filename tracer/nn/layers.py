@@ -11,12 +11,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from tracer._creation import empty
 from tracer.autograd import no_grad
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's conventional name
 from tracer.nn import init
+from tracer.nn._factory import param_dtype
 from tracer.nn.module import Module, Parameter
 from tracer.tensor import Tensor
 
@@ -37,10 +36,6 @@ __all__ = [
 ]
 
 
-def _dtype(dtype: Any) -> np.dtype:
-    return np.dtype(np.float32 if dtype is None else dtype)
-
-
 class Linear(Module):
     """``y = x W^T + b`` with ``weight`` ``[out_features, in_features]`` and ``bias``.
 
@@ -59,9 +54,9 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(empty(out_features, in_features, dtype=_dtype(dtype)))
+        self.weight = Parameter(empty(out_features, in_features, dtype=param_dtype(device, dtype)))
         if bias:
-            self.bias = Parameter(empty(out_features, dtype=_dtype(dtype)))
+            self.bias = Parameter(empty(out_features, dtype=param_dtype(device, dtype)))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
@@ -127,7 +122,9 @@ class Embedding(Module):
         self.sparse = sparse
         if _weight is None:
             shape = (num_embeddings, embedding_dim)
-            self.weight = Parameter(empty(*shape, dtype=_dtype(dtype)), requires_grad=not _freeze)
+            self.weight = Parameter(
+                empty(*shape, dtype=param_dtype(device, dtype)), requires_grad=not _freeze
+            )
             self.reset_parameters()
         else:
             if tuple(_weight._data.shape) != (num_embeddings, embedding_dim):
@@ -208,9 +205,11 @@ class LayerNorm(Module):
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
-            self.weight = Parameter(empty(*self.normalized_shape, dtype=_dtype(dtype)))
+            self.weight = Parameter(empty(*self.normalized_shape, dtype=param_dtype(device, dtype)))
             if bias:
-                self.bias = Parameter(empty(*self.normalized_shape, dtype=_dtype(dtype)))
+                self.bias = Parameter(
+                    empty(*self.normalized_shape, dtype=param_dtype(device, dtype))
+                )
             else:
                 self.register_parameter("bias", None)
         else:

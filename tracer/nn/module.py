@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tracer import _device
 from tracer._tensor_base import TensorBase, to_array
 from tracer.autograd import no_grad
 from tracer.tensor import Tensor
@@ -388,21 +389,23 @@ class Module:
     def to(self, *args: Any, **kwargs: Any) -> Module:
         """Cast floating parameters and buffers to a dtype, in place; returns self.
 
-        Accepts ``to(dtype)``, ``to("cpu")``, ``to(device, dtype)`` and the keywords
-        ``dtype=`` and ``device=``; parameters keep their identity (optimizers keep working).
+        Accepts ``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(tensor)`` and the
+        keywords ``dtype=``, ``device=`` and ``non_blocking=``; parameters keep their
+        identity (optimizers keep working). The only eager device is the CPU.
 
         Raises:
-            ValueError: a device other than the CPU.
+            DeviceError: a device other than the CPU (the message says where CUDA runs).
             TypeError: a non-floating dtype.
         """
         dtype, device = kwargs.get("dtype"), kwargs.get("device")
         for a in args:
-            if isinstance(a, str):
+            if isinstance(a, str | _device.device):
                 device = a
+            elif isinstance(a, TensorBase):
+                dtype = a.dtype
             else:
                 dtype = a
-        if device is not None and str(device).split(":")[0] != "cpu":
-            raise ValueError(f"tracer tensors live on the CPU; cannot move a module to {device}")
+        _device.check_device(device, "Module.to")
         if dtype is None:
             return self
         dt = np.dtype(dtype)
@@ -430,6 +433,14 @@ class Module:
     def cpu(self) -> Module:
         """Returns self: tensors always live on the CPU."""
         return self
+
+    def cuda(self, device: Any = None) -> Module:
+        """Raises: eager modules live on the CPU (the error says where CUDA runs instead).
+
+        Raises:
+            DeviceError: always.
+        """
+        raise _device.device_error("cuda" if device is None else device, "Module.cuda()")
 
     # ------------------------------------------------------------ state
 

@@ -28,6 +28,7 @@ from typing import Any
 import tracer
 from ir.ops.registry import op
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's customary name
+from tracer.nn._factory import param_dtype
 from tracer.nn.module import Module, Parameter
 from tracer.nn.utils.rnn import PackedSequence, pad_packed_sequence, repack
 from tracer.tensor import Tensor
@@ -50,6 +51,7 @@ class RNNBase(Module):
         batch_first: inputs and outputs are ``[batch, seq, feature]`` (states are not).
         dropout: dropout probability on the outputs of every layer but the last, in training.
         bidirectional: run each layer forward and backward and concatenate the outputs.
+        device: ``None`` or ``"cpu"`` (eager modules live on the CPU).
         dtype: the parameters' dtype (default float32).
 
     Raises:
@@ -66,9 +68,11 @@ class RNNBase(Module):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        device: Any = None,
         dtype: Any = None,
     ) -> None:
         super().__init__()
+        dtype = param_dtype(device, dtype)
         if mode not in _GATES:
             raise ValueError(f"unknown RNN mode {mode!r}; expected one of {sorted(_GATES)}")
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
@@ -93,7 +97,7 @@ class RNNBase(Module):
                 f"num_layers={num_layers}",
                 stacklevel=2,
             )
-        self._make_parameters(tracer.float32 if dtype is None else dtype)
+        self._make_parameters(dtype)
         self.reset_parameters()
 
     def _make_parameters(self, dtype: Any) -> None:
@@ -288,6 +292,7 @@ class RNN(RNNBase):
         batch_first: inputs and outputs are ``[batch, seq, feature]``.
         dropout: dropout between layers, in training.
         bidirectional: run each layer in both directions.
+        device: ``None`` or ``"cpu"`` (eager modules live on the CPU).
         dtype: the parameters' dtype.
 
     Raises:
@@ -304,6 +309,7 @@ class RNN(RNNBase):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        device: Any = None,
         dtype: Any = None,
     ) -> None:
         if nonlinearity not in ("tanh", "relu"):
@@ -312,7 +318,7 @@ class RNN(RNNBase):
         mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
         super().__init__(
             mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            dtype,
+            device, dtype,
         )  # fmt: skip
 
     def forward(
@@ -347,6 +353,7 @@ class LSTM(RNNBase):
         batch_first: inputs and outputs are ``[batch, seq, feature]``.
         dropout: dropout between layers, in training.
         bidirectional: run each layer in both directions.
+        device: ``None`` or ``"cpu"`` (eager modules live on the CPU).
         dtype: the parameters' dtype.
     """
 
@@ -394,6 +401,7 @@ class GRU(RNNBase):
         batch_first: inputs and outputs are ``[batch, seq, feature]``.
         dropout: dropout between layers, in training.
         bidirectional: run each layer in both directions.
+        device: ``None`` or ``"cpu"`` (eager modules live on the CPU).
         dtype: the parameters' dtype.
     """
 

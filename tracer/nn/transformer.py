@@ -18,6 +18,7 @@ import numpy as np
 
 import tracer
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's customary name
+from tracer.nn._factory import param_dtype
 from tracer.nn.attention import MultiheadAttention
 from tracer.nn.containers import ModuleList
 from tracer.nn.layers import Dropout, LayerNorm, Linear
@@ -81,6 +82,7 @@ class TransformerEncoderLayer(Module, _FeedForward):
         batch_first: inputs are ``[batch, seq, feature]``.
         norm_first: pre-norm (LayerNorm before each block) instead of post-norm.
         bias: whether the linear layers and LayerNorms have biases.
+        device: ``None`` or ``"cpu"`` (eager modules live on the CPU).
         dtype: the parameters' dtype (default float32).
     """
 
@@ -95,10 +97,11 @@ class TransformerEncoderLayer(Module, _FeedForward):
         batch_first: bool = False,
         norm_first: bool = False,
         bias: bool = True,
+        device: Any = None,
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        dtype = tracer.float32 if dtype is None else dtype
+        dtype = param_dtype(device, dtype)
         self.self_attn = MultiheadAttention(
             d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
         )
@@ -202,10 +205,11 @@ class TransformerDecoderLayer(Module, _FeedForward):
         batch_first: bool = False,
         norm_first: bool = False,
         bias: bool = True,
+        device: Any = None,
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        dtype = tracer.float32 if dtype is None else dtype
+        dtype = param_dtype(device, dtype)
         kwargs = {"dropout": dropout, "bias": bias, "batch_first": batch_first, "dtype": dtype}
         self.self_attn = MultiheadAttention(d_model, nhead, **kwargs)
         self.multihead_attn = MultiheadAttention(d_model, nhead, **kwargs)

@@ -18,3 +18,10 @@ __all__ = [
     "get_linear_schedule_with_warmup",
     "lr_scheduler",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # A torch.optim name graphcap lacks: say so, and point at the optimizers it has.
+    from tracer._missing import missing_attribute
+
+    raise missing_attribute("tracer.optim", name, globals())

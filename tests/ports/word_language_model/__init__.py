@@ -1,0 +1,1 @@
+"""Port of pytorch/examples' ``word_language_model``: model, data, main and generate."""

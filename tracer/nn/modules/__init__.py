@@ -1,0 +1,180 @@
+"""``tracer.nn.modules``: the module paths PyTorch code imports from (``torch.nn.modules.*``).
+
+``from torch.nn.modules.loss import CrossEntropyLoss`` becomes ``from tracer.nn.modules.loss
+import CrossEntropyLoss``; each submodule re-exports the classes of the ``tracer/nn`` files
+that define them (``linear``: ``layers.py`` and ``bilinear.py``, ``rnn``: ``rnn.py`` and
+``rnn_cell.py``, ...).
+"""
+
+from tracer.nn.modules import (
+    activation,
+    batchnorm,
+    container,
+    conv,
+    distance,
+    dropout,
+    flatten,
+    linear,
+    loss,
+    module,
+    normalization,
+    padding,
+    pooling,
+    rnn,
+    sparse,
+    transformer,
+)
+from tracer.nn.modules.activation import (
+    GELU,
+    Hardtanh,
+    LeakyReLU,
+    LogSoftmax,
+    Mish,
+    MultiheadAttention,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from tracer.nn.modules.batchnorm import BatchNorm1d, BatchNorm2d
+from tracer.nn.modules.container import ModuleDict, ModuleList, Sequential
+from tracer.nn.modules.conv import Conv1d, Conv2d
+from tracer.nn.modules.distance import CosineSimilarity, PairwiseDistance
+from tracer.nn.modules.dropout import Dropout
+from tracer.nn.modules.flatten import Flatten, Unflatten
+from tracer.nn.modules.linear import Bilinear, Identity, Linear
+from tracer.nn.modules.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CosineEmbeddingLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MarginRankingLoss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from tracer.nn.modules.module import Module
+from tracer.nn.modules.normalization import LayerNorm
+from tracer.nn.modules.padding import (
+    ConstantPad1d,
+    ConstantPad2d,
+    ZeroPad1d,
+    ZeroPad2d,
+)
+from tracer.nn.modules.pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
+from tracer.nn.modules.rnn import (
+    GRU,
+    LSTM,
+    RNN,
+    GRUCell,
+    LSTMCell,
+    RNNBase,
+    RNNCell,
+    RNNCellBase,
+)
+from tracer.nn.modules.sparse import Embedding, EmbeddingBag
+from tracer.nn.modules.transformer import (
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
+
+__all__ = [
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool1d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Bilinear",
+    "ConstantPad1d",
+    "ConstantPad2d",
+    "Conv1d",
+    "Conv2d",
+    "CosineEmbeddingLoss",
+    "CosineSimilarity",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Embedding",
+    "EmbeddingBag",
+    "Flatten",
+    "GELU",
+    "GRU",
+    "GRUCell",
+    "Hardtanh",
+    "HuberLoss",
+    "Identity",
+    "KLDivLoss",
+    "L1Loss",
+    "LSTM",
+    "LSTMCell",
+    "LayerNorm",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "MarginRankingLoss",
+    "MaxPool1d",
+    "MaxPool2d",
+    "Mish",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "MultiheadAttention",
+    "NLLLoss",
+    "PairwiseDistance",
+    "RNN",
+    "RNNBase",
+    "RNNCell",
+    "RNNCellBase",
+    "ReLU",
+    "Sequential",
+    "SiLU",
+    "Sigmoid",
+    "SmoothL1Loss",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+    "Transformer",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
+    "Unflatten",
+    "ZeroPad1d",
+    "ZeroPad2d",
+    "activation",
+    "batchnorm",
+    "container",
+    "conv",
+    "distance",
+    "dropout",
+    "flatten",
+    "linear",
+    "loss",
+    "module",
+    "normalization",
+    "padding",
+    "pooling",
+    "rnn",
+    "sparse",
+    "transformer",
+]
