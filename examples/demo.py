@@ -86,8 +86,9 @@ def differentiate(model: nn.Module, data: Data) -> dict:
     model.eval()  # no dropout: both sides must see the same function
     ids, _, labels = next(iter(loader(data.train[:64], 64)))
     with_loss = WithLoss(model)
-    with tracer.no_grad():
-        graph = tracer.trace(with_loss, (ids, labels), DYNAMIC, output_names=["loss"])
+    graph = tracer.trace(
+        with_loss, (ids, labels), DYNAMIC, output_names=["loss"], differentiable=True
+    )
     params = {n: p for n, p in with_loss.named_parameters() if n in graph.initializers}
     grad_graph = ir.grad(graph, list(params), of="loss")
     standard = all(not n.op.domain for n in grad_graph.nodes)

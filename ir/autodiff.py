@@ -60,9 +60,12 @@ def grad(
         a zero gradient.
 
     Raises:
-        ValueError: an unknown or non-floating name, or a non-scalar ``of`` without a seed.
+        ValueError: an unknown or non-floating name, a non-scalar ``of`` without a seed, or
+            a graph traced for inference whose trace left gradient-only code out (its
+            ``meta["baked"]`` holds a ``grad-mode`` decision).
         UnsupportedOpError: a node on the path has no vjp rule (the message names it).
     """
+    _check_not_for_inference(graph)
     g = graph.copy()
     targets = [_output(g, name) for name in ([of] if isinstance(of, str | None) else of)]
     seeds: list[str | None] = [seed] if isinstance(seed, str | None) else list(seed)
@@ -88,6 +91,19 @@ def grad(
         _lower_to_standard(g)
     g.verify()
     return g
+
+
+def _check_not_for_inference(graph: Graph) -> None:
+    """Refuse a graph whose trace left gradient-only code out (``tracer.trace``'s default)."""
+    baked = graph.meta.get("baked")
+    for decision in baked if isinstance(baked, list) else ():
+        if isinstance(decision, dict) and decision.get("kind") == "grad-mode":
+            raise ValueError(
+                f"grad: the graph was traced for inference, which left out the "
+                f"{decision.get('what')} at {decision.get('source')}, so its gradients would "
+                "differ from eager autograd's; trace it with tracer.trace(..., "
+                "differentiable=True)"
+            )
 
 
 def depends_on(graph: Graph, of: Sequence[str], names: Sequence[str]) -> list[bool]:

@@ -15,6 +15,10 @@ entry point; ``Session.run(feeds) -> dict[str, np.ndarray]`` validates the feeds
 ``load(path, **kwargs)`` opens an ``.onnx`` file as a ``Session``. Sessions are thread-safe.
 """
 
+from ir._packages import import_own
+
+import_own("export")  # graphcap's, even beside a user's export.py (see ir._packages)
+
 from runtime.errors import (
     BackendUnavailableError,
     DeviceFallbackWarning,

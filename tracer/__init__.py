@@ -2,6 +2,11 @@
 
 import builtins
 
+from ir._packages import import_own
+
+# graphcap's, even beside a user's runtime.py or export.py (see ir._packages).
+import_own("export", "runtime")
+
 from ir.dtypes import bool_ as bool
 from ir.dtypes import float16, float32, float64, int8, int16, int32, int64, uint8
 from tracer import autograd
@@ -342,8 +347,8 @@ __all__ = [
 ]
 
 # Subpackages, imported last: they build on everything above (``tracer.nn`` as ``torch.nn``).
-from tracer import accelerator, cuda, data, metrics, nn, onnx, optim, utils  # noqa: E402
-from tracer.serialization import load, save  # noqa: E402
+from tracer import accelerator, cuda, data, metrics, nn, onnx, optim, utils
+from tracer.serialization import load, save
 
 __all__ += [
     "accelerator",

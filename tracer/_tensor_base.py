@@ -198,7 +198,7 @@ class TensorBase:
 
     # NumPy hands ``ndarray * tensor`` back to the tensor's operators instead of turning the
     # tensor into an array (which would silently drop it from the autograd graph).
-    __array_ufunc__ = None
+    __array_ufunc__: Any = None
 
     _data: np.ndarray
     _requires_grad: bool
@@ -339,8 +339,8 @@ class TensorBase:
             raise TypeError("len() of a 0-d tensor")
         if _state.tracer is not None:
             size = self.shape[0]
-            if not isinstance(size, int):
-                return size.__index__()  # raises TraceError: the loop count would be baked
+            if not isinstance(size, int):  # len() must return an int: it would be baked
+                raise size.refused("len() (use x.shape[0] or x.size(0), which stay symbolic)")
             _state.tracer.decide("len", f"len() of a tensor of shape {list(self.shape)}", size)
         return self._data.shape[0]
 
