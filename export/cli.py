@@ -156,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
     _export_parser(sub)
     _inspect_parser(sub)
     _run_parser(sub)
+    from export.serve.cli import add_serve_parser  # the serving layer, on top
+
+    add_serve_parser(sub)
     return parser
 
 

@@ -62,7 +62,12 @@ class Pipeline:
         self.output = _check_model(spec, session)
         self._dtypes = {n: session.input_signature[n].dtype for n in spec.inputs}
         self.fingerprint = ""
-        self.pad_invariant = self._probe_padding()
+        try:
+            self.pad_invariant = self._probe_padding()
+        except PipelineError:
+            raise
+        except Exception as err:
+            raise PipelineError(f"the model fails on a probe text: {err}") from err
 
     @classmethod
     def load(
@@ -141,18 +146,35 @@ class Pipeline:
 
     def run(self, encoded: Sequence[Encoded]) -> list[dict[str, Any]]:
         """Answer encoded texts as one batch (or one batch per padded width, see the class)."""
-        if not encoded:
-            return []
+        return [self.answer(s, e) for s, e in zip(self.scores(encoded), encoded, strict=True)]
+
+    def scores(self, encoded: Sequence[Encoded]) -> list[np.ndarray]:
+        """Each text's label scores (``(labels,)``, or ``(tokens, labels)`` for tokens).
+
+        The texts run as one batch, or one batch per padded width when the model is not
+        :attr:`pad_invariant`.
+        """
         groups: dict[int, list[int]] = {}
         for i, enc in enumerate(encoded):
             groups.setdefault(0 if self.pad_invariant else self.width(enc), []).append(i)
-        answers: list[dict[str, Any]] = [{}] * len(encoded)
+        out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
         for rows in groups.values():
             logits = self.forward([encoded[i] for i in rows])
             scores = postprocess.score(logits, self.spec.postprocess.function)
             for j, i in enumerate(rows):
-                answers[i] = self._answer(scores[j], encoded[i])
-        return answers
+                out[i] = (
+                    scores[j]
+                    if self.task == "text-classification"
+                    else (scores[j, : len(encoded[i].ids)])
+                )
+        return out
+
+    def answer(self, scores: np.ndarray, enc: Encoded) -> dict[str, Any]:
+        """The answer for one text from its label scores (see ``runtime.pipeline.postprocess``)."""
+        post = self.spec.postprocess
+        if self.task == "text-classification":
+            return postprocess.classify(scores, self.labels, post.top_k)
+        return postprocess.tag(scores, enc, self.labels, post)
 
     def forward(self, encoded: Sequence[Encoded], width: int | None = None) -> np.ndarray:
         """The model's output for a padded batch of ``encoded`` (width: at least this)."""
@@ -172,12 +194,6 @@ class Pipeline:
         return {
             n: arrays[f].astype(self._dtypes[n], copy=False) for n, f in self.spec.inputs.items()
         }
-
-    def _answer(self, scores: np.ndarray, enc: Encoded) -> dict[str, Any]:
-        post = self.spec.postprocess
-        if self.task == "text-classification":
-            return postprocess.classify(scores, self.labels, post.top_k)
-        return postprocess.tag(scores[: len(enc.ids)], enc, self.labels, post)
 
     def _probe_padding(self) -> bool:
         for text in _PROBES:

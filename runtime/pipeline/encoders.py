@@ -201,9 +201,7 @@ class TokenizersEncoder:
     def _truncating(self, max_length: int) -> Any:
         cut = self._cut.get(max_length)
         if cut is None:
-            from tokenizers import Tokenizer
-
-            cut = Tokenizer.from_str(self.tokenizer.to_str())
+            cut = type(self.tokenizer).from_str(self.tokenizer.to_str())
             cut.no_padding()
             cut.enable_truncation(max_length)
             self._cut[max_length] = cut

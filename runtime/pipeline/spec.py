@@ -138,7 +138,7 @@ class PipelineSpec:
             raise r.error("format", f"expected {FORMAT!r}", fmt)
         version = r.integer("version", minimum=1)
         if version != VERSION:
-            raise r.error("version", f"this graphcap reads version {VERSION}", version)
+            raise r.error("version", f"{VERSION} (the version this graphcap reads)", version)
         task = r.choice("task", TASKS)
         spec = cls(
             task=task,
