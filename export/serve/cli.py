@@ -8,9 +8,13 @@ missing one is named with the extra that installs it: ``pip install 'graphcap[se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -178,10 +182,34 @@ def run_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(args.graceful_timeout),
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = _exit_quietly(uvicorn.Server)(config)
     server.run(sockets=[sock])
     print("graphcap serve: stopped", file=sys.stderr, flush=True)
     return 0 if server.started else FAILED
+
+
+def _exit_quietly(base: type) -> type:
+    """``uvicorn.Server`` that, once shut down gracefully on SIGINT/SIGTERM, returns.
+
+    uvicorn raises the signal again after its graceful shutdown, which ends the process by
+    that signal; ``graphcap serve`` reports a graceful stop with exit status 0 instead.
+    """
+
+    class Server(base):  # type: ignore[misc]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            signals = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
 
 
 def _bind(host: str, port: int) -> socket.socket:
