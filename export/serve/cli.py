@@ -195,7 +195,7 @@ def _exit_quietly(base: type) -> type:
     that signal; ``graphcap serve`` reports a graceful stop with exit status 0 instead.
     """
 
-    class Server(base):  # type: ignore[misc]
+    class Server(base):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             if threading.current_thread() is not threading.main_thread():
