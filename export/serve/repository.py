@@ -196,8 +196,11 @@ class Repository:
         if signature(entry.path) != sig:
             return  # changed while loading: the next polls see it again
         old = entry.model.version
+        if model.version == old:  # touched, not changed: keep the loaded one
+            entry.signature = sig
+            return
         entry.model, entry.signature, entry.notes = model, sig, notes
         self.metrics.reloads.add(self.metrics.lock, (entry.name, "loaded"))
-        log.warning("model %s: reloaded, version %s -> %s", entry.name, old, model.version)
+        log.info("model %s: reloaded, version %s -> %s", entry.name, old, model.version)
         if on_change is not None:
             on_change(entry.name)
