@@ -139,9 +139,8 @@ def test_many_clients_mixed_requests_and_disconnects(tmp_path) -> None:
 
 def _copy_slowly(source: Path, dest: Path, pause: float) -> None:
     """Replace ``dest``'s files one at a time, pipeline.json first (the worst order)."""
-    names = ["pipeline.json"] + sorted(
-        p.name for p in source.iterdir() if p.name != "pipeline.json"
-    )
+    rest = sorted(p.name for p in source.iterdir() if p.name != "pipeline.json")
+    names = ["pipeline.json", *rest]
     for name in names:
         data = (source / name).read_bytes()
         with open(dest / name, "wb") as f:  # not atomic: a reader may see a part of it

@@ -60,8 +60,8 @@ def save_pipeline(
     """Write a pipeline folder that ``runtime.Pipeline.load`` runs.
 
     Args:
-        folder: the folder to write; an existing pipeline folder (or empty folder) there is
-            replaced as a whole, anything else there is an error.
+        folder: the folder to write (its parents are created); an existing pipeline folder
+            (or empty folder) there is replaced as a whole, anything else there is an error.
         model: an ``ir.Graph``, an ``onnx.ModelProto``, or the path of an ``.onnx`` file
             (without external data).
         tokenizer: a ``Vocab`` (with ``split``, ``ngrams`` and ``pad_index``; unknown tokens
@@ -128,8 +128,10 @@ def save_pipeline(
 
 
 def _check_destination(dest: Path) -> None:
-    if not dest.parent.is_dir():
-        raise PipelineError(f"cannot write {dest}: {dest.parent} is not a folder")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PipelineError(f"cannot write {dest}: {err}") from None
     if dest.exists() and not (dest.is_dir() and _replaceable(dest)):
         raise PipelineError(
             f"{dest} exists and is not a pipeline folder (no pipeline.json); "
