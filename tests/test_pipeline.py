@@ -294,3 +294,27 @@ def test_a_pipeline_runs_without_the_training_library(clf) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == Pipeline.load(clf[0])("a great film")["label"]
+
+
+def test_split_by_width_is_the_cheapest_cut() -> None:
+    import itertools
+    import random
+
+    from runtime.pipeline.core import split_by_width
+
+    rng = random.Random(0)
+    for _ in range(60):
+        widths = sorted(rng.randint(1, 60) for _ in range(rng.randint(1, 8)))
+        cost = rng.choice([0, 8, 32, 500])
+        runs = split_by_width(widths, cost)
+        assert [i for a, b in runs for i in range(a, b)] == list(range(len(widths)))
+
+        def total(runs: list[tuple[int, int]], cost: int = cost, w: list[int] = widths) -> int:
+            return sum(cost + (b - a) * w[b - 1] for a, b in runs)
+
+        best = min(  # every way to cut, by brute force
+            total(list(itertools.pairwise((0, *cuts, len(widths)))))
+            for k in range(len(widths))
+            for cuts in itertools.combinations(range(1, len(widths)), k)
+        )
+        assert total(runs) == best

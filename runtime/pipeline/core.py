@@ -33,6 +33,10 @@ SPEC_FILE = "pipeline.json"
 _PROBES = ("a", "the film was not as good as the book , but the acting was fine !")
 _PROBE_PAD = 5  # extra padding the probes get
 _PROBE_RTOL, _PROBE_ATOL = 1e-4, 1e-5  # float32 rounding of reordered sums stays well inside
+CALL_COST_TOKENS = 32
+"""What one model run costs beyond its tokens, in padded tokens: onnxruntime's per-run work
+and small matrices' poor use of the CPU (all-MiniLM-L6-v2: one 27-token text alone costs
+about as much as 60 tokens in a batch)."""
 
 
 class Pipeline:
@@ -151,14 +155,14 @@ class Pipeline:
     def scores(self, encoded: Sequence[Encoded]) -> list[np.ndarray]:
         """Each text's label scores (``(labels,)``, or ``(tokens, labels)`` for tokens).
 
-        The texts run as one batch, or one batch per padded width when the model is not
-        :attr:`pad_invariant`.
+        The texts run in as few batches as padding allows: a model that is not
+        :attr:`pad_invariant` runs one batch per padded width; otherwise the texts, sorted
+        by length, are cut into the batches that minimise the padded tokens plus a fixed
+        cost per run (``CALL_COST_TOKENS``), so that short texts are not padded to a long
+        one's width.
         """
-        groups: dict[int, list[int]] = {}
-        for i, enc in enumerate(encoded):
-            groups.setdefault(0 if self.pad_invariant else self.width(enc), []).append(i)
         out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
-        for rows in groups.values():
+        for rows in self._batches(encoded):
             logits = self.forward([encoded[i] for i in rows])
             scores = postprocess.score(logits, self.spec.postprocess.function)
             for j, i in enumerate(rows):
@@ -168,6 +172,16 @@ class Pipeline:
                     else (scores[j, : len(encoded[i].ids)])
                 )
         return out
+
+    def _batches(self, encoded: Sequence[Encoded]) -> list[list[int]]:
+        if not self.pad_invariant:
+            groups: dict[int, list[int]] = {}
+            for i, enc in enumerate(encoded):
+                groups.setdefault(self.width(enc), []).append(i)
+            return list(groups.values())
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
+        widths = [self.width(encoded[i]) for i in order]
+        return [order[a:b] for a, b in split_by_width(widths, CALL_COST_TOKENS)]
 
     def answer(self, scores: np.ndarray, enc: Encoded) -> dict[str, Any]:
         """The answer for one text from its label scores (see ``runtime.pipeline.postprocess``)."""
@@ -219,6 +233,29 @@ class Pipeline:
             f"Pipeline(name={self.name!r}, task={self.task!r}, labels={list(self.labels)}, "
             f"backend={self.session.backend!r}, pad_invariant={self.pad_invariant})"
         )
+
+
+def split_by_width(widths: Sequence[int], call_cost: int) -> list[tuple[int, int]]:
+    """Cut ascending ``widths`` into ``[a, b)`` runs minimising ``sum(call_cost + n * max)``.
+
+    Each run is one batch padded to its widest text: ``n * max`` tokens are computed, plus
+    ``call_cost`` tokens' worth of fixed cost per run. Dynamic programming over the cut
+    points (quadratic in the number of texts; a batch holds tens).
+    """
+    n = len(widths)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for b in range(1, n + 1):
+        for a in range(b):
+            cost = best[a] + call_cost + (b - a) * widths[b - 1]
+            if cost < best[b]:
+                best[b], cut[b] = cost, a
+    runs = []
+    b = n
+    while b > 0:
+        runs.append((cut[b], b))
+        b = cut[b]
+    return runs[::-1]
 
 
 def _read(folder: Path, name: str, digest: str | None) -> bytes:
