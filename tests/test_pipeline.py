@@ -318,3 +318,17 @@ def test_split_by_width_is_the_cheapest_cut() -> None:
             for cuts in itertools.combinations(range(1, len(widths)), k)
         )
         assert total(runs) == best
+
+
+def test_the_pipeline_command_writes_what_save_pipeline_writes(clf, tmp_path) -> None:
+    from export import save
+    from export.cli import main
+
+    save(sm.trace_classifier()[1], tmp_path / "m.onnx")
+    sm.vocab().save(tmp_path / "vocab.txt")
+    args = ["pipeline", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "p"), "--vocab",
+            str(tmp_path / "vocab.txt"), "--split", "regex:[a-z]+|!", "--labels", "neg,pos",
+            "--max-length", "8"]  # fmt: skip
+    assert main(args) == 0
+    assert Pipeline.load(tmp_path / "p")(sm.TEXTS) == Pipeline.load(clf[0])(sm.TEXTS)
+    assert main([*args[:-2], "--input", "ids=tokens"]) == 2  # a clear error, exit status 2
