@@ -298,10 +298,14 @@ def targets(rows: list[dict]) -> dict[str, Any]:
     """The issue's targets, per model, from the measurements."""
     out: dict[str, Any] = {}
     for model in sorted({r["model"] for r in rows if "server" in r}):
+        mine = {
+            (r["server"], r["clients"]): r
+            for r in rows
+            if r.get("model") == model and "server" in r
+        }
 
-        def get(srv: str, clients: int) -> dict | None:
-            return next((r for r in rows if r.get("model") == model and r.get("server") == srv
-                         and r.get("clients") == clients), None)  # fmt: skip
+        def get(srv: str, clients: int, mine: dict = mine) -> dict | None:
+            return mine.get((srv, clients))
 
         hand16, batch16 = get("handwritten", 16), get("batched", 16)
         one, nobatch_one = get("batched", 1), get("serve", 1)

@@ -20,7 +20,6 @@ import hashlib
 import logging
 import re
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,14 +164,14 @@ class Repository:
             raise RequestError(f"no model named {name!r}; models: {sorted(self.entries)}", 404)
         return entry
 
-    async def watch(self, interval: float, on_change: Callable[[str], None] | None = None) -> None:
+    async def watch(self, interval: float) -> None:
         """Poll for changed models forever, loading or refusing each (see the module)."""
         while True:
             await asyncio.sleep(interval)
             for entry in list(self.entries.values()):
-                await self._poll(entry, on_change)
+                await self._poll(entry)
 
-    async def _poll(self, entry: Entry, on_change: Callable[[str], None] | None) -> None:
+    async def _poll(self, entry: Entry) -> None:
         sig = signature(entry.path)
         if sig == entry.signature or sig is None:
             entry.pending = None
@@ -202,5 +201,3 @@ class Repository:
         entry.model, entry.signature, entry.notes = model, sig, notes
         self.metrics.reloads.add(self.metrics.lock, (entry.name, "loaded"))
         log.info("model %s: reloaded, version %s -> %s", entry.name, old, model.version)
-        if on_change is not None:
-            on_change(entry.name)
