@@ -178,6 +178,19 @@ class _Server:
             raise RequestError(_too_large(len(out), limit), 413)
         return out
 
+    async def tokenize(self, model: Any, texts: list[Any]) -> Work:
+        return await self.off_loop(model.texts_work, texts, texts)
+
+    async def off_loop(self, parse: Callable[[Any, Limits], Work], what: Any, items: Any) -> Work:
+        """``parse(what, limits)``: here when small, on a thread when large.
+
+        Tokenizing a request of many or long texts would hold up every other connection.
+        """
+        limits = self.options.limits
+        if _size(items) <= _INLINE_CHARS:
+            return parse(what, limits)
+        return await asyncio.to_thread(parse, what, limits)
+
     async def submit(self, entry: Entry, work: Work, timeout: float | None) -> Any:
         assert entry.batcher is not None
         limit = self.options.timeout if timeout is None else min(timeout, self.options.timeout)
@@ -203,7 +216,7 @@ class _Server:
         entry = self.entry(request)
         parsed = parse_infer(await self.body(request), request.headers.get(HEADER_LENGTH))
         model = entry.model
-        work = model.v2_work(parsed, self.options.limits)
+        work = await self.off_loop(model.v2_work, parsed, parsed.inputs)
         result = await self.submit(entry, work, parsed.timeout_s)
         body, headers = encode_infer(model.name, model.version, parsed, model.v2_outputs(result))
         return Response(body, headers=headers)
@@ -216,7 +229,7 @@ class _Server:
             raise RequestError('expected {"instances": ["a text", ...]}')
         texts = [x.get("text") if isinstance(x, dict) else x for x in instances]
         model = entry.model
-        work = model.texts_work(texts, self.options.limits)
+        work = await self.tokenize(model, texts)
         answers = model.v1_answers(await self.submit(entry, work, None))
         body = {"predictions": answers, "model_name": model.name, "model_version": model.version}
         return JSONResponse(body)
@@ -294,6 +307,16 @@ class _Server:
 
     async def page(self, request: Request) -> Response:
         return HTMLResponse(page.HTML)
+
+
+_INLINE_CHARS = 8192  # requests with more text than this are tokenized on a thread
+
+
+def _size(items: Any) -> int:
+    """About how much text ``items`` (texts, or v2 input arrays) holds."""
+    if isinstance(items, dict):  # v2 inputs: the bytes of BYTES elements; numbers are cheap
+        return sum(sum(map(len, a.flat)) if a.dtype == object else 0 for a in items.values())
+    return sum(len(t) if isinstance(t, str) else 0 for t in items)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -70,9 +70,10 @@ class Batcher:
         """Start the worker coroutine on the running event loop."""
         self._task = asyncio.get_running_loop().create_task(self._worker())
 
-    async def stop(self) -> None:
-        """Stop the worker once the queue is empty, then the thread."""
-        while self._queue:
+    async def stop(self, drain: float = 30.0) -> None:
+        """Stop the worker once the queue is empty (waiting up to ``drain`` s), then the thread."""
+        deadline = time.perf_counter() + drain
+        while self._queue and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
