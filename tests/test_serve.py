@@ -62,7 +62,7 @@ def models(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(models):
     args = [models, "--reload-interval", "0", "--max-request-bytes", "20000"]
-    args += ["--max-instances", "16", "--max-text-chars", "500", "--threads", "1"]
+    args += ["--max-instances", "16", "--max-text-chars", "600", "--threads", "1"]
     with sm.Server(*args) as s:
         yield s
 
@@ -101,6 +101,15 @@ def test_predict_gives_the_in_process_pipelines_answers(server, models) -> None:
     assert body["predictions"] == pipe.run([pipe.encode(t) for t in texts])  # exactly
     status, body = _predict(server.url, "tagger", [{"text": "Alice met Bob in Paris"}])
     assert body["predictions"] == [Pipeline.load(models / "tagger")("Alice met Bob in Paris")]
+
+
+def test_a_large_request_is_tokenized_off_the_event_loop(server, models) -> None:
+    texts = [" ".join(["the film was great", "dull plot"][i % 2] for _ in range(60))[:590]
+             for i in range(16)]  # fmt: skip
+    assert sum(map(len, texts)) > 8192  # app._INLINE_CHARS: tokenized on a thread
+    status, body = _predict(server.url, "clf", texts)
+    pipe = Pipeline.load(models / "clf")
+    assert status == 200 and body["predictions"] == pipe.run([pipe.encode(t) for t in texts])
 
 
 def test_v2_infer_json_texts_and_tensors(server, models) -> None:
@@ -198,7 +207,7 @@ BAD = [
     ("POST", "/v1/models/clf:predict", {"instances": ["a", 3]}, None, 400,
      "instance 1 must be a string"),
     ("POST", "/v1/models/clf:predict", {"instances": ["a"] * 17}, None, 413, "--max-instances"),
-    ("POST", "/v1/models/clf:predict", {"instances": ["a" * 501]}, None, 413, "--max-text-chars"),
+    ("POST", "/v1/models/clf:predict", {"instances": ["a" * 601]}, None, 413, "--max-text-chars"),
     ("POST", "/v1/models/strict:predict", {"instances": ["a a a a a a"]}, None, 400,
      "6 tokens, more than max_length=5"),
     ("POST", "/v1/models/clf:predict", b"x" * 20001, None, 413, "--max-request-bytes"),
