@@ -13,7 +13,6 @@ import http.client
 import json
 import re
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -341,17 +340,14 @@ def test_shutdown_finishes_requests_in_flight_and_timeouts_answer_504(models) ->
             request(s.url, "GET", "/v2/health/live")
 
 
-def test_usage_errors_and_the_missing_extra(tmp_path, models) -> None:
-    cmd = [sys.executable, "-m", "export.cli", "serve"]
-    out = subprocess.run([*cmd, str(tmp_path / "none")], capture_output=True, text=True)
-    assert out.returncode == 2 and "does not exist" in out.stderr
-    out = subprocess.run([*cmd, str(tmp_path)], capture_output=True, text=True)
-    assert out.returncode == 1 and "holds no model" in out.stderr
-    hide = (
-        "import sys; sys.modules['starlette'] = None\n"
-        "from export.cli import main\n"
-        f"sys.exit(main(['serve', {str(models / 'clf')!r}]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True)
-    assert out.returncode == 2
-    assert "pip install 'graphcap[serve]'" in out.stderr and "starlette" in out.stderr
+def test_usage_errors_and_the_missing_extra(tmp_path, models, capsys, monkeypatch) -> None:
+    from export.cli import main
+
+    assert main(["serve", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path)]) == 1
+    assert "holds no model" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "starlette", None)  # as if the extra were missing
+    assert main(["serve", str(models / "clf")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'graphcap[serve]'" in err and "starlette" in err
