@@ -122,9 +122,12 @@ class VocabEncoder:
     def encode(self, text: str, max_length: int | None, truncation: bool) -> Encoded:
         """Words, their n-grams, then ids; an empty text is ``[unk_index]`` (or the pad id)."""
         spans: list[Span]
-        if self.regex is not None:
+        if self.regex is not None and self.want_spans:
             words, found = self.regex.tokenize_with_offsets(text)
             spans = list(found)
+        elif self.regex is not None:
+            words = self.regex(text)
+            spans = [None] * len(words)
         else:
             words = self.words(text)
             spans = align(text, words, True) if self.want_spans else [None] * len(words)
