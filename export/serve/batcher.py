@@ -105,8 +105,12 @@ class Batcher:
             while self._queue:
                 await self._hold()
                 batch = self._take()
-                if batch:
+                if not batch:
+                    continue
+                try:
                     await loop.run_in_executor(self._executor, self._run, batch, loop)
+                except Exception as err:  # a bug here must not leave requests waiting forever
+                    _deliver(batch, [err] * len(batch))
 
     async def _hold(self) -> None:
         """Wait (up to ``max_queue_delay`` after the oldest request) for a full batch."""
