@@ -332,3 +332,12 @@ def test_the_pipeline_command_writes_what_save_pipeline_writes(clf, tmp_path) ->
     assert main(args) == 0
     assert Pipeline.load(tmp_path / "p")(sm.TEXTS) == Pipeline.load(clf[0])(sm.TEXTS)
     assert main([*args[:-2], "--input", "ids=tokens"]) == 2  # a clear error, exit status 2
+
+
+def test_spinning_off_reaches_onnxruntime(clf) -> None:
+    pipe = Pipeline.load(clf[0], spinning=False)
+    options = pipe.session._ort.session.get_session_options()  # type: ignore[union-attr]
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    default = Pipeline.load(clf[0]).session._ort.session.get_session_options()  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # its default
+        default.get_session_config_entry("session.intra_op.allow_spinning")

@@ -58,6 +58,12 @@ def add_serve_parser(sub: Any) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--threads", type=_positive_int, help="onnxruntime threads per model")
     p.add_argument(
+        "--spinning",
+        action="store_true",
+        help="let onnxruntime's idle threads spin-wait (its default; off here, which leaves "
+        "the cores to request handling)",
+    )
+    p.add_argument(
         "--max-batch-size",
         type=_positive_int,
         default=32,
@@ -156,7 +162,8 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValueError as err:
         return _fail(str(err), USAGE)
     try:
-        repo = Repository.open(Path(args.path), LoadOptions(args.device, args.threads), Metrics())
+        load = LoadOptions(args.device, args.threads, args.spinning)
+        repo = Repository.open(Path(args.path), load, Metrics())
     except ModelLoadError as err:
         if args.debug:
             raise

@@ -38,10 +38,11 @@ Signature = tuple[Any, ...] | None
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How models are opened: ``runtime.Session``'s device and threads."""
+    """How models are opened: ``runtime.Session``'s device, threads and spinning."""
 
     device: str = "cpu"
     threads: int | None = None
+    spinning: bool = False
 
 
 @dataclass
@@ -101,13 +102,13 @@ def load_model(path: Path, options: LoadOptions) -> tuple[Any, list[str]]:
         warnings.simplefilter("always")
         try:
             if path.is_dir():
-                pipe = Pipeline.load(path, device=options.device, intra_op_threads=options.threads)
+                pipe = Pipeline.load(path, **_session_options(options))
                 model: Any = PipelineModel(name, pipe)
             else:
                 if path.suffix != ".onnx":
                     raise ModelLoadError(f"{path}: expected an .onnx file or a pipeline folder")
                 data = path.read_bytes()
-                session = Session(path, device=options.device, intra_op_threads=options.threads)
+                session = Session(path, **_session_options(options))
                 model = OnnxModel(name, session, hashlib.sha256(data).hexdigest()[:12])
         except ModelLoadError:
             raise
@@ -115,6 +116,14 @@ def load_model(path: Path, options: LoadOptions) -> tuple[Any, list[str]]:
             raise ModelLoadError(f"{path}: {err}") from err
     notes = list(dict.fromkeys(str(w.message) for w in caught))
     return model, notes
+
+
+def _session_options(options: LoadOptions) -> dict[str, Any]:
+    return {
+        "device": options.device,
+        "intra_op_threads": options.threads,
+        "spinning": options.spinning,
+    }
 
 
 def signature(path: Path) -> Signature:

@@ -81,6 +81,7 @@ class Pipeline:
         device: str = "cpu",
         backend: str = "auto",
         intra_op_threads: int | None = None,
+        spinning: bool = True,
     ) -> Pipeline:
         """Open the pipeline folder ``folder``.
 
@@ -89,6 +90,7 @@ class Pipeline:
             device: ``"cpu"`` or ``"cuda"`` (onnxruntime's CUDA provider; see ``Session``).
             backend: ``"auto"``, ``"interpreter"`` or ``"onnxruntime"``.
             intra_op_threads: onnxruntime's threads inside one op (None: its default).
+            spinning: whether onnxruntime's idle threads spin-wait (see ``Session``).
 
         Raises:
             PipelineError: no ``pipeline.json``, a malformed one (the message names the
@@ -107,7 +109,8 @@ class Pipeline:
         for name, digest in spec.files.items():
             if name not in (spec.model, spec.tokenizer.file):
                 _verify(folder / name, digest)
-        session = _session(folder, spec.model, model_bytes, device, backend, intra_op_threads)
+        options = {"device": device, "backend": backend, "intra_op_threads": intra_op_threads}
+        session = _session(folder, spec.model, model_bytes, {**options, "spinning": spinning})
         spans = spec.task == "token-classification"
         encoder = build_encoder(spec.tokenizer, tok_bytes, spans)
         pipe = cls(spec, session, encoder, folder.name)
@@ -291,14 +294,7 @@ def _verify(path: Path, digest: str) -> None:
         )
 
 
-def _session(
-    folder: Path,
-    name: str,
-    data: bytes,
-    device: str,
-    backend: str,
-    intra_op_threads: int | None,
-) -> Session:
+def _session(folder: Path, name: str, data: bytes, options: dict[str, Any]) -> Session:
     try:
         proto = onnx.load_model_from_string(data)
     except Exception as err:
@@ -306,7 +302,7 @@ def _session(
     external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
     model: Any = folder / name if external else proto
     try:
-        return Session(model, device=device, backend=backend, intra_op_threads=intra_op_threads)
+        return Session(model, **options)
     except Exception as err:
         raise PipelineError(f"cannot open the model {folder / name}: {err}") from err
 
