@@ -44,7 +44,7 @@ def clf(tmp_path_factory) -> tuple[Path, object]:
 def test_classifier_answers_match_eager_and_onnxruntime(clf) -> None:
     folder, model = clf
     pipe = Pipeline.load(folder)
-    assert pipe.pad_invariant and pipe.labels == ("neg", "pos")
+    assert pipe.pad_invariant and pipe.labels == ("neg", "pos") and pipe.call_cost >= 1
     import onnxruntime as ort
 
     raw = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])

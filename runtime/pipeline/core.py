@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,7 @@ SPEC_FILE = "pipeline.json"
 _PROBES = ("a", "the film was not as good as the book , but the acting was fine !")
 _PROBE_PAD = 5  # extra padding the probes get
 _PROBE_RTOL, _PROBE_ATOL = 1e-4, 1e-5  # float32 rounding of reordered sums stays well inside
-CALL_COST_TOKENS = 32
-"""What one model run costs beyond its tokens, in padded tokens: onnxruntime's per-run work
-and small matrices' poor use of the CPU (all-MiniLM-L6-v2: one 27-token text alone costs
-about as much as 60 tokens in a batch)."""
+_MAX_CALL_COST = 4096  # "never cut": a model whose cost hardly grows with the tokens
 
 
 class Pipeline:
@@ -55,6 +53,9 @@ class Pipeline:
         output: the model output the answer is read from.
         pad_invariant: whether the model's outputs stay the same (to float32 rounding) when
             a text gets extra padding; measured at load.
+        call_cost: what one model run costs beyond its tokens, in padded tokens (onnxruntime's
+            per-run work, small matrices' poor use of the CPU); measured at load, it decides
+            how a batch is cut by length (see :meth:`scores`).
         fingerprint: SHA-256 over the files read, identifying this version of the folder.
     """
 
@@ -68,6 +69,7 @@ class Pipeline:
         self.fingerprint = ""
         try:
             self.pad_invariant = self._probe_padding()
+            self.call_cost = self._measure_call_cost() if self.pad_invariant else 0.0
         except PipelineError:
             raise
         except Exception as err:
@@ -160,9 +162,8 @@ class Pipeline:
 
         The texts run in as few batches as padding allows: a model that is not
         :attr:`pad_invariant` runs one batch per padded width; otherwise the texts, sorted
-        by length, are cut into the batches that minimise the padded tokens plus a fixed
-        cost per run (``CALL_COST_TOKENS``), so that short texts are not padded to a long
-        one's width.
+        by length, are cut into the batches that minimise the padded tokens plus
+        :attr:`call_cost` per run, so that short texts are not padded to a long one's width.
         """
         out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
         for rows in self._batches(encoded):
@@ -184,7 +185,7 @@ class Pipeline:
             return list(groups.values())
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
         widths = [self.width(encoded[i]) for i in order]
-        return [order[a:b] for a, b in split_by_width(widths, CALL_COST_TOKENS)]
+        return [order[a:b] for a, b in split_by_width(widths, self.call_cost)]
 
     def answer(self, scores: np.ndarray, enc: Encoded) -> dict[str, Any]:
         """The answer for one text from its label scores (see ``runtime.pipeline.postprocess``)."""
@@ -232,14 +233,46 @@ class Pipeline:
                 return False
         return True
 
+    def _measure_call_cost(self) -> float:
+        """The fixed cost of one run, in tokens, measured.
+
+        One short text alone and four longer ones are timed (the best of three each); the
+        line through the two points gives the cost per token and the cost per run.
+        """
+        enc = self.encode(_PROBES[1]) if self._encodes(_PROBES[1]) else None
+        if enc is None:
+            return float(_MAX_CALL_COST)
+        short, long = self.width(enc), self.width(enc) + 48
+        timings = []
+        for rows, width in ((1, short), (4, long)):
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                self.forward([enc] * rows, width)
+                best = min(best, time.perf_counter() - start)
+            timings.append((rows * width, best))
+        (n1, t1), (n2, t2) = timings
+        per_token = (t2 - t1) / (n2 - n1)
+        if per_token <= 0:
+            return float(_MAX_CALL_COST)
+        return float(min(max((t1 - per_token * n1) / per_token, 1.0), _MAX_CALL_COST))
+
+    def _encodes(self, text: str) -> bool:
+        try:
+            self.encode(text)
+        except PipelineInputError:
+            return False
+        return True
+
     def __repr__(self) -> str:
         return (
             f"Pipeline(name={self.name!r}, task={self.task!r}, labels={list(self.labels)}, "
-            f"backend={self.session.backend!r}, pad_invariant={self.pad_invariant})"
+            f"backend={self.session.backend!r}, pad_invariant={self.pad_invariant}, "
+            f"call_cost={self.call_cost:.0f})"
         )
 
 
-def split_by_width(widths: Sequence[int], call_cost: int) -> list[tuple[int, int]]:
+def split_by_width(widths: Sequence[int], call_cost: float) -> list[tuple[int, int]]:
     """Cut ascending ``widths`` into ``[a, b)`` runs minimising ``sum(call_cost + n * max)``.
 
     Each run is one batch padded to its widest text: ``n * max`` tokens are computed, plus
