@@ -14,11 +14,15 @@ depend on its weights). Requests: one text each (``{"instances": [text]}``), dra
 demo's held-out Rotten Tomatoes snippets. Clients: 1, 16 and 64 closed-loop clients (each
 sends its next request when the previous answer arrives), on keep-alive connections, from an
 asyncio load generator in this process; each level runs ``--duration`` seconds after a
-warm-up. The in-process ``Pipeline`` (batches of 32, and one text at a time) is the limit.
+warm-up, ``--rounds`` times per server, the servers taking turns (all are up at once, so a
+shared machine's changing load hits them alike). The in-process ``Pipeline`` (batches of
+32, and one text at a time) is the limit.
 
-One JSON line per measurement on stdout (progress on stderr), then a summary line with the
-issue's targets. Usage: ``python bench/serve.py [--duration S] [--models demo,minilm]
-[--servers handwritten,serve,batched] [--clients 1,16,64]``. Reports numbers; gates nothing.
+One JSON line per measurement on stdout (progress on stderr), then one per server and level
+with the medians of the rounds (``median_of_rounds``), then a summary line with the issue's
+targets, computed from the medians. Usage: ``python bench/serve.py [--duration S]
+[--rounds N] [--models demo,minilm] [--servers handwritten,serve,batched] [--clients
+1,16,64]``. Reports numbers; gates nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +331,25 @@ def targets(rows: list[dict]) -> dict[str, Any]:
     return out
 
 
+def median_rows(rows: list[dict]) -> list[dict]:
+    """Per (model, server, clients): the median over rounds of each number; errors summed."""
+    keyed: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if "server" in r:
+            keyed.setdefault((r["model"], r["server"], r["clients"]), []).append(r)
+    out = []
+    for (model, srv, clients), group in keyed.items():
+        row: dict[str, Any] = {"model": model, "server": srv, "clients": clients,
+                               "rounds": len(group)}  # fmt: skip
+        for key in ("throughput_rps", "p50_ms", "p99_ms", "mean_batch", "load_average_1m"):
+            values = [g[key] for g in group if g[key] is not None]
+            row[key] = round(float(np.median(values)), 3) if values else None
+        row["requests"] = sum(g["requests"] for g in group)
+        row["errors"] = sum(g["errors"] for g in group)
+        out.append(row)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--demo", type=Path, default=ROOT / "runs" / "demo")
@@ -334,11 +357,14 @@ def main() -> None:
     p.add_argument("--models", default="demo,minilm")
     p.add_argument("--servers", default=",".join(SERVERS))
     p.add_argument("--clients", default="1,16,64")
-    p.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    p.add_argument("--duration", type=float, default=6.0, help="seconds per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="measurements per server and level")
     p.add_argument("--threads", type=int, default=None, help="graphcap serve --threads")
     args = p.parse_args()
-    rows: list[dict] = []
+    import onnxruntime  # noqa: F401 - imported before environment() reads its version
+
     env = environment()
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="graphcap-bench-serve-") as tmp:
         texts, demo = texts_and_demo(args.demo, Path(tmp))
         folders = {"demo": demo}
@@ -350,15 +376,23 @@ def main() -> None:
             row = {"model": model, "in_process": in_process(folder, texts, args.duration)}
             rows.append(row)
             print(json.dumps({**row, **env}), flush=True)
-            for kind in args.servers.split(","):
-                with server(kind, folder, folder.name, args.threads) as (url, path):
-                    for clients in (int(c) for c in args.clients.split(",")):
-                        log(f"{model}: {kind}, {clients} clients")
-                        row = {"model": model, "server": kind,
-                               **measure(url, path, texts, clients, args.duration)}  # fmt: skip
-                        rows.append(row)
-                        print(json.dumps({**row, **env}), flush=True)
-    print(json.dumps({"summary": targets(rows), **env}), flush=True)
+            with ExitStack() as stack:  # every server up at once; rounds interleave them
+                kinds = args.servers.split(",")
+                urls = {k: stack.enter_context(server(k, folder, folder.name, args.threads))
+                        for k in kinds}  # fmt: skip
+                for clients in (int(c) for c in args.clients.split(",")):
+                    for rnd in range(args.rounds):
+                        for kind in kinds:
+                            log(f"{model}: {kind}, {clients} clients, round {rnd + 1}")
+                            url, path = urls[kind]
+                            row = {"model": model, "server": kind, "round": rnd + 1,
+                                   **measure(url, path, texts, clients, args.duration)}  # fmt: skip
+                            rows.append(row)
+                            print(json.dumps({**row, **env}), flush=True)
+    medians = median_rows(rows)
+    for row in medians:
+        print(json.dumps({"median_of_rounds": True, **row, **env}), flush=True)
+    print(json.dumps({"summary": targets(medians), **env}), flush=True)
 
 
 if __name__ == "__main__":
