@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a so
 
 import machine  # bench/machine.py, beside this script
 
-from export.writer import to_model
+from export.onnx.writer import to_model
 from ir.graph import Graph
 from ir.ops.registry import op
 from runtime import Session

@@ -69,7 +69,7 @@ import training  # bench/training.py: the two training models and their step har
 import export
 import ir
 import tracer
-from export.writer import to_model
+from export.onnx.writer import to_model
 from tests import models
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's customary name
 

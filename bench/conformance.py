@@ -5,7 +5,7 @@ Prints ONE JSON line. Both runtimes see every case of
 the same rule as ``tests/test_conformance.py`` (``onnx.backend.test.runner``'s: shape, dtype,
 then ``assert_allclose`` with the case's rtol/atol, default 1e-3/1e-7):
 
-- ``interpreter``: the model read by ``export.reader.from_model`` and run by
+- ``interpreter``: the model read by ``export.onnx.reader.from_model`` and run by
   ``runtime.numpy_interpreter.Interpreter``. ``unsupported``: graphcap cannot hold the model
   (non-tensor values, a dtype, an op missing from the registry) or refuses it with an
   explicit ``UnsupportedOpError``/``DTypeError``. ``failed``: a wrong output or any other

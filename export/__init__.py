@@ -1,4 +1,4 @@
-"""graphcap's ONNX boundary: write an ``ir.Graph`` as ``.onnx``, read one back, and the CLI.
+"""graphcap's ONNX boundary: the codec (``export.onnx``) and the ``graphcap`` command.
 
 - ``save(graph, path, opset=None, external_data=None)`` writes a standard ONNX file
   (``ir_version`` 10, default opset ``DEFAULT_OPSET`` = 20, weights in ``<file>.data`` past
@@ -6,11 +6,12 @@
   ``onnx.ModelProto`` in memory.
 - ``load(path)`` / ``from_model(model, base_dir=None)`` read a model back into an
   ``ir.Graph``, normalising older opsets' forms into the registry's opset-20 form.
-- ``export.cli`` is the ``graphcap`` command.
+
+Those five names are ``export.onnx``'s, re-exported here; importing ``export`` imports only
+the codec. Above ``tracer`` sit ``export.cli`` (the ``graphcap`` command) and
+``export.training`` (training bundles), which are imported only by name.
 """
 
-import export.schemas  # noqa: F401  (registers graphcap's own op schemas with onnx)
-from export.reader import from_model, load
-from export.writer import DEFAULT_OPSET, save, to_model
+from export.onnx import DEFAULT_OPSET, from_model, load, save, to_model
 
 __all__ = ["DEFAULT_OPSET", "from_model", "load", "save", "to_model"]

@@ -17,6 +17,9 @@ step. Every other optimizer hyper-parameter is a constant in the graph (listed i
 ``manifest["optimizer"]``). safetensors stores 0-d arrays (the ``"<param>.step"`` counters,
 int64) with shape ``[]``; :func:`load_training_bundle` checks every array's dtype and shape
 against the manifest.
+
+This module sits in the top layer with ``export.cli``: it takes a ``tracer`` train step (see
+:func:`tracer.train_step.build_train_step`) and writes it with the codec, ``export.onnx``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from export.onnx import writer
 from ir.errors import ExportError
 from ir.graph import Graph, Value
 
@@ -124,8 +128,6 @@ def save_training_bundle(
         ExportError: a graph cannot be written (see ``export.save``).
     """
     from safetensors.numpy import save_file
-
-    from export import writer
 
     target = Path(directory)
     _check_target(target)

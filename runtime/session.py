@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
+from export.onnx import reader, writer
 from ir.graph import Graph
 from runtime.errors import (
     BackendUnavailableError,
@@ -254,10 +255,8 @@ class _Source:
             )
 
     def graph(self) -> Graph:
-        """The model as an ``ir.graph.Graph`` (read through ``export.reader`` if needed)."""
+        """The model as an ``ir.graph.Graph`` (read through ``export.onnx.reader`` if needed)."""
         if self._graph is None:
-            from export import reader
-
             if self.path is not None:
                 self._graph = reader.load(self.path)
             else:
@@ -274,8 +273,6 @@ class _Source:
         if self.path is not None:
             return self.path
         if self.proto is None:
-            from export import writer
-
             graph = self._graph
             assert graph is not None
             weights = sum(

@@ -21,7 +21,9 @@ from onnx import numpy_helper
 import export
 import ir.ops
 import tracer as gc
-from export import cli, cli_export, cli_verify
+from export import cli
+from export.cli import prepare as cli_prepare
+from export.cli import verify as cli_verify
 from runtime import Session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +146,7 @@ def _rows(stdout: str) -> list[list[str]]:
 
 
 def _eager(target: str, specs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    prepared = cli_export.prepare(target, [cli_export.parse_input_spec(s) for s in specs])
+    prepared = cli_prepare.prepare(target, [cli_prepare.parse_input_spec(s) for s in specs])
     return prepared.call(feeds)
 
 
@@ -258,7 +260,7 @@ def test_verify_names_the_node_of_a_corrupted_weight(tmp_path: Path) -> None:
     tensor.CopyFrom(numpy_helper.from_array(array, weight))
     onnx.save(model, str(path))
 
-    prepared = cli_export.prepare(MLP, [cli_export.parse_input_spec("x:float32[batch=4,8]")])
+    prepared = cli_prepare.prepare(MLP, [cli_prepare.parse_input_spec("x:float32[batch=4,8]")])
     report = cli_verify.verify(path, prepared)
     assert not report.ok
     example = report.rows[0]  # a relu may hide the corrupted unit at other sizes, not here
@@ -278,8 +280,8 @@ def test_verify_bisects_interpreter_against_onnxruntime(tmp_path: Path) -> None:
     # A wrong Tanh kernel: eager and the interpreter share it, onnxruntime does not.
     object.__setattr__(tanh, "kernel", lambda x: kernel(x) + np.float32(1e-3))
     try:
-        prepared = cli_export.prepare(
-            "tests.cli_models:make_reshaper", [cli_export.parse_input_spec(spec)]
+        prepared = cli_prepare.prepare(
+            "tests.cli_models:make_reshaper", [cli_prepare.parse_input_spec(spec)]
         )
         report = cli_verify.verify(path, prepared)
     finally:
@@ -308,12 +310,12 @@ def test_compare_and_size_configs() -> None:
 
 
 def test_input_spec_syntax() -> None:
-    spec = cli_export.parse_input_spec("ids:int64[batch=2, seq=16]")
+    spec = cli_prepare.parse_input_spec("ids:int64[batch=2, seq=16]")
     assert (spec.name, spec.dtype, spec.shape) == ("ids", np.dtype(np.int64), (2, 16))
     assert dict(spec.dynamic) == {0: "batch", 1: "seq"}
-    assert cli_export.parse_input_spec("s:f32[]").shape == ()
-    assert cli_export.parse_dynamic_spec("ids:1=seq") == ("ids", 1, "seq")
-    assert cli_export.parse_dynamic_spec("x:0") == ("x", 0, None)
+    assert cli_prepare.parse_input_spec("s:f32[]").shape == ()
+    assert cli_prepare.parse_dynamic_spec("ids:1=seq") == ("ids", 1, "seq")
+    assert cli_prepare.parse_dynamic_spec("x:0") == ("x", 0, None)
 
 
 # ---------------------------------------------------------------- graphcap inspect

@@ -1,4 +1,4 @@
-"""ONNX's own node conformance cases, run through ``export.reader`` and the NumPy interpreter.
+"""ONNX's own node conformance cases, run through ``export.onnx.reader`` and the NumPy interpreter.
 
 Every case of ``onnx.backend.test.case.node.collect_testcases(None)`` (about 1,900 one-node
 or expanded-function models with inputs and expected outputs) is one test. A case passes
@@ -219,7 +219,7 @@ def tolerances(case: Any) -> tuple[float, float]:
 
 
 def run_case(case: Any, values: bool = True) -> None:
-    """Run ``case`` through ``export.reader`` and the NumPy interpreter and compare.
+    """Run ``case`` through ``export.onnx.reader`` and the NumPy interpreter and compare.
 
     With ``values=False`` only output counts, shapes and dtypes are compared.
 
@@ -227,7 +227,7 @@ def run_case(case: Any, values: bool = True) -> None:
         UnsupportedOpError, DTypeError: graphcap says it cannot run the case.
         AssertionError: an output differs; anything else: a crash.
     """
-    from export.reader import from_model
+    from export.onnx.reader import from_model
     from runtime.numpy_interpreter import Interpreter
 
     graph = from_model(case.model)
@@ -310,7 +310,7 @@ def test_reader_refuses_unsupported_cases() -> None:
 
     Never a crash or a silent load; a missing top-level op is named in the message.
     """
-    from export.reader import from_model
+    from export.onnx.reader import from_model
 
     problems = []
     for name, case in sorted(node_cases().items()):

@@ -17,8 +17,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import export
 import ir
-from export import reader as reader_mod
-from export import writer as writer_mod
+from export.onnx import reader as reader_mod
+from export.onnx import writer as writer_mod
 from ir.errors import DTypeError, ExportError, UnsupportedOpError
 from ir.graph import Graph
 from ir.ops.registry import ints, op
@@ -258,8 +258,8 @@ def test_opset_out_of_range(opset: int) -> None:
 
 def test_every_op_means_the_same_up_to_the_newest_opset_written() -> None:
     """Writing at 21..23 is honest only if those versions just admit more element types."""
-    from export.compat import compatible
-    from export.writer import DEFAULT_OPSET, MAX_OPSET
+    from export.onnx.compat import compatible
+    from export.onnx.writer import DEFAULT_OPSET, MAX_OPSET
 
     for opdef in ir.ops.all_ops():
         for opset in range(max(DEFAULT_OPSET, opdef.since), MAX_OPSET + 1):

@@ -71,7 +71,7 @@ def test_light_models_found() -> None:
 @pytest.mark.parametrize("test", LIGHT_TESTS, ids=lambda t: t.name)
 def test_light_model(test: Any) -> None:
     model, feeds, expected = load_light(test)
-    from export.reader import from_model
+    from export.onnx.reader import from_model
     from runtime.numpy_interpreter import Interpreter
 
     missing = missing_ops(model)
@@ -148,7 +148,7 @@ def test_light_form_model_matches_onnxruntime() -> None:
     """The light models' file form (IR 3, opset 9) runs on the interpreter as on onnxruntime."""
     import onnxruntime as ort
 
-    from export.reader import from_model
+    from export.onnx.reader import from_model
     from runtime.numpy_interpreter import Interpreter
 
     model = _light_form_model()

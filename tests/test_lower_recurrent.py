@@ -16,7 +16,7 @@ from onnx import TensorProto, helper
 
 import ir
 import runtime
-from export import reader, writer
+from export.onnx import reader, writer
 from ir.errors import GraphInvariantError, UnsupportedOpError
 from ir.lower_recurrent import lower_recurrent_grads
 from ir.ops import get, op, scalar

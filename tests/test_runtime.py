@@ -133,7 +133,7 @@ def test_dynamic_reshape_stays_symbolic() -> None:
 def test_interpreter_matches_onnx_reference_evaluator() -> None:
     from onnx.reference import ReferenceEvaluator
 
-    from export.writer import to_model
+    from export.onnx.writer import to_model
 
     g = trace(multi, x=(F32, ("batch", 6)))
     x = RNG.standard_normal((3, 6)).astype(F32)
@@ -378,7 +378,7 @@ def test_auto_falls_back_for_an_op_outside_onnx() -> None:
 
 
 def test_session_from_model_proto_and_path(tmp_path: Path) -> None:
-    from export.writer import to_model
+    from export.onnx.writer import to_model
 
     g = _chain_graph()
     x = RNG.standard_normal((5, 8)).astype(F32)
@@ -414,7 +414,7 @@ def test_session_outputs_argument() -> None:
 
 
 def test_onnxruntime_keeps_0d_and_accepts_strided_feeds() -> None:
-    from export.writer import to_model
+    from export.onnx.writer import to_model
 
     g = Graph()
     s = g.add_input("s", F32, ())
@@ -432,7 +432,7 @@ def test_large_graph_goes_to_onnxruntime_through_external_data(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import runtime.session
-    from export import writer
+    from export.onnx import writer
 
     w = RNG.standard_normal((64, 64)).astype(F32)  # 16 KiB: stored externally
     g = trace(lambda x: op.MatMul(x, w), x=(F32, ("batch", 64)))
@@ -576,7 +576,7 @@ def cuda_usable() -> bool:
 
 
 def _ort_model() -> onnx.ModelProto:
-    from export.writer import to_model
+    from export.onnx.writer import to_model
 
     return to_model(trace(heads, x=(F32, ("batch", "seq", 8))))
 

@@ -28,9 +28,10 @@ from ir.autodiff import grad_name
 from ir.graph import Graph, Value
 from ir.ops.registry import OpDef
 from ir.partition import split
+from runtime import Session
 from tracer import _state
 from tracer._tensor_base import TensorBase, apply, wrap
-from tracer.trace import DynamicAxes, capture
+from tracer.trace import DynamicAxes, _input_names, capture
 
 __all__ = ["Compiled", "compile"]
 
@@ -278,8 +279,6 @@ def _no_shape_rule(ctx: Any, *types: Any) -> Any:
 
 
 def _session(owner: Compiled, graph: Graph) -> Any:
-    from runtime import Session
-
     return Session(graph, owner.device, owner.backend)
 
 
@@ -328,8 +327,6 @@ def _owned_tensors(fn: Any) -> list[TensorBase]:
 
 
 def _argument_names(fn: Any, n_args: int, kwargs: Mapping[str, Any]) -> list[str]:
-    from tracer.trace import _input_names
-
     return _input_names(fn, tuple(range(n_args)), dict(kwargs), None)
 
 

@@ -27,11 +27,14 @@ from typing import Any
 import numpy as np
 
 import ir
+from export.onnx.writer import to_model
 from ir.autodiff import grad_name
 from ir.graph import Graph, Value
+from runtime import Interpreter
+from runtime.ort_backend import OrtBackend
 from tracer._tensor_base import TensorBase, wrap
 from tracer.autograd import enable_grad
-from tracer.compile import _initializer_to_input
+from tracer.compile import _argument_names, _axes, _initializer_to_input
 from tracer.trace import DynamicAxes, capture
 
 __all__ = ["TrainStep", "TrainStepGraph", "build_train_step", "compile_step"]
@@ -282,8 +285,6 @@ class TrainStep:
         the size and hyper-parameters (but the lr) of each param group, and the train/eval
         mode of ``model`` and ``loss_fn``.
         """
-        from tracer.compile import _argument_names, _axes
-
         groups = self.optimizer.param_groups
         parts: list[Any] = [tuple(len(g["params"]) for g in groups)]
         # Hyper-parameters other than the fed lr are baked into the graph.
@@ -350,10 +351,7 @@ class _OrtRunner:
     """Runs on onnxruntime with every input and output an ``OrtValue`` left in place."""
 
     def __init__(self, graph: Graph, device: str) -> None:
-        import onnxruntime as ort
-
-        from export.writer import to_model
-        from runtime.ort_backend import OrtBackend
+        import onnxruntime as ort  # imported when used: the interpreter needs none of it
 
         self.backend = OrtBackend(to_model(graph), device, io_binding=True, stacklevel=4)
         self._ort = ort
@@ -371,8 +369,6 @@ class _InterpreterRunner:
     """Runs on graphcap's NumPy interpreter; state stays as arrays."""
 
     def __init__(self, graph: Graph) -> None:
-        from runtime import Interpreter
-
         self.interpreter = Interpreter(graph)
 
     def place(self, array: np.ndarray) -> Any:

@@ -115,19 +115,6 @@ def _blame(p: Pass, before: list[str], what: str) -> str:
 
 # ------------------------------------------------------------ helpers passes share
 
-# Ops whose result is drawn at random: never folded, merged or duplicated.
-_RANDOM_OPS = frozenset(
-    {
-        "Bernoulli",
-        "Dropout",
-        "Multinomial",
-        "RandomNormal",
-        "RandomNormalLike",
-        "RandomUniform",
-        "RandomUniformLike",
-    }
-)
-
 
 def subgraphs(node: Node) -> list[Graph]:
     """The graphs held in ``node``'s attributes (a ``Scan`` body, ``If`` branches)."""
@@ -141,10 +128,10 @@ def subgraphs(node: Node) -> list[Graph]:
 def is_deterministic(node: Node) -> bool:
     """Whether ``node`` computes the same outputs every time from the same inputs.
 
-    Random ops (``Dropout``, ``RandomNormal``..., any op with a ``seed`` attribute) are not,
-    and neither is a node whose subgraph holds one. Passes never fold or merge those.
+    Random ops (``OpDef.random``: ``Dropout``) are not, and neither is a node whose
+    subgraph holds one. Passes never fold or merge those.
     """
-    if node.op.op_type in _RANDOM_OPS or "seed" in node.op.attrs:
+    if node.op.random:
         return False
     return all(is_deterministic(n) for g in subgraphs(node) for n in g.nodes)
 

@@ -160,9 +160,9 @@ def _swap(tmp: Path, dest: Path) -> None:
 
 def _write_model(model: Any, path: Path) -> None:
     if isinstance(model, Graph):
-        import export
+        from export.onnx import save
 
-        export.save(model, path)
+        save(model, path)
         return
     if isinstance(model, onnx.ModelProto):
         path.write_bytes(model.SerializeToString())

@@ -2,7 +2,7 @@
 
 The forward oracles build their one-node models with ``onnx.helper.make_node``, which cannot
 write an ``ir.Graph`` attribute, so they are skipped here; ``tests/test_lower_recurrent.py``
-runs Scan models written by ``export.writer`` on onnx.reference and onnxruntime instead.
+runs Scan models written by ``export.onnx.writer`` on onnx.reference and onnxruntime instead.
 """
 
 from __future__ import annotations

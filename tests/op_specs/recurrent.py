@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-import export.schemas  # noqa: F401  (registers the ai.graphcap schemas with onnx)
+import export.onnx.schemas  # noqa: F401  (registers the ai.graphcap schemas with onnx)
 from ir.ops import get
 from ir.ops.recurrent import DOMAIN
 from tests.op_specs.common import F64, FLOATS, OpSpec, Sample

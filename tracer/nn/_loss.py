@@ -8,6 +8,7 @@ exactly as PyTorch defines it.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from ir.errors import DTypeError
@@ -24,7 +25,13 @@ def _reduction(reduction: str, size_average: bool | None, reduce: bool | None) -
     if size_average is not None or reduce is not None:  # PyTorch's legacy arguments
         size_average = True if size_average is None else size_average
         reduce = True if reduce is None else reduce
-        return "mean" if size_average and reduce else "sum" if reduce else "none"
+        legacy = "mean" if size_average and reduce else "sum" if reduce else "none"
+        warnings.warn(
+            f"size_average and reduce args will be deprecated, please use reduction='{legacy}' "
+            "instead.",
+            stacklevel=3,
+        )
+        return legacy
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{reduction} is not a valid value for reduction")
     return reduction
@@ -202,20 +209,3 @@ def binary_cross_entropy_with_logits(
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
-
-
-def mse_loss(
-    input: Tensor,
-    target: Tensor,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-) -> Tensor:
-    """Squared error ``(input - target)^2``, reduced; the two broadcast.
-
-    Raises:
-        ValueError: an unknown reduction.
-    """
-    reduction = _reduction(reduction, size_average, reduce)
-    diff = input - target
-    return _reduce(diff * diff, reduction)

@@ -3,7 +3,9 @@
 Where ONNX has a native op that runtimes fuse, the function lowers to it: ``gelu`` to
 ``Gelu``, ``layer_norm`` to ``LayerNormalization``, ``dropout`` to ``Dropout``,
 ``softmax`` to ``Softmax``, ``embedding`` to ``Gather``, ``pad`` to ``Pad``, ``cross_entropy``
-to ``SoftmaxCrossEntropyLoss`` and ``nll_loss`` to ``NegativeLogLikelihoodLoss``. Everything
+to ``SoftmaxCrossEntropyLoss``, ``nll_loss`` to ``NegativeLogLikelihoodLoss``, ``conv1d``/
+``conv2d`` to ``Conv``, ``batch_norm`` to ``BatchNormalization``, the pools to ``MaxPool``/
+``AveragePool``/``Global*Pool`` and ``mish`` to ``Mish``. Everything
 is recorded by autograd and by ``tracer.trace``. Signatures and semantics are PyTorch's;
 ``inplace=True`` is accepted for compatibility, but results are computed out of place.
 """
@@ -24,34 +26,84 @@ from tracer._functions import where
 from tracer._math import const
 from tracer._tensor_base import apply
 from tracer.autograd import is_grad_enabled
+from tracer.nn._conv import batch_norm, conv1d, conv2d
+from tracer.nn._embedding_bag import embedding_bag
+from tracer.nn._functional_misc import (
+    bilinear,
+    cosine_similarity,
+    hardtanh,
+    mish,
+    pairwise_distance,
+)
 from tracer.nn._loss import (
     binary_cross_entropy_with_logits,
     cross_entropy,
-    mse_loss,
     nll_loss,
+)
+from tracer.nn._loss_pointwise import (
+    binary_cross_entropy,
+    cosine_embedding_loss,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    margin_ranking_loss,
+    mse_loss,
+    smooth_l1_loss,
+)
+from tracer.nn._pool import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
 )
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
 
 __all__ = [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool1d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "batch_norm",
+    "bilinear",
+    "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "conv1d",
+    "conv2d",
+    "cosine_embedding_loss",
+    "cosine_similarity",
     "cross_entropy",
     "dropout",
     "elu",
     "embedding",
+    "embedding_bag",
     "gelu",
+    "hardtanh",
+    "huber_loss",
+    "kl_div",
+    "l1_loss",
     "layer_norm",
     "leaky_relu",
     "linear",
     "log_softmax",
+    "margin_ranking_loss",
+    "max_pool1d",
+    "max_pool2d",
+    "mish",
     "mse_loss",
     "nll_loss",
     "pad",
+    "pairwise_distance",
     "relu",
     "scaled_dot_product_attention",
     "sigmoid",
     "silu",
+    "smooth_l1_loss",
     "softmax",
     "softplus",
     "tanh",

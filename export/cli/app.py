@@ -16,6 +16,7 @@ import functools
 import inspect
 import re
 import sys
+import tomllib
 import traceback
 import warnings
 from collections.abc import Sequence
@@ -25,8 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from export.cli_common import FAILED, USAGE, CommandError, UsageError, text_table, write_atomic
-from export.cli_export import LOSSES, OPTIMIZERS, parse_dynamic_spec, parse_input_spec
+import ir.ops
+from export.cli.common import FAILED, USAGE, CommandError, UsageError, text_table, write_atomic
+from export.cli.export_command import run_export
+from export.cli.inspect_command import run_inspect
+from export.cli.prepare import parse_dynamic_spec, parse_input_spec
+from export.cli.training_command import LOSSES, OPTIMIZERS
+from runtime import Session
+from runtime.errors import FeedError
 
 _EPILOG = """\
 examples:
@@ -226,7 +233,7 @@ def _export_parser(sub: Any) -> None:
     p.add_argument("--rtol", type=float, default=1e-5, help="verify: relative tolerance (1e-5)")
     p.add_argument("--seed", type=int, default=0, help="seeds weights and random inputs (0)")
     _training_arguments(p)
-    p.set_defaults(handler=_cmd_export)
+    p.set_defaults(handler=run_export)
 
 
 def _training_arguments(p: argparse.ArgumentParser) -> None:
@@ -261,7 +268,7 @@ def _inspect_parser(sub: Any) -> None:
     )
     p.add_argument("model", metavar="FILE.onnx")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(handler=_cmd_inspect)
+    p.set_defaults(handler=run_inspect)
 
 
 def _run_parser(sub: Any) -> None:
@@ -294,22 +301,7 @@ def _feed_spec(text: str) -> tuple[str, str]:
     return name, file
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from export.cli_export import run_export
-
-    return run_export(args)
-
-
-def _cmd_inspect(args: argparse.Namespace) -> int:
-    from export.cli_inspect import run_inspect
-
-    return run_inspect(args)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    from runtime import Session
-    from runtime.errors import FeedError
-
     feeds = {name: _load_npy(name, file) for name, file in args.input}
     outdir = Path(args.outdir) if args.outdir else None
     if outdir is not None and outdir.exists() and not outdir.is_dir():
@@ -370,8 +362,6 @@ def _preview(array: np.ndarray, count: int = 6) -> str:
 
 
 def _cmd_ops(args: argparse.Namespace) -> int:
-    import ir.ops  # registers every op family
-
     rows = [
         _op_row(d)
         for d in ir.ops.all_ops()
@@ -418,14 +408,8 @@ def _version() -> str:
     except metadata.PackageNotFoundError:
         pass
     # Running from a source checkout that was not pip-installed: read pyproject.toml.
-    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     try:
-        import tomllib
-
         return str(tomllib.loads(pyproject.read_text())["project"]["version"]) + " (source)"
     except (OSError, KeyError, ValueError):
         return "unknown"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,15 +17,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import onnx
 
-from export.cli_common import Diff, compare, one_line
-
-if TYPE_CHECKING:
-    from export.cli_export import Prepared
-    from ir.graph import Graph, Node, Value
+from export.cli.common import Diff, compare, one_line
+from export.cli.prepare import Prepared
+from export.onnx import from_model, load, to_model
+from ir.dtypes import to_onnx
+from ir.graph import Graph, Node, Value
+from runtime.numpy_interpreter import Interpreter
+from runtime.ort_backend import OrtBackend
 
 
 def localise(
@@ -39,8 +42,6 @@ def localise(
     rtol: float,
 ) -> list[str]:
     """Report lines naming the first node where the file stops matching, at ``label``."""
-    from export import load
-
     graph = load(path)
     values, error = all_values(graph, feeds)
     lines = [f"\nfirst divergence, at {label}:"]
@@ -59,8 +60,6 @@ def localise(
 
 
 def _opset(path: Path) -> int | None:
-    import onnx
-
     model = onnx.load(str(path), load_external_data=False)
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
@@ -71,8 +70,6 @@ def _indent(lines: Sequence[str]) -> list[str]:
 
 def all_values(graph: Graph, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str]:
     """Every node output on the interpreter; on a failure, those before it and the error."""
-    from runtime.numpy_interpreter import Interpreter
-
     names = [v.name for n in graph.nodes for v in n.outputs]
     got: dict[str, np.ndarray] = {}
 
@@ -90,11 +87,6 @@ def ort_all_values(
     path: Path, graph: Graph, feeds: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, np.ndarray], str]:
     """Every node output on onnxruntime, from a copy of the model that outputs them all."""
-    import onnx
-
-    from ir.dtypes import to_onnx
-    from runtime.ort_backend import OrtBackend
-
     try:
         proto = onnx.load(str(path))
         declared = {o.name for o in proto.graph.output}
@@ -146,8 +138,6 @@ def eager_divergence(
     The model is traced again on ``feeds`` and written and read back at ``opset``, as the
     file was, so both graphs have the same form; then they are compared node by node.
     """
-    from export import from_model, to_model
-
     try:
         retraced = replace(prepared, examples=feeds).trace()
         again = from_model(to_model(retraced, opset))

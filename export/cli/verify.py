@@ -3,7 +3,7 @@
 :func:`verify` runs the model eagerly, the file on graphcap's interpreter and the file on
 onnxruntime, on the example inputs and on fresh random inputs at other sizes of every dynamic
 dim, and compares each output with the eager one. On a mismatch,
-:func:`export.cli_localise.localise` names the first node where the results part.
+:func:`export.cli.localise.localise` names the first node where the results part.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from export.cli_common import Diff, compare, one_line, text_table
-from export.cli_export import Prepared, random_array
-from export.cli_localise import localise
+from export.cli.common import Diff, compare, one_line, text_table
+from export.cli.localise import localise
+from export.cli.prepare import Prepared, random_array
+from runtime import Session
 
 
 @dataclass
@@ -140,7 +141,7 @@ def verify(
 
     Args:
         path: the exported model.
-        prepared: the model and its example inputs (``cli_export.prepare``).
+        prepared: the model and its example inputs (:func:`export.cli.prepare.prepare`).
         atol: absolute tolerance, as in ``numpy.allclose``.
         rtol: relative tolerance, as in ``numpy.allclose``.
         seed: seeds the random inputs at the other sizes.
@@ -149,8 +150,6 @@ def verify(
         A report; ``report.ok`` is False on any mismatch or backend failure, and then
         ``report.localisation`` says where the first difference starts.
     """
-    from runtime import Session
-
     path = Path(path)
     interp = Session(path, backend="interpreter")
     try:

@@ -13,7 +13,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from export.cli_common import UsageError, human_bytes, text_table
+import onnx
+from onnx import TensorProto, helper
+
+from export.cli.common import UsageError, human_bytes, text_table
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -22,8 +25,6 @@ def describe(path: Path) -> dict[str, Any]:
     Raises:
         UsageError: no such file, or not an ONNX model.
     """
-    import onnx
-
     if not path.is_file():
         raise UsageError(f"no such file: {str(path)!r}")
     try:
@@ -78,8 +79,6 @@ def _value_info(v: Any) -> dict[str, Any]:
 
 def _dtype_name(elem_type: int) -> str:
     """NumPy's name for an ONNX element type (``float32``), else ONNX's (``bfloat16``)."""
-    from onnx import TensorProto, helper
-
     if not elem_type:
         return "?"
     try:
@@ -89,8 +88,6 @@ def _dtype_name(elem_type: int) -> str:
 
 
 def _tensor_info(t: Any) -> dict[str, Any]:
-    from onnx import helper
-
     size = 1
     for d in t.dims:
         size *= int(d)

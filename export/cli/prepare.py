@@ -1,4 +1,4 @@
-"""``graphcap export``: import a model factory, trace it, write an ONNX file, summarise it.
+"""``graphcap export``'s model: import a model factory, build its example inputs, trace it.
 
 The pieces are usable in-process (tests and notebooks call them): :func:`parse_input_spec`
 and :func:`parse_dynamic_spec` read the ``--input``/``--dynamic`` syntax, :func:`prepare`
@@ -16,15 +16,13 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from export.cli_common import CommandError, UsageError, human_bytes, parse_dtype
-
-if TYPE_CHECKING:
-    from ir.graph import Graph
+import tracer
+from export.cli.common import CommandError, UsageError, parse_dtype
+from ir.graph import Graph
 
 _NAME = r"[A-Za-z_][\w.]*"
 _INPUT = re.compile(rf"^({_NAME}):(\w+)\[([^\]]*)\]$")
@@ -120,8 +118,6 @@ class Prepared:
     symbols: dict[str, int]
 
     def _arguments(self, feeds: Mapping[str, np.ndarray]) -> tuple[list[Any], dict[str, Any]]:
-        import tracer
-
         return self.arguments({n: tracer.tensor(a) for n, a in feeds.items()})
 
     def arguments(self, tensors: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -142,8 +138,6 @@ class Prepared:
         Raises:
             CommandError: the model could not be traced; the message says why and where.
         """
-        import tracer
-
         args, kwargs = self._arguments(self.examples)
         names = [name or f"arg_{key}" for key, name, _ in self.layout]
         try:
@@ -162,8 +156,6 @@ class Prepared:
 
     def call(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Run the model eagerly on ``feeds`` (by input name); outputs in graph order."""
-        import tracer
-
         args, kwargs = self._arguments(feeds)
         with tracer.no_grad():
             result = self.model(*args, **kwargs)
@@ -193,8 +185,6 @@ def prepare(
         UsageError: a bad target, missing or mismatched inputs, a bad dynamic axis.
         CommandError: importing the module or calling the factory raised.
     """
-    import tracer
-
     factory = _load_factory(target)
     tracer.manual_seed(seed)
     try:
@@ -226,7 +216,7 @@ def prepare(
         layout, examples = _from_factory(model, given, target)
         _check_specs(inputs, examples, target)
     axes = _dynamic_axes(inputs, dynamic, examples)
-    return Prepared(model, target, layout, examples, axes, _symbols(axes, examples))
+    return Prepared(model, target, layout, examples, axes, symbol_sizes(axes, examples))
 
 
 def _load_factory(target: str) -> Callable[[], Any]:
@@ -289,8 +279,6 @@ def random_array(
 def _from_factory(
     model: Any, given: Any, target: str
 ) -> tuple[list[tuple[int | str, str | None, Any]], dict[str, np.ndarray]]:
-    import tracer
-
     if isinstance(given, Mapping):
         items: list[tuple[int | str, Any]] = [(str(k), v) for k, v in given.items()]
     elif isinstance(given, tuple | list):
@@ -363,9 +351,14 @@ def _dynamic_axes(
     return axes
 
 
-def _symbols(
+def symbol_sizes(
     axes: Mapping[str, Mapping[int, str]], examples: Mapping[str, np.ndarray]
 ) -> dict[str, int]:
+    """Each dynamic dim's example size, from ``axes`` (``{input: {axis: symbol}}``).
+
+    Raises:
+        UsageError: one symbol has two different sizes among the examples.
+    """
     sizes: dict[str, int] = {}
     for name, per_axis in axes.items():
         for axis, symbol in per_axis.items():
@@ -376,267 +369,3 @@ def _symbols(
                     f"and {size} on {name!r} axis {axis}; one symbol is one size"
                 )
     return sizes
-
-
-# ---------------------------------------------------------------- the command
-
-
-def run_export(args: argparse.Namespace) -> int:
-    """``graphcap export``: trace, optionally optimize, save, summarise, optionally verify.
-
-    With ``--training``, the saved thing is a training bundle (see :func:`export_training`)
-    and ``--verify`` checks its ``inference.onnx``.
-    """
-    from export import writer
-
-    out = Path(args.output)
-    if not out.parent.is_dir():
-        raise UsageError(f"-o {args.output}: folder {str(out.parent)!r} does not exist")
-    if args.opset is not None and not writer.MIN_OPSET <= args.opset <= writer.DEFAULT_OPSET:
-        raise UsageError(
-            f"--opset {args.opset}: graphcap writes opsets {writer.MIN_OPSET}.."
-            f"{writer.DEFAULT_OPSET}"
-        )
-    _check_training_options(args)
-    prepared = prepare(args.model, args.input or (), args.dynamic or (), args.seed)
-    if getattr(args, "training", False):
-        out = export_training(args, prepared, out)
-    else:
-        graph = prepared.trace()
-        if args.optimize:
-            graph = _optimize(graph, args.optimize)
-        try:
-            writer.save(graph, out, opset=args.opset)
-        except Exception as err:
-            raise CommandError(f"writing {out} failed: {err}") from err
-        print(summary(graph, out, args.opset or writer.DEFAULT_OPSET))
-    if not args.verify:
-        return 0
-    from export.cli_verify import verify
-
-    report = verify(out, prepared, atol=args.atol, rtol=args.rtol, seed=args.seed)
-    print()
-    print(report.text())
-    return 0 if report.ok else 1
-
-
-def _optimize(graph: Graph, level: int) -> Graph:
-    import ir
-
-    return ir.optimize(graph, level)
-
-
-def summary(graph: Graph, path: Path, opset: int) -> str:
-    """A few lines on the exported model: signature, size, parameters, baked decisions."""
-    params = sum(v.const.size for v in graph.initializers.values() if v.const is not None)
-    nbytes = sum(v.const.nbytes for v in graph.initializers.values() if v.const is not None)
-    files = [path, *sorted(path.parent.glob(path.name + ".data"))]
-    size = sum(f.stat().st_size for f in files if f.exists())
-    baked = graph.meta.get("baked", [])
-    lines = [f"wrote {path} ({human_bytes(size)}, opset {opset})"]
-    lines += [f"  input   {v.name}: {v.type}" for v in graph.inputs]
-    lines += [f"  output  {v.name}: {v.type}" for v in graph.outputs]
-    lines.append(f"  nodes   {len(graph.nodes)}")
-    lines.append(
-        f"  params  {params:,} in {len(graph.initializers)} initializers ({human_bytes(nbytes)})"
-    )
-    hint = " (graphcap inspect lists them)" if baked else ""
-    lines.append(f"  baked   {len(baked)} Python decision(s){hint}")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- --training
-
-LOSSES = ("cross_entropy", "mse", "bce_with_logits")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-_TRAINING_ONLY = ("target", "loss", "optimizer", "lr", "momentum", "weight_decay", "ignore_index")
-
-
-def _check_training_options(args: argparse.Namespace) -> None:
-    if not getattr(args, "training", False):
-        given = [o for o in _TRAINING_ONLY if getattr(args, o, None) is not None]
-        if given:
-            raise UsageError(f"--{given[0].replace('_', '-')} applies only with --training")
-        return
-    if args.target is None:
-        raise UsageError(
-            "--training needs --target NAME:DTYPE[dims], the loss's target, "
-            "e.g. --target y:int64[batch=4]"
-        )
-    if args.ignore_index is not None and (args.loss or "cross_entropy") != "cross_entropy":
-        raise UsageError(f"--ignore-index applies to --loss cross_entropy, not {args.loss}")
-    if args.momentum is not None and (args.optimizer or "adamw") != "sgd":
-        raise UsageError(f"--momentum applies to --optimizer sgd, not {args.optimizer or 'adamw'}")
-
-
-def export_training(args: argparse.Namespace, prepared: Prepared, out: Path) -> Path:
-    """``--training``: trace for inference, build the train step, write the bundle, summarise.
-
-    Returns:
-        The bundle's ``inference.onnx`` (what ``--verify`` checks).
-
-    Raises:
-        UsageError: a model without parameters, a target that does not fit the loss, an
-            invalid hyper-parameter, or an ``-o`` that is no bundle.
-        CommandError: tracing, building or writing failed.
-    """
-    from export.training import INFERENCE, save_training_bundle
-
-    named = getattr(prepared.model, "named_parameters", None)
-    if not callable(named):
-        raise UsageError(
-            f"--training: {prepared.target}() returned a {type(prepared.model).__name__}, which "
-            "has no named_parameters(); return a tracer.nn.Module"
-        )
-    params = {n: p for n, p in named() if p.requires_grad}
-    if not params:
-        raise UsageError(f"--training: {prepared.target}() has no trainable parameters")
-    inference = prepared.trace()
-    if args.optimize:
-        inference = _optimize(inference, args.optimize)
-    loss = args.loss or "cross_entropy"
-    target = _target_example(args.target, loss, prepared, args.seed)
-    optimizer = _make_optimizer(args, list(params.values()))
-    step = _build_step(args, prepared, target, optimizer, {id(p): n for n, p in params.items()})
-    try:
-        path = save_training_bundle(out, step, inference, optimizer, opset=args.opset)
-    except (FileExistsError, FileNotFoundError) as err:
-        raise UsageError(f"-o {args.output}: {err}") from err
-    except Exception as err:
-        raise CommandError(f"writing the training bundle {out} failed: {err}") from err
-    ignore = "" if args.ignore_index is None else f", ignore_index={args.ignore_index}"
-    print(training_summary(path, step, optimizer, f"{loss}(output, {args.target.name}{ignore})"))
-    return path / INFERENCE
-
-
-def _target_example(spec: InputSpec, loss: str, prepared: Prepared, seed: int) -> np.ndarray:
-    """Random target values the loss accepts, after checking the spec against the output."""
-    output = prepared.call(prepared.examples)[0]
-    if output.dtype.kind != "f":
-        raise UsageError(f"--training: the model's first output is {output.dtype}, not float")
-    classes = bool(loss == "cross_entropy" and spec.dtype.kind in "iu")
-    if spec.dtype.kind not in ("iuf" if loss == "cross_entropy" else "f"):
-        raise UsageError(f"--target {spec}: --loss {loss} needs a float target")
-    want = output.shape[:-1] if classes else output.shape
-    if spec.shape != want:
-        what = "class ids" if classes else "targets"
-        raise UsageError(
-            f"--target {spec}: the model's output is {list(output.shape)}, so {loss} needs "
-            f"{what} of shape {list(want)}"
-        )
-    rng = np.random.default_rng(seed + 1)
-    if classes:
-        return rng.integers(0, output.shape[-1], size=spec.shape).astype(spec.dtype)
-    if loss == "cross_entropy":  # probabilities over the last axis
-        p = rng.random(spec.shape) + 0.1
-        return (p / p.sum(-1, keepdims=True)).astype(spec.dtype)
-    if loss == "bce_with_logits":
-        return (rng.random(spec.shape) < 0.5).astype(spec.dtype)
-    return rng.standard_normal(spec.shape).astype(spec.dtype)
-
-
-def _make_optimizer(args: argparse.Namespace, params: list[Any]) -> Any:
-    from tracer import optim
-
-    name = args.optimizer or "adamw"
-    kwargs: dict[str, Any] = {"lr": 1e-3 if args.lr is None else args.lr}
-    if args.weight_decay is not None:
-        kwargs["weight_decay"] = args.weight_decay
-    if name == "sgd" and args.momentum is not None:
-        kwargs["momentum"] = args.momentum
-    kind = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW}[name]
-    try:
-        return kind(params, **kwargs)
-    except ValueError as err:
-        raise UsageError(f"--optimizer {name}: {err}") from err
-
-
-def _loss_of(args: argparse.Namespace) -> Callable[[Any, Any], Any]:
-    """``loss(output, target)`` with ``tracer.nn.functional``; cross-entropy's classes last."""
-    from tracer.nn import functional as F  # noqa: N812 (PyTorch's spelling)
-
-    name = args.loss or "cross_entropy"
-    ignore = -100 if args.ignore_index is None else args.ignore_index
-
-    def loss(output: Any, target: Any) -> Any:
-        if name == "mse":
-            return F.mse_loss(output, target)
-        if name == "bce_with_logits":
-            return F.binary_cross_entropy_with_logits(output, target)
-        if output.ndim > 2:  # [batch, seq, C] logits: one row per token
-            classes = output.shape[-1]
-            output = output.reshape(-1, classes)
-            target = (
-                target.reshape(-1, classes) if target.is_floating_point() else target.reshape(-1)
-            )
-        return F.cross_entropy(output, target, ignore_index=ignore)
-
-    return loss
-
-
-def _build_step(
-    args: argparse.Namespace,
-    prepared: Prepared,
-    target: np.ndarray,
-    optimizer: Any,
-    names: Mapping[int, str],
-) -> Any:
-    """The train step of ``loss(model(inputs)[0], target)``, the batch axes dynamic as given."""
-    import tracer
-    from tracer.train_step import build_train_step
-
-    spec, loss = args.target, _loss_of(args)
-    if spec.name in prepared.examples:
-        raise UsageError(f"--target {spec}: the model already has an input named {spec.name!r}")
-    axes = {**prepared.dynamic_axes, **({spec.name: dict(spec.dynamic)} if spec.dynamic else {})}
-    _symbols(axes, {**prepared.examples, spec.name: target})
-
-    def loss_fn(**batch: Any) -> Any:
-        model_args, model_kwargs = prepared.arguments(batch)
-        output = prepared.model(*model_args, **model_kwargs)
-        if isinstance(output, Mapping):
-            output = next(iter(output.values()))
-        elif isinstance(output, tuple | list):
-            output = output[0]
-        return loss(output, batch[spec.name])
-
-    batch = {n: tracer.tensor(a) for n, a in {**prepared.examples, spec.name: target}.items()}
-    level = args.optimize
-    train = getattr(prepared.model, "train", None)
-    if callable(train):
-        train()  # the train step keeps dropout on; inference was traced in eval mode
-    try:
-        return build_train_step(
-            loss_fn, batch, optimizer, names=names, dynamic_axes=axes, optimize=level
-        )
-    except tracer.TraceError as err:
-        raise CommandError(f"tracing the training step of {prepared.target} failed: {err}") from err
-    except Exception as err:
-        raise CommandError(
-            f"building the training step of {prepared.target} failed: {type(err).__name__}: {err}"
-        ) from err
-    finally:
-        evaluate = getattr(prepared.model, "eval", None)
-        if callable(evaluate):
-            evaluate()
-
-
-def training_summary(path: Path, step: Any, optimizer: Any, loss: str) -> str:
-    """A few lines on a written training bundle: files, batch, loss, optimizer, parameters."""
-    files = sorted(f for f in path.iterdir() if f.is_file())
-    inputs = {v.name: v for v in step.graph.inputs}
-    size = sum(p._data.size for p in step.params.values())
-    lrs = ", ".join(
-        f"{n}={g['lr']:g}" for n, g in zip(step.lrs, optimizer.param_groups, strict=True)
-    )
-    lines = [f"wrote training bundle {path} ({human_bytes(sum(f.stat().st_size for f in files))})"]
-    lines += [f"  file    {f.name} ({human_bytes(f.stat().st_size)})" for f in files]
-    lines += [f"  batch   {n}: {inputs[n].type}" for n in step.batch]
-    lines.append(f"  loss    {loss} -> {step.loss}")
-    lines.append(f"  optim   {type(optimizer).__name__} ({lrs})")
-    lines.append(
-        f"  params  {size:,} in {len(step.params)} tensors; {len(step.states)} state arrays"
-    )
-    lines.append(f"  nodes   {len(step.graph.nodes)} in the train step")
-    lines.append(f"  how to  step with onnxruntime alone: {path / 'bundle.json'}, how_to_step")
-    return "\n".join(lines)
