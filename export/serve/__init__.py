@@ -1,6 +1,7 @@
 """``graphcap serve``: models and pipelines over HTTP (the serving layer, on top of the stack).
 
-- ``export.serve.cli``: the ``serve`` subcommand (uvicorn);
+- ``export.serve.cli``: the ``serve`` subcommand (uvicorn); ``export.serve.pipeline_cli``: the
+  ``pipeline`` subcommand, which writes pipeline folders (``runtime.save_pipeline``);
 - ``export.serve.app``: the Starlette application (KServe/Triton v2 protocol, ``:predict``,
   ``/metrics``, ``/openapi.json``, a page at ``/``);
 - ``export.serve.batcher``: dynamic batching; ``export.serve.models``: pipelines and plain
