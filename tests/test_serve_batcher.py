@@ -159,3 +159,28 @@ def test_metrics_count_every_row_once(rows: int) -> None:
     text = metrics.render()
     assert f'graphcap_batch_size_sum{{model="m"}} {6 * rows}' in text
     assert 'graphcap_queue_duration_seconds_count{model="m"} 6' in text
+
+
+def test_a_fast_model_runs_on_the_event_loop_a_slow_one_on_its_thread() -> None:
+    threads: dict[str, set[str]] = {"fast": set(), "slow": set()}
+
+    class Named(Recorder):
+        def __init__(self, kind: str, seconds: float) -> None:
+            super().__init__(seconds)
+            self.kind = kind
+
+        def run_batch(self, payloads: list[Any]) -> list[Any]:
+            threads[self.kind].add(threading.current_thread().name)
+            return super().run_batch(payloads)
+
+    async def main(model: Named) -> list:
+        b = Batcher("m", max_batch_size=1, max_queue_delay=0.0, metrics=Metrics())
+        b.start()
+        out = await _submit_all(b, [Work(model, 1, i) for i in range(4)])
+        await b.stop()
+        return out
+
+    assert asyncio.run(main(Named("fast", 0.0))) == [0, 2, 4, 6]
+    assert asyncio.run(main(Named("slow", 0.01))) == [0, 2, 4, 6]
+    assert "MainThread" in threads["fast"] and len(threads["fast"]) == 2  # the first measures
+    assert threads["slow"] == {"graphcap-m_0"}

@@ -7,6 +7,10 @@ share of the answers. While a batch runs, new requests queue, so under load batc
 by themselves; ``max_queue_delay`` additionally holds a batch that is not full for up to that
 long after its first request arrived, for more to join (0: run what is there at once).
 
+A model whose batches take less than ``INLINE_BELOW`` seconds (a running average) runs them
+on the event loop itself: handing such a batch to a thread and its answers back costs more
+than the batch. Slower models keep the loop free for other requests while they run.
+
 A request whose client gave up (a timeout cancels its future) is dropped before it runs. If a
 batch of several requests fails, each request is run again alone, so one bad request cannot
 fail the others.
@@ -24,6 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from export.serve.metrics import Metrics
+
+INLINE_BELOW = 0.001
+"""Seconds: batches of a model faster than this (on average) run on the event loop."""
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Batcher:
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"graphcap-{name}")
         self._task: asyncio.Task[None] | None = None
+        self._seconds: float | None = None  # running average of the batches' durations
 
     def start(self) -> None:
         """Start the worker coroutine on the running event loop."""
@@ -108,7 +116,11 @@ class Batcher:
                 if not batch:
                     continue
                 try:
-                    await loop.run_in_executor(self._executor, self._run, batch, loop)
+                    if self._seconds is not None and self._seconds < INLINE_BELOW:
+                        self._run(batch, loop)
+                        await asyncio.sleep(0)  # let the handlers answer and read new requests
+                    else:
+                        await loop.run_in_executor(self._executor, self._run, batch, loop)
                 except Exception as err:  # a bug here must not leave requests waiting forever
                     _deliver(batch, [err] * len(batch))
 
@@ -147,14 +159,16 @@ class Batcher:
         return batch
 
     def _run(self, batch: list[Work], loop: asyncio.AbstractEventLoop) -> None:
-        """Run one batch on the worker thread; answers go back through the event loop."""
+        """Run one batch (on the worker thread, or inline); answers go back to the loop."""
         start = time.perf_counter()
         m = self.metrics
         for work in batch:
             m.queue.observe(m.lock, (self.name,), start - work.queued_at)
         m.batch.observe(m.lock, (self.name,), sum(w.rows for w in batch))
         results = _run_isolated(batch[0].model.run_batch, batch)
-        m.compute.observe(m.lock, (self.name,), time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        m.compute.observe(m.lock, (self.name,), seconds)
+        self._seconds = seconds if self._seconds is None else 0.8 * self._seconds + 0.2 * seconds
         loop.call_soon_threadsafe(_deliver, batch, results)
 
 
