@@ -7,8 +7,8 @@ share of the answers. While a batch runs, new requests queue, so under load batc
 by themselves; ``max_queue_delay`` additionally holds a batch that is not full for up to that
 long after its first request arrived, for more to join (0: run what is there at once).
 
-A model whose batches take less than ``INLINE_BELOW`` seconds (a running average) runs them
-on the event loop itself: handing such a batch to a thread and its answers back costs more
+A model whose batches take less than ``INLINE_BELOW`` seconds of CPU time (a running average)
+runs them on the event loop itself: handing such a batch to a thread and its answers back costs more
 than the batch. Slower models keep the loop free for other requests while they run.
 
 A request whose client gave up (a timeout cancels its future) is dropped before it runs. If a
@@ -160,14 +160,16 @@ class Batcher:
 
     def _run(self, batch: list[Work], loop: asyncio.AbstractEventLoop) -> None:
         """Run one batch (on the worker thread, or inline); answers go back to the loop."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         m = self.metrics
         for work in batch:
             m.queue.observe(m.lock, (self.name,), start - work.queued_at)
         m.batch.observe(m.lock, (self.name,), sum(w.rows for w in batch))
         results = _run_isolated(batch[0].model.run_batch, batch)
-        seconds = time.perf_counter() - start
-        m.compute.observe(m.lock, (self.name,), seconds)
+        m.compute.observe(m.lock, (self.name,), time.perf_counter() - start)
+        # This thread's CPU time, not the wall clock: a busy machine must not make a fast
+        # model look slow (onnxruntime's own threads are not counted: slow models use them).
+        seconds = time.thread_time() - cpu
         self._seconds = seconds if self._seconds is None else 0.8 * self._seconds + 0.2 * seconds
         loop.call_soon_threadsafe(_deliver, batch, results)
 
