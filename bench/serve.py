@@ -13,7 +13,9 @@ Models: the demo's polarity classifier (``runs/demo``, written by ``examples/dem
 depend on its weights). Requests: one text each (``{"instances": [text]}``), drawn from the
 demo's held-out Rotten Tomatoes snippets. Clients: 1, 16 and 64 closed-loop clients (each
 sends its next request when the previous answer arrives), on keep-alive connections, from an
-asyncio load generator in this process; each level runs ``--duration`` seconds after a
+asyncio load generator in this process (``server_cpu_ms_per_request``: the server process's
+CPU time per answered request, a measure a busy machine's load does not skew as it skews
+times); each level runs ``--duration`` seconds after a
 warm-up, ``--rounds`` times per server, the servers taking turns (all are up at once, so a
 shared machine's changing load hits them alike). The in-process ``Pipeline`` (batches of
 32, and one text at a time) is the limit.
@@ -138,8 +140,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server(kind: str, folder: Path, name: str, threads: int | None) -> Iterator[tuple[str, str]]:
-    """Start one server; yields its base URL and the path texts are posted to."""
+def server(
+    kind: str, folder: Path, name: str, threads: int | None
+) -> Iterator[tuple[str, str, int]]:
+    """Start one server; yields its base URL, the path texts are posted to, its pid."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     log_file = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in the finally below
     if kind == "handwritten":
@@ -190,7 +194,7 @@ def server(kind: str, folder: Path, name: str, threads: int | None) -> Iterator[
                 raise RuntimeError(f"graphcap serve did not start: {log_file.read()}")
             url = found.group(1)
         _wait(url, path)
-        yield url, path
+        yield url, path, proc.pid
     finally:
         proc.terminate()
         try:
@@ -273,12 +277,23 @@ async def _load(url: str, path: str, bodies: list[bytes], clients: int, seconds:
     return out
 
 
-def measure(url: str, path: str, texts: list[str], clients: int, seconds: float) -> dict:
-    """Closed-loop load: throughput, p50 and p99 latency, errors."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process ``pid`` has used (Linux ``/proc``), or NaN."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, path: str, texts: list[str], clients: int, seconds: float, pid: int) -> dict:
+    """Closed-loop load: throughput, p50 and p99 latency, errors, server CPU per request."""
     bodies = [json.dumps({"instances": [t]}).encode() for t in texts]
     asyncio.run(_load(url, path, bodies, clients, min(2.0, seconds / 3)))  # warm-up
-    before = batch_stats(url)
+    before, cpu = batch_stats(url), cpu_seconds(pid)
     out = asyncio.run(_load(url, path, bodies, clients, seconds))
+    cpu = cpu_seconds(pid) - cpu
     after = batch_stats(url)
     lat = np.array(out["latency"]) * 1000
     rows, batches = after[0] - before[0], after[1] - before[1]
@@ -291,6 +306,7 @@ def measure(url: str, path: str, texts: list[str], clients: int, seconds: float)
         "p50_ms": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
         "mean_batch": round(rows / batches, 2) if batches else None,
+        "server_cpu_ms_per_request": round(1000 * cpu / len(lat), 3) if len(lat) else None,
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -341,7 +357,8 @@ def median_rows(rows: list[dict]) -> list[dict]:
     for (model, srv, clients), group in keyed.items():
         row: dict[str, Any] = {"model": model, "server": srv, "clients": clients,
                                "rounds": len(group)}  # fmt: skip
-        for key in ("throughput_rps", "p50_ms", "p99_ms", "mean_batch", "load_average_1m"):
+        numbers = ("throughput_rps", "p50_ms", "p99_ms", "mean_batch", "load_average_1m")
+        for key in (*numbers, "server_cpu_ms_per_request"):
             values = [g[key] for g in group if g[key] is not None]
             row[key] = round(float(np.median(values)), 3) if values else None
         row["requests"] = sum(g["requests"] for g in group)
@@ -384,9 +401,9 @@ def main() -> None:
                     for rnd in range(args.rounds):
                         for kind in kinds:
                             log(f"{model}: {kind}, {clients} clients, round {rnd + 1}")
-                            url, path = urls[kind]
-                            row = {"model": model, "server": kind, "round": rnd + 1,
-                                   **measure(url, path, texts, clients, args.duration)}  # fmt: skip
+                            url, path, pid = urls[kind]
+                            numbers = measure(url, path, texts, clients, args.duration, pid)
+                            row = {"model": model, "server": kind, "round": rnd + 1, **numbers}
                             rows.append(row)
                             print(json.dumps({**row, **env}), flush=True)
     medians = median_rows(rows)
