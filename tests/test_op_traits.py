@@ -1,8 +1,8 @@
 """Op traits live on the ``OpDef``: consumers keep no op-type lists, and every trait is true.
 
-The traits (``random``, ``shape_only``, ``symbolic``, ``reshape``, ``shape_input``, ``nary``
-and the older ONNX forms in ``legacy``) are checked against the kernels' behaviour and
-against ONNX's own schemas; the shared attribute schemas (``WindowAttrs``,
+The traits (``random``, ``shape_only``, ``symbolic``, ``reshape``, ``shape_input``, ``nary``,
+``commutative`` and the older ONNX forms in ``legacy``) are checked against the kernels'
+behaviour and against ONNX's own schemas; the shared attribute schemas (``WindowAttrs``,
 ``RecurrentAttrs``) against the ops that take them.
 """
 
@@ -51,7 +51,7 @@ def _outputs(o: OpDef, inputs: Any, attrs: dict[str, Any]) -> list[np.ndarray]:
 # ---------------------------------------------------------------- consumers ask the op
 
 # Modules that match op formulas (fusions): the op types they name are their patterns.
-_PATTERN_MODULES = ("ir/passes/fuse_", "ir/passes/_match", "ir/passes/_pattern")
+_PATTERN_MODULES = ("ir/passes/fuse_",)
 # Tables keyed by op type whose entries are each op's own code or data, not a trait.
 _TABLES = {
     ("ir/passes/algebraic_simplification.py", "_RULES"): "each op's rewrite rule",
@@ -197,6 +197,21 @@ def test_nary_ops_return_their_single_input(o: OpDef) -> None:
     x = RNG.standard_normal((3, 4)).astype(np.float32)
     (y,) = _outputs(o, (x,), attrs)
     assert y.dtype == x.dtype and np.array_equal(y, x)
+
+
+@pytest.mark.parametrize("o", [o for o in OPS if o.commutative], ids=_ids)
+def test_commutative_ops_give_the_same_result_with_inputs_swapped(o: OpDef) -> None:
+    assert o.num_inputs == (2, 2)
+    a = RNG.standard_normal((3, 1)).astype(np.float32)
+    b = RNG.standard_normal((4,)).astype(np.float32)  # broadcast both ways
+    (ab,) = _outputs(o, (a, b), {})
+    (ba,) = _outputs(o, (b, a), {})
+    assert ab.shape == (3, 4) and np.array_equal(ab, ba)
+
+
+def test_the_arithmetic_ops_rewrites_commute_are_commutative() -> None:
+    flags = {o.op_type: o.commutative for o in ONNX_OPS}
+    assert flags["Add"] and flags["Mul"] and not flags["Sub"] and not flags["Div"]
 
 
 # How each symbolic op is applied to the symbolic value s = Shape(x) = (n, 3, 4).

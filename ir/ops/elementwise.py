@@ -178,7 +178,15 @@ def _mod_vjp(ctx: VjpContext, g: Any, x: Any, y: Any, *, fmod: int) -> list[Any]
 _BROADCAST_6 = Legacy(broadcast=True)
 register(
     OpDef(
-        "Add", 14, np.add, elementwise, _add_vjp, saves="none", symbolic=True, legacy=_BROADCAST_6
+        "Add",
+        14,
+        np.add,
+        elementwise,
+        _add_vjp,
+        saves="none",
+        symbolic=True,
+        commutative=True,
+        legacy=_BROADCAST_6,
     )
 )
 register(
@@ -202,6 +210,7 @@ register(
         _mul_vjp,
         saves="others",
         symbolic=True,
+        commutative=True,
         legacy=_BROADCAST_6,
     )
 )

@@ -183,6 +183,8 @@ class OpDef:
             only reshaped or broadcast to it (Reshape and Expand: 1); None for other ops.
         nary: the op combines any number of inputs by one rule (Sum, Max, Min, Mean,
             Concat), so of a single input it returns that input.
+        commutative: a binary op whose result is the same with its two inputs swapped (Add,
+            Mul): rewrite patterns match its operands in either order.
         legacy: how older ONNX versions of the op differ (see :class:`Legacy`).
     """
 
@@ -202,6 +204,7 @@ class OpDef:
     reshape: bool = False
     shape_input: int | None = None
     nary: bool = False
+    commutative: bool = False
     legacy: Legacy = Legacy()
     attrs: Mapping[str, Any] = field(init=False)
     num_inputs: tuple[int, int | None] = field(init=False)

@@ -12,8 +12,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ir.errors import DTypeError
-from ir.ops.registry import get
-from tracer._tensor_base import apply
+from ir.ops.registry import op
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -103,14 +102,17 @@ def _hard_cross_entropy(
     reduction: str,
     label_smoothing: float,
 ) -> Any:
-    sce = get("SoftmaxCrossEntropyLoss")
-    attrs = {"ignore_index": int(ignore_index)}
+    ignore = int(ignore_index)
     if label_smoothing == 0.0:
-        loss, _ = apply(sce, (input, target, weight), {**attrs, "reduction": reduction})
+        loss, _ = op.SoftmaxCrossEntropyLoss(
+            input, target, weight, ignore_index=ignore, reduction=reduction
+        )
         return loss
     # PyTorch: (1 - eps) * nll + eps / C * smooth, where smooth = -sum_c w_c log p_c per
     # position (0 where ignored), both normalised like the weighted nll for "mean".
-    nll, log_prob = apply(sce, (input, target, weight), {**attrs, "reduction": "none"})
+    nll, log_prob = op.SoftmaxCrossEntropyLoss(
+        input, target, weight, ignore_index=ignore, reduction="none"
+    )
     ndim = input._data.ndim
     lp = log_prob if weight is None else log_prob * _class_weight_view(weight, ndim)
     ignored = target == ignore_index
@@ -123,7 +125,7 @@ def _hard_cross_entropy(
         denom = ignored.logical_not().to(loss.dtype).sum()
     else:
         safe = target.masked_fill(ignored, 0)
-        picked = apply(get("Gather"), (weight, safe), {"axis": 0})
+        picked = op.Gather(weight, safe, axis=0)
         denom = picked.masked_fill(ignored, 0.0).sum()
     return loss.sum() / denom
 
@@ -175,7 +177,7 @@ def nll_loss(
         input = input.unsqueeze(0)
         target = target.unsqueeze(0)
     attrs = {"ignore_index": int(ignore_index), "reduction": reduction}
-    loss = apply(get("NegativeLogLikelihoodLoss"), (input, target, weight), attrs)
+    loss = op.NegativeLogLikelihoodLoss(input, target, weight, **attrs)
     return loss.squeeze(0) if unbatched and reduction == "none" else loss
 
 
@@ -202,7 +204,7 @@ def binary_cross_entropy_with_logits(
             f"Target size ({list(target._data.shape)}) must be the same as input size "
             f"({list(input._data.shape)})"
         )
-    softplus_neg = apply(get("Softplus"), (-input,), {})
+    softplus_neg = op.Softplus(-input)
     if pos_weight is not None:
         softplus_neg = softplus_neg * ((pos_weight - 1) * target + 1)
     loss = (1 - target) * input + softplus_neg
