@@ -8,6 +8,7 @@ answered: zero dropped or wrong answers, never a half-loaded model.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -137,10 +138,8 @@ def test_many_clients_mixed_requests_and_disconnects(tmp_path) -> None:
     assert counts["gone"] > 0 and counts["sent"] > 0 and seconds < 120
 
 
-def _copy_slowly(source: Path, dest: Path, pause: float) -> None:
-    """Replace ``dest``'s files one at a time, pipeline.json first (the worst order)."""
-    rest = sorted(p.name for p in source.iterdir() if p.name != "pipeline.json")
-    names = ["pipeline.json", *rest]
+def _copy_slowly(source: Path, dest: Path, pause: float, names: list[str]) -> None:
+    """Overwrite ``dest``'s files ``names`` one at a time, each half-written for a while."""
     for name in names:
         data = (source / name).read_bytes()
         with open(dest / name, "wb") as f:  # not atomic: a reader may see a part of it
@@ -162,7 +161,7 @@ def test_a_model_folder_replaced_while_serving(tmp_path) -> None:
     served = tmp_path / "models" / "clf"
     served.parent.mkdir()
     shutil.copytree(tmp_path / "v0", served)
-    seen: list[str] = []
+    seen: dict[int, list[str]] = {k: [] for k in range(6)}
     failures: list[str] = []
     stop = threading.Event()
     with sm.Server(served.parent, "--reload-interval", "0.2") as s:
@@ -178,7 +177,7 @@ def test_a_model_folder_replaced_while_serving(tmp_path) -> None:
                 ):
                     failures.append(f"{status} {version} {body}")
                     return
-                seen.append(version)
+                seen[k].append(version)
 
         def wait_for(version: str) -> None:
             deadline = time.monotonic() + 20
@@ -199,8 +198,16 @@ def test_a_model_folder_replaced_while_serving(tmp_path) -> None:
         os.rename(staged, served)
         wait_for(versions[1])
         time.sleep(0.3)
-        # 2. overwritten in place, file by file, each file half-written for a while
-        _copy_slowly(tmp_path / "v2", served, pause=0.5)
+        # 2. overwritten in place, file by file, each file half-written for a while, and
+        # pipeline.json first: until the others follow, its SHA-256s do not match them
+        _copy_slowly(tmp_path / "v2", served, 0.3, ["pipeline.json"])
+        refusal = ("graphcap_model_reloads_total", (("model", "clf"), ("result", "refused")))
+        deadline = time.monotonic() + 20
+        while _metrics(s.url).get(refusal, 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert request(s.url, "GET", "/v1/models/clf")[2]["version"] == versions[1]
+        rest = sorted(p.name for p in served.iterdir() if p.name != "pipeline.json")
+        _copy_slowly(tmp_path / "v2", served, 0.3, rest)
         wait_for(versions[2])
         time.sleep(0.3)
         stop.set()
@@ -209,13 +216,12 @@ def test_a_model_folder_replaced_while_serving(tmp_path) -> None:
         metrics = _metrics(s.url)
         log = s.stderr()
     assert not failures, failures[:3]
-    order = [v for i, v in enumerate(seen) if i == 0 or seen[i - 1] != v]
-    assert order == [versions[0], versions[1], versions[2]], order  # no going back
+    rank = {versions[i]: i for i in range(3)}
+    for k, got in seen.items():  # each client's requests, in order: never an older version
+        assert all(rank[a] <= rank[b] for a, b in itertools.pairwise(got)), (k, got)
+    assert {v for got in seen.values() for v in got} == set(rank)
     loaded = metrics[("graphcap_model_reloads_total", (("model", "clf"), ("result", "loaded")))]
-    refused = metrics.get(
-        ("graphcap_model_reloads_total", (("model", "clf"), ("result", "refused"))), 0
-    )
-    assert loaded == 2 and refused >= 1, (loaded, refused, log)
+    assert loaded == 2 and metrics[refusal] >= 1, (loaded, metrics[refusal], log)
     assert "a new version was refused, still serving" in log
 
 
