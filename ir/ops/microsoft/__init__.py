@@ -1,0 +1,10 @@
+"""``com.microsoft`` ops: the contrib ops onnxruntime's transformer optimizer and quantizer write.
+
+Importing this package registers them (domain ``"com.microsoft"``, version 1), so a model
+that onnxruntime's ``optimize_model`` fused (BERT's ``EmbedLayerNormalization``,
+``Attention``, ``SkipLayerNormalization``, ``BiasGelu``...) loads and runs on the
+interpreter. Each op reuses the kernel and vjp of the ONNX op it fuses wherever one exists.
+Their ONNX schemas (for the writer and checker) are registered by ``export.onnx.schemas``.
+"""
+
+from ir.ops.microsoft import activation, attention, matmul, norm  # noqa: F401  (registers them)
