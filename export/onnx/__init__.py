@@ -14,7 +14,7 @@ The codec is the layer just above ``ir``: it imports only ``ir``, ``onnx`` (with
 protobuf), NumPy and the standard library, so ``runtime`` and ``tracer`` can use it.
 """
 
-import export.onnx.microsoft  # noqa: F401  (registers onnxruntime's com.microsoft schemas)
+import export.onnx.microsoft  # registers onnxruntime's com.microsoft schemas with onnx
 import export.onnx.schemas  # noqa: F401  (registers graphcap's own op schemas with onnx)
 from export.onnx.reader import from_model, load
 from export.onnx.writer import DEFAULT_OPSET, save, to_model

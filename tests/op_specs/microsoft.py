@@ -130,7 +130,54 @@ def _mha(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     ]
 
 
+def _dq_lstm(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
+    r = lambda *s: _r(rng, dtype, *s)  # noqa: E731
+    x, hidden = r(4, 2, 3), 5
+
+    def weights(dirs: int, k: int, kind: type, per_channel: bool) -> tuple[np.ndarray, ...]:
+        w = rng.integers(-100 if kind is np.int8 else 20, 100, (dirs, k, 4 * hidden), dtype=kind)
+        shape = (dirs, 4 * hidden) if per_channel else (dirs,)
+        scale = rng.uniform(0.002, 0.006, shape).astype(dtype)
+        # onnxruntime requires int8 weights to be symmetric (zero point 0).
+        zero = np.zeros(shape) if kind is np.int8 else rng.integers(50, 70, shape)
+        return w, scale, zero.astype(kind)
+
+    def sample(dirs: int, kind: type, per_channel: bool, extra: tuple, **attrs: object) -> Sample:
+        w, ws, wz = weights(dirs, 3, kind, per_channel)
+        rw, rs, rz = weights(dirs, hidden, kind, per_channel)
+        b, seq, h0, c0 = (*extra, None, None, None, None)[:4]
+        return Sample(
+            (x, w, rw, b, seq, h0, c0, None, ws, wz, rs, rz), {"hidden_size": hidden, **attrs}
+        )
+
+    return [
+        sample(1, np.int8, False, ()),
+        sample(1, np.uint8, True, (r(1, 8 * hidden),)),
+        sample(
+            2,
+            np.int8,
+            True,
+            (r(2, 8 * hidden), _ids([4, 2]), r(2, 2, hidden), r(2, 2, hidden)),
+            direction="bidirectional",
+        ),
+        sample(1, np.int8, False, (None, None, r(1, 2, hidden)), direction="reverse", clip=0.5),
+    ]
+
+
 SPECS = [
+    OpSpec(
+        "DynamicQuantizeLSTM",
+        _dq_lstm,
+        dtypes=(F32,),
+        domain=MS,
+        grad_order=0,
+        oracle_skip={
+            **_NO_REFERENCE,
+            "onnxruntime": "onnxruntime needs the weights' scales and zero points as constants, "
+            "which the one-node oracle models feed as inputs; tests/test_microsoft_ops.py "
+            "compares with them as initializers",
+        },
+    ),
     OpSpec(
         "Gelu",
         unary_samples,

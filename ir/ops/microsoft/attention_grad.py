@@ -83,9 +83,9 @@ def _onnx_vjp(
     """
     needs = [True, True, True, bias is not None, past[0] is not None, past[1] is not None]
     full = {"kv_num_heads": None, "q_num_heads": None, "softcap": 0.0, "softmax_precision": None}
-    return _ONNX_ATTENTION.vjp(  # type: ignore[misc]
-        sub_ctx(ctx, needs), grads, *qkv4, bias, *past, **full, **attrs
-    )
+    vjp = _ONNX_ATTENTION.vjp
+    assert vjp is not None
+    return list(vjp(sub_ctx(ctx, needs), grads, *qkv4, bias, *past, **full, **attrs))
 
 
 def _filled(grads: list[Any], likes: list[Any]) -> list[Any]:
