@@ -34,11 +34,12 @@ def _attribute(name: str, kind: str, default: Any) -> defs.OpSchema.Attribute:
 def register_microsoft_schemas() -> None:
     """Register every schema of :data:`SCHEMAS` with onnx (once; known ones are skipped)."""
     for name, spec in SCHEMAS.items():
-        if defs.has(name, DOMAIN):
+        domain = spec.get("domain", DOMAIN)
+        if defs.has(name, domain):
             continue
         schema = defs.OpSchema(
             name,
-            DOMAIN,
+            domain,
             1,
             f"onnxruntime's com.microsoft {name} (contrib op), as graphcap implements it.",
             inputs=[_param(p) for p in spec["inputs"].split()],

@@ -7,4 +7,4 @@ interpreter. Each op reuses the kernel and vjp of the ONNX op it fuses wherever 
 Their ONNX schemas (for the writer and checker) are registered by ``export.onnx.schemas``.
 """
 
-from ir.ops.microsoft import activation, attention, matmul, norm, quant  # noqa: F401
+from ir.ops.microsoft import activation, attention, matmul, norm, quant, rms  # noqa: F401

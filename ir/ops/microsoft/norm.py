@@ -5,15 +5,14 @@
   or ``[tokens, hidden]``; ``skip`` has its shape or broadcasts to it (``[1, seq, hidden]``,
   ``[seq, hidden]``). Outputs: the result, the mean and inverse standard deviation
   (float32, ``[..., 1]``) and ``s`` itself.
-- ``SkipSimplifiedLayerNormalization(input, skip, gamma, bias?)``: the same with ONNX
-  ``RMSNormalization`` (no centring, no beta); its mean output is zeros, as onnxruntime's.
 - ``EmbedLayerNormalization``: BERT's embeddings: ``s = word[input_ids] +
   position[position_ids] + segment[segment_ids]`` (positions ``0..seq-1`` by default, or
   ``position_ids`` ``[batch or 1, seq]``), then ``LayerNormalization(s)``. Outputs: the
   result, ``mask_index`` (int32 ``[batch]``: how many entries of each row of ``mask`` are 1;
   zeros without a mask) and ``s``. Ids are int32, as onnxruntime requires.
 
-Kernels and vjps are LayerNormalization's, RMSNormalization's and Gather's, around the sums.
+Kernels and vjps are LayerNormalization's and Gather's, around the sums; ``rms`` holds the
+RMS variants.
 """
 
 from __future__ import annotations
@@ -24,27 +23,29 @@ import numpy as np
 
 from ir.dtypes import float32, int32, to_onnx
 from ir.errors import ShapeError
-from ir.ops import attention, indexing, nn  # noqa: F401  (register the ops whose rules serve here)
+from ir.ops import indexing, nn  # noqa: F401  (register the ops whose rules serve here)
 from ir.ops.grad_util import unbroadcast
 from ir.ops.infer import broadcast_shapes
 from ir.ops.microsoft.common import DOMAIN, check_last, floats, int32_input, last_dim, sub_ctx
-from ir.ops.registry import InferContext, OpDef, VjpContext, get, ints, op, register, scalar
+from ir.ops.registry import InferContext, OpDef, VjpContext, get, ints, op, register
 from ir.types import Dim, TensorType
 
-_LAYER_NORM, _RMS_NORM, _GATHER = get("LayerNormalization"), get("RMSNormalization"), get("Gather")
+_LAYER_NORM, _GATHER = get("LayerNormalization"), get("Gather")
 _EPSILON = float(np.float32(1e-12))  # onnxruntime's default, stored as a float32
 
 
-def _stats_dtype(dtype: np.dtype) -> np.dtype:
+def stats_dtype(dtype: np.dtype) -> np.dtype:
     """The statistics dtype: float32, as onnxruntime; float64 for float64 inputs (graphcap)."""
     return np.promote_types(dtype, float32)
 
 
-def _stash(dtype: np.dtype) -> int:
-    return to_onnx(_stats_dtype(dtype))
+def stash_code(dtype: np.dtype) -> int:
+    """The ONNX code of :func:`stats_dtype`, for a ``stash_type`` attribute."""
+    return to_onnx(stats_dtype(dtype))
 
 
-def _skip_sum(x: np.ndarray, skip: np.ndarray, bias: np.ndarray | None, what: str) -> np.ndarray:
+def skip_sum(x: np.ndarray, skip: np.ndarray, bias: np.ndarray | None, what: str) -> np.ndarray:
+    """``x + skip + bias`` in ``x``'s dtype, checking that ``skip`` broadcasts to ``x``."""
     if x.ndim not in (2, 3) or np.broadcast_shapes(x.shape, skip.shape) != x.shape:
         raise ShapeError(
             f"{what}: input must be 2-D or 3-D and skip must broadcast to it, got "
@@ -54,11 +55,12 @@ def _skip_sum(x: np.ndarray, skip: np.ndarray, bias: np.ndarray | None, what: st
     return (s if bias is None else s + bias).astype(x.dtype, copy=False)
 
 
-def _skip_infer(
+def skip_infer(
     x: TensorType, skip: TensorType, params: tuple[TensorType | None, ...], what: str
 ) -> tuple[TensorType, TensorType, TensorType, TensorType]:
+    """The shape rule of the ``Skip*`` ops: the output, mean, inv_std_var and the sum."""
     dtype = floats((x, skip, *params), f"{what} input, skip, gamma, beta and bias")
-    stats = _stats_dtype(dtype)
+    stats = stats_dtype(dtype)
     if x.shape is None:
         return TensorType(dtype, None), TensorType(stats, None), TensorType(stats, None), x
     if len(x.shape) not in (2, 3):
@@ -71,7 +73,7 @@ def _skip_infer(
     return x, stat, stat, x
 
 
-def _skip_vjp(
+def skip_vjp(
     ctx: VjpContext, grads: Any, x: Any, skip: Any, bias: Any, norm: Any
 ) -> tuple[Any, Any, Any, Any]:
     """Gradients of input, skip and bias, and the ``s`` the norm's vjp saw: (gx, gskip, gb, s).
@@ -105,8 +107,9 @@ def _skip_layer_norm(
     *,
     epsilon: float = _EPSILON,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    s = _skip_sum(x, skip, bias, "SkipLayerNormalization")
-    y, mean, inv = _LAYER_NORM.kernel(s, gamma, beta, epsilon=epsilon, stash_type=_stash(x.dtype))
+    s = skip_sum(x, skip, bias, "SkipLayerNormalization")
+    stash = stash_code(x.dtype)
+    y, mean, inv = _LAYER_NORM.kernel(s, gamma, beta, epsilon=epsilon, stash_type=stash)
     return y, mean, inv, s
 
 
@@ -120,7 +123,7 @@ def _skip_layer_norm_infer(
     *,
     epsilon: float = _EPSILON,
 ) -> tuple[TensorType, TensorType, TensorType, TensorType]:
-    return _skip_infer(x, skip, (gamma, beta, bias), "SkipLayerNormalization")
+    return skip_infer(x, skip, (gamma, beta, bias), "SkipLayerNormalization")
 
 
 def _skip_layer_norm_vjp(
@@ -140,77 +143,12 @@ def _skip_layer_norm_vjp(
     def norm(s: Any) -> Any:
         sub = sub_ctx(ctx, [True, needs[2], beta is not None and needs[3]])
         gs, g_params[0], g_params[1] = _LAYER_NORM.vjp(  # type: ignore[misc]
-            sub, grads[:3], s, gamma, beta, axis=-1, epsilon=epsilon, stash_type=_stash(x.dtype)
+            sub, grads[:3], s, gamma, beta, axis=-1, epsilon=epsilon, stash_type=stash_code(x.dtype)
         )
         return gs
 
-    gx, gskip, gbias, _ = _skip_vjp(ctx, grads, x, skip, bias, norm)
+    gx, gskip, gbias, _ = skip_vjp(ctx, grads, x, skip, bias, norm)
     return [gx, gskip, g_params[0], g_params[1], gbias]
-
-
-# ---------------------------------------------------------------- SkipSimplifiedLayerNormalization
-
-
-def _skip_simplified(
-    x: np.ndarray,
-    skip: np.ndarray,
-    gamma: np.ndarray,
-    bias: np.ndarray | None = None,
-    *,
-    epsilon: float = _EPSILON,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    s = _skip_sum(x, skip, bias, "SkipSimplifiedLayerNormalization")
-    y = _RMS_NORM.kernel(s, gamma, axis=-1, epsilon=epsilon, stash_type=_stash(x.dtype))
-    work = s.astype(_stats_dtype(x.dtype))
-    inv = 1 / np.sqrt(np.mean(work * work, axis=-1, keepdims=True) + epsilon)
-    return y, np.zeros_like(inv), inv, s
-
-
-def _skip_simplified_infer(
-    ctx: InferContext,
-    x: TensorType,
-    skip: TensorType,
-    gamma: TensorType,
-    bias: TensorType | None = None,
-    *,
-    epsilon: float = _EPSILON,
-) -> tuple[TensorType, TensorType, TensorType, TensorType]:
-    return _skip_infer(x, skip, (gamma, bias), "SkipSimplifiedLayerNormalization")
-
-
-def _skip_simplified_vjp(
-    ctx: VjpContext,
-    grads: Any,
-    x: Any,
-    skip: Any,
-    gamma: Any,
-    bias: Any = None,
-    *,
-    epsilon: float,
-) -> list[Any]:
-    g_gamma: list[Any] = [None]
-
-    def norm(s: Any) -> Any:
-        gs = None
-        if grads[0] is not None:
-            sub = sub_ctx(ctx, [True, ctx.needs_input_grad[2]])
-            gs, g_gamma[0] = _RMS_NORM.vjp(  # type: ignore[misc]
-                sub, grads[0], s, gamma, axis=-1, epsilon=epsilon, stash_type=_stash(x.dtype)
-            )
-        if grads[2] is not None:  # inv = (mean(s^2) + eps)^-1/2: d inv / ds = -inv^3 s / n
-            inv = op.Reciprocal(op.Sqrt(op.Add(_mean_square(s), scalar(epsilon, s))))
-            g_inv = op.Cast(grads[2], to=to_onnx(s.dtype))
-            n = op.Cast(op.Gather(op.Shape(s), ints([-1]), axis=0), to=to_onnx(s.dtype))
-            term = op.Div(op.Mul(op.Neg(op.Mul(g_inv, op.Mul(inv, op.Mul(inv, inv)))), s), n)
-            gs = term if gs is None else op.Add(gs, term)
-        return gs  # the mean output is zeros: no gradient flows through it
-
-    gx, gskip, gbias, _ = _skip_vjp(ctx, grads, x, skip, bias, norm)
-    return [gx, gskip, g_gamma[0], gbias]
-
-
-def _mean_square(s: Any) -> Any:
-    return op.ReduceMean(op.Mul(s, s), ints([-1]), keepdims=1)
 
 
 # ---------------------------------------------------------------- EmbedLayerNormalization
@@ -252,7 +190,7 @@ def _embed_layer_norm(
     if segment_ids is not None and segment_embedding is not None:
         s = s + _lookup(segment_embedding, segment_ids, "segment_ids")
     s = s.astype(word_embedding.dtype, copy=False)
-    y, _, _ = _LAYER_NORM.kernel(s, gamma, beta, epsilon=epsilon, stash_type=_stash(s.dtype))
+    y, _, _ = _LAYER_NORM.kernel(s, gamma, beta, epsilon=epsilon, stash_type=stash_code(s.dtype))
     count = np.zeros(len(input_ids)) if mask is None else np.sum(mask == 1, axis=1)
     return y, count.astype(np.int32), s
 
@@ -313,7 +251,7 @@ def _embed_layer_norm_vjp(
         s = part if s is None else op.Add(s, part)
     sub = sub_ctx(ctx, [True, needs[5], needs[6]])
     gy, _, g_sum = grads
-    stash = _stash(word_embedding.dtype)
+    stash = stash_code(word_embedding.dtype)
     gs, g_gamma, g_beta = _LAYER_NORM.vjp(  # type: ignore[misc]
         sub, (gy, None, None), s, gamma, beta, axis=-1, epsilon=epsilon, stash_type=stash
     )
@@ -344,17 +282,6 @@ register(
         _skip_layer_norm,
         _skip_layer_norm_infer,
         _skip_layer_norm_vjp,
-        domain=DOMAIN,
-        num_outputs=4,
-    )
-)
-register(
-    OpDef(
-        "SkipSimplifiedLayerNormalization",
-        1,
-        _skip_simplified,
-        _skip_simplified_infer,
-        _skip_simplified_vjp,
         domain=DOMAIN,
         num_outputs=4,
     )

@@ -1,4 +1,4 @@
-"""onnxruntime's schemas of the ``com.microsoft`` ops the registry implements, as data.
+"""onnxruntime's schemas of the contrib ops the registry implements, as data.
 
 Each entry copies onnxruntime's schema (version 1 of each op), as
 ``onnxruntime.capi.onnxruntime_pybind11_state.get_all_operator_schema()`` reports it;
@@ -6,9 +6,11 @@ Each entry copies onnxruntime's schema (version 1 of each op), as
 them with onnx, whose checker and the writer need them (attribute types, optional outputs,
 allowed dtypes); ``ir`` itself does not import onnx.
 
-Format: inputs and outputs are words ``name:T`` (``name:T?`` when optional); attributes map a
-name to ``(type, default)``: the type is an ``onnx.defs.OpSchema.AttrType`` name, the default
-``REQUIRED`` or None (optional without a default) where onnxruntime declares none.
+Format: ``domain`` is ``com.microsoft`` unless given; inputs and outputs are words
+``name:T`` (``name:T?`` when optional); attributes map a name to ``(type, default)``: the
+type is an ``onnx.defs.OpSchema.AttrType`` name, the default ``REQUIRED`` or None (optional
+without a default) where onnxruntime declares none. One entry is not ``com.microsoft``:
+``SimplifiedLayerNormalization``, which onnxruntime registers in the default domain.
 """
 
 from __future__ import annotations
@@ -101,6 +103,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "input_forget": ("INT", 0),
         },
         "types": {"T": ["tensor(float)"], "T1": _INT32, "T2": ["tensor(uint8)", "tensor(int8)"]},
+    },
+    "SimplifiedLayerNormalization": {
+        "domain": "",  # onnxruntime registers it in the default ONNX domain
+        "inputs": "X:T scale:V",
+        "outputs": "Y:V inv_std_var:U?",
+        "attrs": {
+            "axis": ("INT", -1),
+            "epsilon": ("FLOAT", 1e-5),
+            "stash_type": ("INT", 1),
+        },
+        "types": {"T": _WITH_DOUBLE, "U": ["tensor(float)", "tensor(double)"], "V": _WITH_DOUBLE},
     },
     "FusedMatMul": {
         "inputs": "A:T B:T",
