@@ -10,9 +10,17 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.onnx_ml_pb2 import ValueInfoProto
 
+from export.onnx.microsoft import contrib_schema
 from ir.ops.registry import OpDef
 
 OPSET = 20  # the opset whose schemas the registry implements
+
+
+def schema_of(op: OpDef, opset: int) -> onnx.defs.OpSchema:
+    """ONNX's schema of ``op`` at ``opset``, or onnxruntime's for its contrib ops."""
+    return contrib_schema(op.op_type, op.domain) or onnx.defs.get_schema(
+        op.op_type, opset, op.domain
+    )
 
 
 def opset_for(op: OpDef) -> int:
@@ -33,8 +41,8 @@ def one_node_model(
     """A model running ``op`` once; absent optional inputs are left empty.
 
     ``out_dtypes`` declare the outputs' element types where onnx's shape inference gives
-    none (ops of other domains, whose schemas carry no inference function) and the runtime
-    cannot infer them either (``com.microsoft`` ``MultiHeadAttention``'s ``qk``).
+    none (onnxruntime's contrib ops) and the runtime cannot infer them either
+    (``com.microsoft`` ``MultiHeadAttention``'s ``qk``).
     """
     names = [f"in{i}" if x is not None else "" for i, x in enumerate(inputs)]
     outputs = [f"out{i}" for i in range(n_outputs)]
@@ -58,9 +66,12 @@ def one_node_model(
     if op.domain:  # its own version, next to the default domain's
         opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(op.domain, op.since)]
     model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
-    # Output types come from ONNX's own shape inference, so the oracle stays independent.
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    known = {v.name: v.type for v in [*inferred.graph.value_info, *inferred.graph.output]}
+    # Output types come from ONNX's own shape inference, so the oracle stays independent;
+    # onnx knows no schema of onnxruntime's contrib ops to infer them with.
+    known = {}
+    if contrib_schema(op.op_type, op.domain) is None:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        known = {v.name: v.type for v in [*inferred.graph.value_info, *inferred.graph.output]}
     for i, out in enumerate(model.graph.output):
         if out.name in known and known[out.name].HasField("tensor_type"):
             out.type.CopyFrom(known[out.name])

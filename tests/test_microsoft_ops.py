@@ -17,7 +17,6 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-import export.onnx.microsoft  # noqa: F401  (registers the schemas with onnx)
 import ir
 from ir.errors import UnsupportedOpError
 from ir.ops.microsoft.common import DOMAIN

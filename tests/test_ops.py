@@ -70,7 +70,7 @@ def test_vjp_or_reason(op: OpDef) -> None:
 def test_schema_matches_onnx(op: OpDef) -> None:
     """Version, attribute names and defaults, and input counts agree with ONNX's schema."""
     opset = oracles.opset_for(op)
-    schema = onnx.defs.get_schema(op.op_type, opset, op.domain)
+    schema = oracles.schema_of(op, opset)
     assert schema.since_version == op.since, (
         f"{op.op_type}: the schema in force at opset {opset} is version "
         f"{schema.since_version}, the registry says {op.since}"

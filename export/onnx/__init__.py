@@ -7,14 +7,14 @@
 - ``load(path)`` / ``from_model(model, base_dir=None)`` read a model back into an
   ``ir.Graph``, normalising older opsets' forms into the registry's opset-20 form
   (``reader``; ``compat`` says which newer op versions mean the same).
-- ``schemas`` registers graphcap's own ``ai.graphcap`` op schemas with onnx on import, and
-  ``microsoft`` onnxruntime's ``com.microsoft`` ones that the registry implements.
+- ``schemas`` registers graphcap's own ``ai.graphcap`` op schemas with onnx on import;
+  ``microsoft`` gives the codec onnxruntime's schemas of the contrib ops the registry
+  implements (not registered with onnx).
 
 The codec is the layer just above ``ir``: it imports only ``ir``, ``onnx`` (with its
 protobuf), NumPy and the standard library, so ``runtime`` and ``tracer`` can use it.
 """
 
-import export.onnx.microsoft  # registers onnxruntime's com.microsoft schemas with onnx
 import export.onnx.schemas  # noqa: F401  (registers graphcap's own op schemas with onnx)
 from export.onnx.reader import from_model, load
 from export.onnx.writer import DEFAULT_OPSET, save, to_model

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import export.onnx.microsoft  # noqa: F401  (registers the com.microsoft schemas with onnx)
 from tests.op_specs.common import F32, F64, OpSpec, Sample, rand, unary_samples
 
 MS = "com.microsoft"

@@ -4,7 +4,9 @@ Importing this package registers them (domain ``"com.microsoft"``, version 1), s
 that onnxruntime's ``optimize_model`` fused (BERT's ``EmbedLayerNormalization``,
 ``Attention``, ``SkipLayerNormalization``, ``BiasGelu``...) loads and runs on the
 interpreter. Each op reuses the kernel and vjp of the ONNX op it fuses wherever one exists.
-Their ONNX schemas (for the writer and checker) are registered by ``export.onnx.schemas``.
+Their schemas, as onnxruntime declares them, are data in ``schemas``; the ONNX codec reads
+them (``export.onnx.microsoft``). ``SimplifiedLayerNormalization`` (``rms``) is the one
+onnxruntime op here that it registers in the default ONNX domain.
 """
 
 from ir.ops.microsoft import activation, attention, matmul, norm, quant, rms  # noqa: F401

@@ -2,9 +2,9 @@
 
 Each entry copies onnxruntime's schema (version 1 of each op), as
 ``onnxruntime.capi.onnxruntime_pybind11_state.get_all_operator_schema()`` reports it;
-``tests/test_microsoft_ops.py`` checks that they agree. ``export.onnx.microsoft`` registers
-them with onnx, whose checker and the writer need them (attribute types, optional outputs,
-allowed dtypes); ``ir`` itself does not import onnx.
+``tests/test_microsoft_ops.py`` checks that they agree. ``export.onnx.microsoft`` builds
+onnx ``OpSchema`` objects from them for the writer and reader (attribute types, optional
+outputs, allowed dtypes); ``ir`` itself does not import onnx.
 
 Format: ``domain`` is ``com.microsoft`` unless given; inputs and outputs are words
 ``name:T`` (``name:T?`` when optional); attributes map a name to ``(type, default)``: the
