@@ -2,8 +2,10 @@
 
 The graph is built through ``Graph.add_input``, ``Graph.add_initializer`` and
 ``Graph.apply``, so every type comes from the registry's shape rules; the file's declared
-types (``value_info``, graph outputs) then fill in what the rules leave unknown, and a
-declared type that contradicts a rule is an error. Values keep the file's names.
+types (``value_info``, graph outputs) then fill in what the rules leave unknown (placeholder
+symbols and ``dim_value: -1`` read as unknown: ``declared``); a declared shape that
+contradicts a rule is ignored with a warning, a declared dtype that does is an error. Values
+keep the file's names.
 
 What loading normalises:
 
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import Counter
 from pathlib import Path, PureWindowsPath
 from typing import Any
@@ -49,6 +52,7 @@ from onnx import AttributeProto, TensorProto, numpy_helper
 
 import ir.ops  # noqa: F401  (registers every op family)
 from export.onnx.compat import compatible
+from export.onnx.declared import declared_type, input_symbols
 from export.onnx.subgraphs import align_captures, body_types
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError, ExportError, GraphcapError, UnsupportedOpError
@@ -89,7 +93,7 @@ def from_model(model: onnx.ModelProto, base_dir: str | Path | None = None) -> Gr
     Raises:
         UnsupportedOpError: one error listing every op the registry lacks, with counts.
         ExportError: an older form that cannot be normalised, unreadable or unsafe external
-            data, a declared type that contradicts the registry's shape rules.
+            data, a declared dtype that contradicts the registry's shape rules.
         DTypeError: a tensor of an element type graphcap does not support.
     """
     declared = _declared_opset(model)
@@ -209,23 +213,6 @@ def _inside(base_dir: Path, location: str, label: str) -> Path:
     return Path(target)
 
 
-def _declared(vi: onnx.ValueInfoProto) -> tuple[np.dtype | None, tuple[Dim, ...] | None]:
-    """The dtype and shape a ``ValueInfoProto`` declares (None where it says nothing)."""
-    if not vi.type.HasField("tensor_type"):
-        return None, None
-    tt = vi.type.tensor_type
-    dtype = D.from_onnx(tt.elem_type) if tt.elem_type else None
-    if not tt.HasField("shape"):
-        return dtype, None
-    dims: list[Dim] = []
-    for d in tt.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or None)
-    return dtype, tuple(dims)
-
-
 def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> Any:
     kind = AttributeProto.AttributeType
     if a.type == kind.FLOAT:
@@ -270,6 +257,7 @@ class _Reader:
         hints: list[TensorType | None] | None = None,
         parent: _Reader | None = None,
         unsized: bool = False,
+        bound: set[str] | None = None,
     ) -> None:
         self.model = model
         self.opset = opset
@@ -291,7 +279,12 @@ class _Reader:
             *(vi.name for vi in g.input),
             *(name for n in g.node for name in n.output),
         }
-        self.declared = {vi.name: _declared(vi) for vi in (*g.value_info, *g.output)}
+        # The main graph's input symbols: other declared symbols are placeholders (unknown).
+        inits = [t.name for t in g.initializer]
+        self.bound = input_symbols(g.input, skip=inits) if bound is None else bound
+        self.declared = {
+            vi.name: declared_type(vi, self.bound) for vi in (*g.value_info, *g.output)
+        }
 
     def read(self) -> Graph:
         g = self.proto
@@ -302,11 +295,12 @@ class _Reader:
         for i, vi in enumerate(g.input):
             if vi.name in self.values:
                 continue  # an initializer also listed as an input (required before IR 4)
-            dtype, shape = _declared(vi)
+            # The main graph's inputs define the symbols; a body's declare placeholders too.
+            dtype, shape = declared_type(vi, self.bound if self.is_body else None)
             hint = self.hints[i] if i < len(self.hints) else None
             if hint is not None:
                 dtype = dtype or hint.dtype
-                shape = hint.shape if shape is None else shape
+                shape = _fill(shape, hint.shape)
             if dtype is None:
                 raise ExportError(f"graph input {vi.name!r} is not a tensor of known dtype")
             self.values[vi.name] = self.graph.add_input(vi.name, dtype, shape)
@@ -373,7 +367,9 @@ class _Reader:
         # (affine grids branch on the rank), so branches see captured dtypes and ranks only.
         unsized = n.op_type == "If"
         hints = body_types(n, inputs)
-        reader = _Reader(self.model, self.opset, self.base_dir, a.g, hints, self, unsized)
+        reader = _Reader(
+            self.model, self.opset, self.base_dir, a.g, hints, self, unsized, self.bound
+        )
         body = reader.read()
         self._bodies[id(body)] = reader.captured
         return body
@@ -529,7 +525,12 @@ class _Reader:
             i += 1
 
     def _refine(self, v: Value, where: str) -> None:
-        """Fill dims the shape rules leave unknown from the file's declared type."""
+        """Fill dims the shape rules leave unknown from the file's declared type.
+
+        A declared shape that contradicts the rule (a stale ``value_info``: another rank or
+        another size) is dropped with a warning, as onnxruntime does; a declared dtype that
+        contradicts it is an error (onnxruntime refuses the model too).
+        """
         dtype, shape = self.declared.get(v.name, (None, None))
         if dtype is not None and dtype != v.dtype:
             raise ExportError(
@@ -546,13 +547,24 @@ class _Reader:
             isinstance(a, int) and isinstance(b, int) and a != b
             for a, b in zip(ours, shape, strict=False)
         ):
-            declared = TensorType(v.dtype, shape)
-            raise ExportError(
-                f"{where}: the file declares %{v.name} as {declared}; the registry's rule "
-                f"gives {v.type}"
+            warnings.warn(
+                f"{where}: the file declares %{v.name} as {TensorType(v.dtype, shape)} but the "
+                f"op's shape rule gives {v.type}; the declaration (a stale value_info or "
+                "output type?) is ignored",
+                stacklevel=2,
             )
+            return
         dims = tuple(b if a is None else a for a, b in zip(ours, shape, strict=True))
         v.type = TensorType(v.dtype, dims)
+
+
+def _fill(shape: tuple[Dim, ...] | None, known: tuple[Dim, ...] | None) -> tuple[Dim, ...] | None:
+    """``shape`` with its unknown dims taken from ``known`` (when the ranks agree)."""
+    if shape is None or known is None:
+        return known if shape is None else shape
+    if len(shape) != len(known):
+        return shape
+    return tuple(k if d is None else d for d, k in zip(shape, known, strict=True))
 
 
 def _json(entry: onnx.StringStringEntryProto) -> Any:

@@ -35,6 +35,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, defs, helper, numpy_helper
 
+from export.onnx.microsoft import contrib_schema
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError, ExportError
 from ir.graph import Graph, Node, Value
@@ -380,11 +381,15 @@ class _Names:
 def schema_at(op: OpDef, opset: int, node: str = "") -> defs.OpSchema:
     """The ONNX schema of ``op`` that a model of default-domain ``opset`` uses.
 
-    Ops of other domains are written at the version the registry implements.
+    Ops of other domains are written at the version the registry implements; onnxruntime's
+    contrib ops get its schema (``export.onnx.microsoft``).
 
     Raises:
         ExportError: the op does not exist yet at that opset.
     """
+    contrib = contrib_schema(op.op_type, op.domain)
+    if contrib is not None:  # onnxruntime's contrib ops: one version each
+        return contrib
     opset = opset if op.domain == "" else op.since
     try:
         return defs.get_schema(op.op_type, opset, op.domain)
