@@ -31,21 +31,23 @@ Ops the registry lacks are all counted before anything is built and reported in 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections import Counter
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
-from onnx import AttributeProto, TensorProto, numpy_helper
+from google.protobuf.descriptor import FieldDescriptor
+from onnx import AttributeProto, TensorProto, defs
 
 import ir.ops  # noqa: F401  (registers every op family)
 from export.onnx.compat import compatible
+from export.onnx.tensors import read_model, tensor_array, tensor_stand_in
 from ir import dtypes as D  # noqa: N812 - the project's short name
-from ir.errors import DTypeError, ExportError, GraphcapError, UnsupportedOpError
+from ir.errors import ExportError, GraphcapError, UnsupportedOpError
 from ir.graph import Graph, Value
 from ir.ops import registry
 from ir.ops.registry import OpDef
@@ -56,26 +58,26 @@ def load(path: str | os.PathLike[str]) -> Graph:
     """Read the ONNX file at ``path`` (and its external data) as an ``ir.Graph``.
 
     Raises:
-        ExportError: the file is not an ONNX model, or cannot be represented (see
-            :func:`from_model`).
+        FileNotFoundError: no such file.
+        ExportError: the file is not a regular file, not an ONNX model, or a model that
+            cannot be represented (see :func:`from_model`).
         UnsupportedOpError: the model uses ops the registry does not have (all listed).
     """
     path = Path(path)
-    try:
-        model = onnx.load(os.fspath(path), load_external_data=False)
-    except DecodeError as err:
-        raise ExportError(
-            f"{path} is not an ONNX model (protobuf could not parse it: {err})"
-        ) from None
-    return from_model(model, base_dir=path.parent)
+    return from_model(read_model(path), base_dir=path.parent)
 
 
-def from_model(model: onnx.ModelProto, base_dir: str | Path | None = None) -> Graph:
+def from_model(
+    model: onnx.ModelProto, base_dir: str | Path | None = None, *, weights: bool = True
+) -> Graph:
     """Build an ``ir.Graph`` from an ONNX model.
 
     Args:
         model: the model; tensors with external data are read from ``base_dir``.
         base_dir: the folder the model was loaded from; needed only for external data.
+        weights: False to read only small tensors and stand large ones in with zeros that
+            take no memory (``export.onnx.tensors.tensor_stand_in``): a graph with the
+            model's types, for checking shapes, not for running.
 
     Returns:
         A graph that verifies, in the registry's opset-20 form.
@@ -86,18 +88,44 @@ def from_model(model: onnx.ModelProto, base_dir: str | Path | None = None) -> Gr
             data, a declared type that contradicts the registry's shape rules.
         DTypeError: a tensor of an element type graphcap does not support.
     """
+    _check_text(model)
     declared = _declared_opset(model)
     _refuse_unsupported(model.graph, declared or 0)
     if declared is None:
         raise ExportError("the model imports no default-domain ('' or 'ai.onnx') opset")
-    return _Reader(model, declared, base_dir).read()
+    return _Reader(model, declared, base_dir, weights=weights).read()
+
+
+def _check_text(message: Any, where: str = "model") -> None:
+    """Refuse string fields that are not UTF-8 (protobuf then hands out bytes, not str)."""
+    string = FieldDescriptor.TYPE_STRING
+    for fd, value in message.ListFields():
+        repeated = getattr(fd, "is_repeated", None)  # protobuf >= 5.28; `label` before
+        if repeated is None:
+            repeated = fd.label == FieldDescriptor.LABEL_REPEATED
+        if fd.type == string:
+            values = value if repeated else [value]
+            bad = next((v for v in values if not isinstance(v, str)), None)
+            if bad is not None:
+                raise ExportError(f"{where}.{fd.name} is not UTF-8 text: {bytes(bad)[:40]!r}")
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+            inner = f"{where}.{fd.name}"
+            for item in value if repeated else [value]:
+                _check_text(item, inner)
 
 
 def _declared_opset(model: onnx.ModelProto) -> int | None:
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx"):
-            return int(entry.version)
-    return None
+    """The default-domain opset, checked to be one ONNX defines (None when not imported)."""
+    versions = {int(e.version) for e in model.opset_import if e.domain in ("", "ai.onnx")}
+    if not versions:
+        return None
+    newest = defs.onnx_opset_version()
+    if len(versions) > 1 or not 1 <= min(versions) <= max(versions) <= newest:
+        raise ExportError(
+            f"the model imports default-domain opset(s) {sorted(versions)}; expected one "
+            f"opset that ONNX defines, 1..{newest}"
+        )
+    return versions.pop()
 
 
 def _domain(domain: str) -> str:
@@ -150,63 +178,6 @@ def _refuse_unsupported(graph: onnx.GraphProto, opset: int) -> None:
 # ---------------------------------------------------------------- tensors and types
 
 
-def tensor_array(t: TensorProto, base_dir: str | Path | None, where: str = "") -> np.ndarray:
-    """A ``TensorProto`` as a NumPy array, reading external data only inside ``base_dir``.
-
-    Raises:
-        DTypeError: an element type graphcap does not support.
-        ExportError: external data that is absolute, outside ``base_dir``, missing or short.
-    """
-    label = where or f"tensor {t.name!r}"
-    try:
-        dtype = D.from_onnx(t.data_type)
-    except DTypeError as err:
-        raise DTypeError(f"{label}: {err}") from None
-    if t.data_location != TensorProto.EXTERNAL:
-        return np.asarray(numpy_helper.to_array(t), dtype=dtype)
-    info = {e.key: e.value for e in t.external_data}
-    location = info.get("location", "")
-    if base_dir is None:
-        raise ExportError(
-            f"{label} is stored in external file {location!r}; pass base_dir, the model's "
-            "folder (export.load does)"
-        )
-    file = _inside(Path(base_dir), location, label)
-    count = int(np.prod(t.dims, dtype=np.int64))
-    nbytes = count * dtype.itemsize
-    if "length" in info and int(info["length"]) != nbytes:
-        raise ExportError(
-            f"{label}: external data length {info['length']} does not match its shape "
-            f"{list(t.dims)} of {dtype} ({nbytes} bytes)"
-        )
-    with open(file, "rb") as f:
-        f.seek(int(info.get("offset", 0)))
-        arr = np.fromfile(f, dtype=dtype.newbyteorder("<"), count=count)
-    if arr.size != count:
-        raise ExportError(f"{label}: external file {location!r} ends before the tensor's data")
-    return arr.astype(dtype, copy=False).reshape(tuple(t.dims))
-
-
-def _inside(base_dir: Path, location: str, label: str) -> Path:
-    """``location`` resolved under ``base_dir``; refuses absolute paths and escapes."""
-    win = PureWindowsPath(location)
-    if not location or os.path.isabs(location) or win.is_absolute() or win.drive:
-        raise ExportError(
-            f"{label}: external data location {location!r} is absolute (or empty); ONNX "
-            "external data must be a path relative to the model's folder"
-        )
-    base = os.path.realpath(base_dir)
-    target = os.path.realpath(os.path.join(base, location))
-    if os.path.commonpath([base, target]) != base:
-        raise ExportError(
-            f"{label}: external data location {location!r} resolves outside the model's "
-            f"folder {base}; refusing to read it"
-        )
-    if not os.path.isfile(target):
-        raise ExportError(f"{label}: external data file {location!r} is missing in {base}")
-    return Path(target)
-
-
 def _declared(vi: onnx.ValueInfoProto) -> tuple[np.dtype | None, tuple[Dim, ...] | None]:
     """The dtype and shape a ``ValueInfoProto`` declares (None where it says nothing)."""
     if not vi.type.HasField("tensor_type"):
@@ -231,7 +202,7 @@ def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> A
     if a.type == kind.INT:
         return int(a.i)
     if a.type == kind.STRING:
-        return a.s.decode()
+        return _text(a.s, where, a.name)
     if a.type == kind.TENSOR:
         return tensor_array(a.t, base_dir, f"{where}: attribute {a.name}")
     if a.type == kind.FLOATS:
@@ -239,8 +210,68 @@ def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> A
     if a.type == kind.INTS:
         return [int(x) for x in a.ints]
     if a.type == kind.STRINGS:
-        return [s.decode() for s in a.strings]
+        return [_text(s, where, a.name) for s in a.strings]
     raise ExportError(f"{where}: attribute {a.name} of type {kind.Name(a.type)} is not supported")
+
+
+def _text(data: bytes, where: str, name: str) -> str:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise ExportError(f"{where}: attribute {name} is not UTF-8 text: {data[:40]!r}") from None
+
+
+def _schema(op: OpDef, opset: int) -> defs.OpSchema | None:
+    """The ONNX schema a node of ``op`` in a model of ``opset`` follows (None: onnx has none)."""
+    try:
+        return defs.get_schema(op.op_type, opset if not op.domain else op.since, op.domain)
+    except defs.SchemaError:
+        return None
+
+
+def _check_form(n: onnx.NodeProto, schema: defs.OpSchema, where: str) -> None:
+    """Refuse a node that breaks its own ONNX schema: counts, attribute types, required ones.
+
+    Shape rules and kernels then see only nodes of the form their op declares.
+    """
+    name = f"ONNX {n.op_type}-{schema.since_version}"
+    for what, count, lo, hi in (
+        ("inputs", len(n.input), schema.min_input, schema.max_input),
+        ("outputs", len(n.output), schema.min_output, schema.max_output),
+    ):
+        if not lo <= count <= hi:
+            raise ExportError(f"{where} has {count} {what}; {name} takes {lo}..{hi}")
+    names = [a.name for a in n.attribute]
+    twice = sorted({k for k in names if names.count(k) > 1})
+    if twice:
+        raise ExportError(f"{where}: attribute(s) {twice} are given more than once")
+    for a in n.attribute:
+        spec = schema.attributes.get(a.name)
+        given = AttributeProto.AttributeType.Name(a.type)
+        expected = None if spec is None else spec.type.name  # type: ignore[attr-defined]
+        if expected is not None and expected != given:
+            raise ExportError(
+                f"{where}: attribute {a.name} is {given}; {name} declares it {expected}"
+            )
+    missing = sorted(k for k, spec in schema.attributes.items() if spec.required and k not in names)
+    if missing:
+        raise ExportError(f"{where}: required attribute(s) {missing} of {name} are missing")
+
+
+def _check_arity(op: OpDef, inputs: list[Value | None], attrs: dict[str, Any], where: str) -> None:
+    """Refuse inputs and attributes that do not fit the registry's form of ``op``."""
+    lo, hi = op.num_inputs
+    if hi is not None and len(inputs) > hi:
+        raise ExportError(f"{where} has {len(inputs)} inputs; graphcap's {op.op_type} takes {hi}")
+    absent = [i for i in range(lo) if i >= len(inputs) or inputs[i] is None]
+    if absent:
+        raise ExportError(
+            f"{where}: input(s) {absent} are missing; graphcap's {op.op_type} needs its first "
+            f"{lo} inputs"
+        )
+    required = [k for k, d in op.attrs.items() if d is inspect.Parameter.empty and k not in attrs]
+    if required:
+        raise ExportError(f"{where}: required attribute(s) {sorted(required)} are missing")
 
 
 # ---------------------------------------------------------------- older forms
@@ -284,10 +315,14 @@ class _Reader:
         base_dir: str | Path | None,
         subgraph: onnx.GraphProto | None = None,
         hints: list[TensorType | None] | None = None,
+        *,
+        weights: bool = True,
     ) -> None:
         self.model = model
         self.opset = opset
         self.base_dir = base_dir
+        self.weights = weights
+        self.tensor = tensor_array if weights else tensor_stand_in
         self.is_body = subgraph is not None
         self.hints = hints or []  # body input types implied by the node (ONNX may omit them)
         g = self.proto = model.graph if subgraph is None else subgraph
@@ -307,7 +342,7 @@ class _Reader:
         if len(g.sparse_initializer):
             raise ExportError("sparse initializers are not supported")
         for t in g.initializer:
-            self.values[t.name] = self.graph.add_initializer(t.name, tensor_array(t, self.base_dir))
+            self.values[t.name] = self.graph.add_initializer(t.name, self.tensor(t, self.base_dir))
         for i, vi in enumerate(g.input):
             if vi.name in self.values:
                 continue  # an initializer also listed as an input (required before IR 4)
@@ -346,6 +381,9 @@ class _Reader:
             self._constant(n, where)
             return
         op = registry.get(n.op_type, domain)
+        schema = _schema(op, self.opset)
+        if schema is not None:
+            _check_form(n, schema, where)
         inputs = [self._input(name, where) for name in n.input]
         attrs = {a.name: self._attr(a, where, n, inputs) for a in n.attribute}
         meta: dict[str, Any] = {e.key: e.value for e in n.metadata_props if e.key == "source"}
@@ -364,6 +402,11 @@ class _Reader:
                 f"have no counterpart in graphcap's {op.op_type} (attributes "
                 f"{sorted(op.attrs)}, ONNX opset-{op.since} form)"
             )
+        _check_arity(op, inputs, attrs, where)
+        if op.num_outputs is None and attrs.get("num_outputs", len(n.output)) != len(n.output):
+            raise ExportError(
+                f"{where} has {len(n.output)} outputs but num_outputs={attrs['num_outputs']}"
+            )
         self._apply(op, inputs, attrs, meta, list(n.output), n.name, where)
 
     def _attr(
@@ -372,7 +415,9 @@ class _Reader:
         if a.type != AttributeProto.GRAPH:
             return _attr_value(a, self.base_dir, where)
         hints = _scan_body_types(n, inputs) if n.op_type == "Scan" else None
-        return _Reader(self.model, self.opset, self.base_dir, a.g, hints).read()
+        return _Reader(
+            self.model, self.opset, self.base_dir, a.g, hints, weights=self.weights
+        ).read()
 
     def _input(self, name: str, where: str) -> Value | None:
         if not name:
@@ -390,11 +435,20 @@ class _Reader:
         return self.values[name]
 
     def _constant(self, n: onnx.NodeProto, where: str) -> None:
-        if len(n.attribute) != 1:
-            raise ExportError(f"{where}: a Constant needs exactly one value attribute")
+        if len(n.attribute) != 1 or len(n.output) != 1 or not n.output[0] or n.input:
+            raise ExportError(
+                f"{where}: a Constant has no inputs, one named output and one value "
+                f"attribute; this one has {len(n.input)}, {list(n.output)} and "
+                f"{[a.name for a in n.attribute]}"
+            )
         a = n.attribute[0]
+        kinds = {"value": "TENSOR", "value_float": "FLOAT", "value_floats": "FLOATS"}
+        kinds |= {"value_int": "INT", "value_ints": "INTS"}
+        given = AttributeProto.AttributeType.Name(a.type)
+        if kinds.get(a.name, given) != given:
+            raise ExportError(f"{where}: Constant {a.name} is {given}; expected {kinds[a.name]}")
         forms = {
-            "value": lambda: tensor_array(a.t, self.base_dir, where),
+            "value": lambda: self.tensor(a.t, self.base_dir, where),
             "value_float": lambda: np.asarray(a.f, dtype=np.float32),
             "value_floats": lambda: np.asarray(a.floats, dtype=np.float32),
             "value_int": lambda: np.asarray(a.i, dtype=np.int64),
@@ -441,7 +495,7 @@ class _Reader:
         if op_type == "Concat" and v < 4:
             attrs.setdefault("axis", 1)
         if op_type == "Cast" and isinstance(attrs.get("to"), str):
-            attrs["to"] = int(TensorProto.DataType.Value(attrs["to"].upper()))
+            attrs["to"] = _type_code(attrs["to"], where)
         value = attrs.get("value")
         if op_type == "ConstantOfShape" and isinstance(value, np.ndarray) and value.size == 1:
             attrs["value"] = value.reshape(())
@@ -540,12 +594,13 @@ def _scan_body_types(n: onnx.NodeProto, inputs: list[Value | None]) -> list[Tens
     """The types a Scan body's inputs get from the node: states as given, scan slices."""
     ints = {a.name: list(a.ints) for a in n.attribute if a.type == AttributeProto.INTS}
     m = next((int(a.i) for a in n.attribute if a.name == "num_scan_inputs"), 0)
+    m = min(max(m, 0), len(inputs))  # the Scan shape rule refuses a count out of range
     n_states = len(inputs) - m
     axes = ints.get("scan_input_axes") or [0] * m
     types: list[TensorType | None] = []
     for i, x in enumerate(inputs):
-        if x is None or i < n_states or x.type.shape is None or i - n_states >= len(axes):
-            types.append(None if x is None else x.type)
+        if x is None or i < n_states or not x.type.shape or i - n_states >= len(axes):
+            types.append(None if x is None else x.type)  # the Scan shape rule judges these
             continue
         shape = list(x.type.shape)
         del shape[axes[i - n_states] % max(len(shape), 1)]
@@ -553,8 +608,19 @@ def _scan_body_types(n: onnx.NodeProto, inputs: list[Value | None]) -> list[Tens
     return types
 
 
+def _type_code(name: str, where: str) -> int:
+    try:
+        return int(TensorProto.DataType.Value(name.upper()))
+    except ValueError:
+        raise ExportError(f"{where}: Cast to {name!r}: no such ONNX element type") from None
+
+
 def _json(entry: onnx.StringStringEntryProto) -> Any:
     try:
         return json.loads(entry.value)
+    except RecursionError:
+        raise ExportError(
+            f"model metadata {entry.key!r} nests JSON deeper than Python's recursion limit"
+        ) from None
     except ValueError as err:
         raise ExportError(f"model metadata {entry.key!r} is not valid JSON: {err}") from None

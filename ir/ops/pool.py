@@ -20,6 +20,7 @@ the opset-20 versions keeps that window).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -171,9 +172,28 @@ def _same_total(n: Dim, span: int, s: int) -> int:
     )
 
 
+PAD_GROWTH = 16
+"""Padding may grow an input at most this many times (or to ``PAD_FLOOR`` elements)."""
+PAD_FLOOR = 1 << 24
+
+
 def windows(x: np.ndarray, win: Window, fill: Any = 0) -> np.ndarray:
-    """A read-only view ``(N, C, *out, *kernel)`` of ``x``'s windows, padded with ``fill``."""
+    """A read-only view ``(N, C, *out, *kernel)`` of ``x``'s windows, padded with ``fill``.
+
+    Raises:
+        ShapeError: the pads would grow ``x`` past ``PAD_GROWTH`` times its size (and past
+            ``PAD_FLOOR`` elements): a huge window over a small input, which would allocate
+            the padding although the taps there read only ``fill``.
+    """
     widths = [(0, 0), (0, 0), *zip(win.begin, win.end, strict=True)]
+    padded_shape = [n + b + e for n, (b, e) in zip(x.shape, widths, strict=True)]
+    size = math.prod(padded_shape)
+    if size > max(PAD_GROWTH * x.size, PAD_FLOOR):
+        raise ShapeError(
+            f"a window of {list(win.span)} positions with pads {win.pads} would pad the input "
+            f"{list(x.shape)} to {padded_shape}; graphcap pads an input at most "
+            f"{PAD_GROWTH} times its size (or to {PAD_FLOOR} elements)"
+        )
     padded = np.pad(x, widths, constant_values=fill) if any(win.pads) else x
     view = sliding_window_view(padded, win.span, axis=tuple(range(2, x.ndim)))
     steps = (
