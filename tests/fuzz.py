@@ -551,10 +551,12 @@ class Report:
         examples: per outcome but success and clean, up to a few ``(index, seed model,
             mutations, stage, what was raised)``.
         signatures: per outcome, how often each ``(stage, exception type and place)`` came.
+        ran: cases that reached the interpreter (loaded, verified, small enough to run).
         seconds: wall time.
     """
 
     counts: Counter[str] = field(default_factory=Counter)
+    ran: int = 0
     examples: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     signatures: dict[str, Counter[str]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -567,6 +569,8 @@ class Report:
     def add(self, index: int, outcome: str, stage: str, text: str, name: str, done: Any) -> None:
         """Record one case."""
         self.counts[outcome] += 1
+        if stage == "run":
+            self.ran += 1
         if outcome in ("success", "clean"):
             return
         sig = f"{stage}: {text.split(':')[0]}" if outcome == "raw" else f"{stage}: {text[:80]}"
@@ -579,7 +583,8 @@ class Report:
         """Counts, then the most frequent signatures of each bad outcome, then examples."""
         total = sum(self.counts.values())
         lines = [f"{total} cases in {self.seconds:.1f} s: "
-                 + ", ".join(f"{k} {self.counts[k]}" for k in OUTCOMES)]  # fmt: skip
+                 + ", ".join(f"{k} {self.counts[k]}" for k in OUTCOMES)
+                 + f" ({self.ran} reached the interpreter)"]  # fmt: skip
         for outcome, sigs in self.signatures.items():
             lines.append(f"{outcome}:")
             lines += [f"  {c:>5}  {s}" for s, c in sigs.most_common(25)]
