@@ -166,10 +166,11 @@ def load_training_bundle(directory: str | os.PathLike[str]) -> TrainingBundle:
     if not path.is_dir():
         raise FileNotFoundError(f"no training bundle at {str(path)!r}: no such folder")
     manifest = _read_manifest(path)
-    for key in ("train_step", "inference", "state"):
+    for key in ("train_step", "inference"):
         _inside(path, manifest["files"][key])
+    state = _inside(path, manifest["files"]["state"])
     try:
-        _, raw = read_tensors(path / manifest["files"]["state"])
+        _, raw = read_tensors(state)  # the resolved file, as checked
     except CheckpointError as err:
         raise ExportError(f"training bundle {path}: {STATE} is unreadable ({err})") from err
     return TrainingBundle(path, manifest, _checked_state(path, manifest, raw))

@@ -189,3 +189,25 @@ def test_float8_and_bfloat16_safetensors_are_refused_by_name(tmp_path: Path) -> 
     save_file({"b": torch.zeros(4, dtype=torch.bfloat16)}, str(path))
     with pytest.raises(CheckpointError, match="tensor 'b' is BF16"):
         load_checkpoint(path)
+
+
+def test_run_writes_outputs_only_inside_outdir_one_file_each(tmp_path: Path) -> None:
+    names = ["a/b", "a_b", "../../x", "A_B", "." * 3]
+    nodes = [helper.make_node("Identity", ["x"], [n]) for n in names]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in names],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 10
+    onnx.save(model, tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", np.arange(4, dtype=np.float32))
+    out = tmp_path / "deep" / "out"
+    res = graphcap("run", str(tmp_path / "m.onnx"), "-i", f"x={tmp_path / 'x.npy'}", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    files = sorted(os.listdir(out))
+    assert files == sorted(["a_b.npy", "a_b_1.npy", "_.._x.npy", "A_B_2.npy", "output.npy"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep", "m.onnx", "x.npy"]
+    assert os.listdir(tmp_path / "deep") == ["out"]

@@ -332,10 +332,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"ran {args.model} with {where}" + (f" ({session.reason})" if session.reason else ""))
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
+    files = _file_names(list(outputs))
     for name, array in outputs.items():
         print(f"  {name}: {array.dtype}{list(array.shape)} {_preview(array)}")
         if outdir is not None:
-            target = outdir / (_safe_name(name) + ".npy")
+            target = outdir / files[name]
             write_atomic(target, functools.partial(_save_npy, array=array))
             print(f"    saved {target}")
     return 0
@@ -357,8 +358,24 @@ def _save_npy(path: Path, *, array: np.ndarray) -> None:
         np.save(f, array, allow_pickle=False)
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^\w.-]", "_", name).lstrip(".") or "output"
+def _file_names(names: list[str]) -> dict[str, str]:
+    """``<name>.npy`` per output, made safe (names come from the file) and distinct.
+
+    Characters other than letters, digits, ``.``, ``-`` and ``_`` become ``_``, leading dots
+    go, names are cut to 100 characters, and names that collide (case-insensitively, as on
+    macOS and Windows) get ``_1``, ``_2``, ...
+    """
+    taken: set[str] = set()
+    out = {}
+    for name in names:
+        base = re.sub(r"[^\w.-]", "_", name, flags=re.ASCII).lstrip(".")[:100] or "output"
+        stem, i = base, 0
+        while stem.lower() in taken:
+            i += 1
+            stem = f"{base}_{i}"
+        taken.add(stem.lower())
+        out[name] = stem + ".npy"
+    return out
 
 
 def _preview(array: np.ndarray, count: int = 6) -> str:

@@ -26,13 +26,14 @@ What loading normalises:
   ``metadata_props["graphcap.<key>"]`` (JSON) to ``graph.meta[key]``.
 
 Ops the registry lacks are all counted before anything is built and reported in one
-:class:`UnsupportedOpError`. External data is read only from files inside the model's folder.
+:class:`UnsupportedOpError`. Files come from anyone: every node is checked against its ONNX
+schema and the registry's form before it is built (``export.onnx.checks``), and every tensor
+against its data before it is read (``export.onnx.tensors``); external data is read only
+from regular files inside the model's folder.
 """
 
 from __future__ import annotations
 
-import inspect
-import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -40,10 +41,10 @@ from typing import Any
 
 import numpy as np
 import onnx
-from google.protobuf.descriptor import FieldDescriptor
-from onnx import AttributeProto, TensorProto, defs
+from onnx import AttributeProto
 
 import ir.ops  # noqa: F401  (registers every op family)
+from export.onnx import checks
 from export.onnx.compat import compatible
 from export.onnx.tensors import read_model, tensor_array, tensor_stand_in
 from ir import dtypes as D  # noqa: N812 - the project's short name
@@ -88,44 +89,12 @@ def from_model(
             data, a declared type that contradicts the registry's shape rules.
         DTypeError: a tensor of an element type graphcap does not support.
     """
-    _check_text(model)
-    declared = _declared_opset(model)
+    checks.check_text(model)
+    declared = checks.declared_opset(model)
     _refuse_unsupported(model.graph, declared or 0)
     if declared is None:
         raise ExportError("the model imports no default-domain ('' or 'ai.onnx') opset")
     return _Reader(model, declared, base_dir, weights=weights).read()
-
-
-def _check_text(message: Any, where: str = "model") -> None:
-    """Refuse string fields that are not UTF-8 (protobuf then hands out bytes, not str)."""
-    string = FieldDescriptor.TYPE_STRING
-    for fd, value in message.ListFields():
-        repeated = getattr(fd, "is_repeated", None)  # protobuf >= 5.28; `label` before
-        if repeated is None:
-            repeated = fd.label == FieldDescriptor.LABEL_REPEATED
-        if fd.type == string:
-            values = value if repeated else [value]
-            bad = next((v for v in values if not isinstance(v, str)), None)
-            if bad is not None:
-                raise ExportError(f"{where}.{fd.name} is not UTF-8 text: {bytes(bad)[:40]!r}")
-        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
-            inner = f"{where}.{fd.name}"
-            for item in value if repeated else [value]:
-                _check_text(item, inner)
-
-
-def _declared_opset(model: onnx.ModelProto) -> int | None:
-    """The default-domain opset, checked to be one ONNX defines (None when not imported)."""
-    versions = {int(e.version) for e in model.opset_import if e.domain in ("", "ai.onnx")}
-    if not versions:
-        return None
-    newest = defs.onnx_opset_version()
-    if len(versions) > 1 or not 1 <= min(versions) <= max(versions) <= newest:
-        raise ExportError(
-            f"the model imports default-domain opset(s) {sorted(versions)}; expected one "
-            f"opset that ONNX defines, 1..{newest}"
-        )
-    return versions.pop()
 
 
 def _domain(domain: str) -> str:
@@ -202,7 +171,7 @@ def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> A
     if a.type == kind.INT:
         return int(a.i)
     if a.type == kind.STRING:
-        return _text(a.s, where, a.name)
+        return checks.text(a.s, where, a.name)
     if a.type == kind.TENSOR:
         return tensor_array(a.t, base_dir, f"{where}: attribute {a.name}")
     if a.type == kind.FLOATS:
@@ -210,68 +179,8 @@ def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> A
     if a.type == kind.INTS:
         return [int(x) for x in a.ints]
     if a.type == kind.STRINGS:
-        return [_text(s, where, a.name) for s in a.strings]
+        return [checks.text(s, where, a.name) for s in a.strings]
     raise ExportError(f"{where}: attribute {a.name} of type {kind.Name(a.type)} is not supported")
-
-
-def _text(data: bytes, where: str, name: str) -> str:
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        raise ExportError(f"{where}: attribute {name} is not UTF-8 text: {data[:40]!r}") from None
-
-
-def _schema(op: OpDef, opset: int) -> defs.OpSchema | None:
-    """The ONNX schema a node of ``op`` in a model of ``opset`` follows (None: onnx has none)."""
-    try:
-        return defs.get_schema(op.op_type, opset if not op.domain else op.since, op.domain)
-    except defs.SchemaError:
-        return None
-
-
-def _check_form(n: onnx.NodeProto, schema: defs.OpSchema, where: str) -> None:
-    """Refuse a node that breaks its own ONNX schema: counts, attribute types, required ones.
-
-    Shape rules and kernels then see only nodes of the form their op declares.
-    """
-    name = f"ONNX {n.op_type}-{schema.since_version}"
-    for what, count, lo, hi in (
-        ("inputs", len(n.input), schema.min_input, schema.max_input),
-        ("outputs", len(n.output), schema.min_output, schema.max_output),
-    ):
-        if not lo <= count <= hi:
-            raise ExportError(f"{where} has {count} {what}; {name} takes {lo}..{hi}")
-    names = [a.name for a in n.attribute]
-    twice = sorted({k for k in names if names.count(k) > 1})
-    if twice:
-        raise ExportError(f"{where}: attribute(s) {twice} are given more than once")
-    for a in n.attribute:
-        spec = schema.attributes.get(a.name)
-        given = AttributeProto.AttributeType.Name(a.type)
-        expected = None if spec is None else spec.type.name  # type: ignore[attr-defined]
-        if expected is not None and expected != given:
-            raise ExportError(
-                f"{where}: attribute {a.name} is {given}; {name} declares it {expected}"
-            )
-    missing = sorted(k for k, spec in schema.attributes.items() if spec.required and k not in names)
-    if missing:
-        raise ExportError(f"{where}: required attribute(s) {missing} of {name} are missing")
-
-
-def _check_arity(op: OpDef, inputs: list[Value | None], attrs: dict[str, Any], where: str) -> None:
-    """Refuse inputs and attributes that do not fit the registry's form of ``op``."""
-    lo, hi = op.num_inputs
-    if hi is not None and len(inputs) > hi:
-        raise ExportError(f"{where} has {len(inputs)} inputs; graphcap's {op.op_type} takes {hi}")
-    absent = [i for i in range(lo) if i >= len(inputs) or inputs[i] is None]
-    if absent:
-        raise ExportError(
-            f"{where}: input(s) {absent} are missing; graphcap's {op.op_type} needs its first "
-            f"{lo} inputs"
-        )
-    required = [k for k, d in op.attrs.items() if d is inspect.Parameter.empty and k not in attrs]
-    if required:
-        raise ExportError(f"{where}: required attribute(s) {sorted(required)} are missing")
 
 
 # ---------------------------------------------------------------- older forms
@@ -370,7 +279,7 @@ class _Reader:
             return self.graph
         for entry in self.model.metadata_props:
             if entry.key.startswith("graphcap."):
-                self.graph.meta[entry.key.removeprefix("graphcap.")] = _json(entry)
+                self.graph.meta[entry.key.removeprefix("graphcap.")] = checks.metadata_json(entry)
         return self.graph
 
     # ------------------------------------------------------------ one node
@@ -381,9 +290,9 @@ class _Reader:
             self._constant(n, where)
             return
         op = registry.get(n.op_type, domain)
-        schema = _schema(op, self.opset)
+        schema = checks.schema_of(op, self.opset)
         if schema is not None:
-            _check_form(n, schema, where)
+            checks.check_form(n, schema, where)
         inputs = [self._input(name, where) for name in n.input]
         attrs = {a.name: self._attr(a, where, n, inputs) for a in n.attribute}
         meta: dict[str, Any] = {e.key: e.value for e in n.metadata_props if e.key == "source"}
@@ -402,7 +311,7 @@ class _Reader:
                 f"have no counterpart in graphcap's {op.op_type} (attributes "
                 f"{sorted(op.attrs)}, ONNX opset-{op.since} form)"
             )
-        _check_arity(op, inputs, attrs, where)
+        checks.check_arity(op, inputs, attrs, where)
         if op.num_outputs is None and attrs.get("num_outputs", len(n.output)) != len(n.output):
             raise ExportError(
                 f"{where} has {len(n.output)} outputs but num_outputs={attrs['num_outputs']}"
@@ -495,7 +404,7 @@ class _Reader:
         if op_type == "Concat" and v < 4:
             attrs.setdefault("axis", 1)
         if op_type == "Cast" and isinstance(attrs.get("to"), str):
-            attrs["to"] = _type_code(attrs["to"], where)
+            attrs["to"] = checks.type_code(attrs["to"], where)
         value = attrs.get("value")
         if op_type == "ConstantOfShape" and isinstance(value, np.ndarray) and value.size == 1:
             attrs["value"] = value.reshape(())
@@ -606,21 +515,3 @@ def _scan_body_types(n: onnx.NodeProto, inputs: list[Value | None]) -> list[Tens
         del shape[axes[i - n_states] % max(len(shape), 1)]
         types.append(TensorType(x.dtype, tuple(shape)))
     return types
-
-
-def _type_code(name: str, where: str) -> int:
-    try:
-        return int(TensorProto.DataType.Value(name.upper()))
-    except ValueError:
-        raise ExportError(f"{where}: Cast to {name!r}: no such ONNX element type") from None
-
-
-def _json(entry: onnx.StringStringEntryProto) -> Any:
-    try:
-        return json.loads(entry.value)
-    except RecursionError:
-        raise ExportError(
-            f"model metadata {entry.key!r} nests JSON deeper than Python's recursion limit"
-        ) from None
-    except ValueError as err:
-        raise ExportError(f"model metadata {entry.key!r} is not valid JSON: {err}") from None
