@@ -8,6 +8,13 @@ which records the autograd tape), and a 10-op elementwise chain run forward + ba
 NumPy has no autograd: for the single ops it runs the forward math only; for the chain it
 runs the forward and a hand-written backward (key ``numpy_fwd_bwd_by_hand``).
 
+``transformer_step`` (a key of its own) times one eager training step of a small
+transformer classifier (``tests.models.TextClassifier``: vocab 1,000, d 64, 2 post-norm
+layers, 4 heads, ff 128, ReLU, 4 classes; batch 8 x seq 32 with trailing padding), split
+into its forward (model and cross-entropy) and its ``backward()``, in milliseconds (median
+of single steps), with the backward/forward ratio; torch's twin holds the same weights and
+its loss is checked first.
+
 Usage: ``python bench/eager_overhead.py [--quick]``. Reports numbers; gates nothing.
 """
 
@@ -30,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a so
 import machine  # bench/machine.py, beside this script
 
 import tracer
+from tests import models
+from tracer.nn import functional as F  # noqa: N812 - PyTorch's customary name
 
 TORCH: Any
 try:
@@ -38,6 +47,15 @@ except ImportError:  # torch is an optional oracle
     TORCH = None
 
 TARGET_BATCH_NS = 200_000  # each timed batch runs about this long
+STEP_MODEL: dict[str, Any] = {
+    "vocab": 1000,
+    "d": 64,
+    "heads": 4,
+    "ff": 128,
+    "layers": 2,
+    "classes": 4,
+}
+STEP_SHAPE = (8, 32)  # batch x seq
 
 
 def per_call_us(fn: Callable[[], object], repeats: int) -> float:
@@ -148,6 +166,50 @@ def _chain(arrays: tuple[np.ndarray, ...], repeats: int) -> dict[str, float]:
     return row
 
 
+def _fwd_bwd_ms(forward: Callable[[], Any], params: list[Any], repeats: int) -> dict[str, float]:
+    """Median milliseconds of ``forward()`` and of ``backward()`` on its loss, step by step."""
+    fwd, bwd = [], []
+    warmup = min(repeats, 3)
+    for i in range(warmup + repeats):
+        for p in params:
+            p.grad = None
+        t0 = time.perf_counter_ns()
+        loss = forward()
+        t1 = time.perf_counter_ns()
+        loss.backward()
+        t2 = time.perf_counter_ns()
+        if i >= warmup:
+            fwd.append((t1 - t0) / 1e6)
+            bwd.append((t2 - t1) / 1e6)
+    f, b = statistics.median(fwd), statistics.median(bwd)
+    return {"forward_ms": f, "backward_ms": b, "backward_over_forward": round(b / f, 2)}
+
+
+def _transformer_step(repeats: int) -> dict[str, dict[str, float]]:
+    rng = np.random.default_rng(1)
+    batch, seq = STEP_SHAPE
+    ids = models.token_ids(rng, batch, seq, STEP_MODEL["vocab"])
+    target = rng.integers(0, STEP_MODEL["classes"], size=batch, dtype=np.int64)
+    tracer.manual_seed(0)
+    ours = models.TextClassifier(**STEP_MODEL, max_len=seq)
+    ids_t, target_t = tracer.tensor(ids), tracer.tensor(target)
+    params = [p for _, p in ours.named_parameters()]
+    row = {"graphcap": _fwd_bwd_ms(lambda: F.cross_entropy(ours(ids_t), target_t), params, repeats)}
+    if TORCH is not None:
+        theirs = models.torch_text_classifier(ours)
+        ids_th, target_th = TORCH.from_numpy(ids), TORCH.from_numpy(target)
+
+        def torch_loss() -> Any:
+            return TORCH.nn.functional.cross_entropy(theirs(ids_th), target_th)
+
+        # Only meaningful if both sides compute the same step.
+        want = float(torch_loss().item())
+        got = float(F.cross_entropy(ours(ids_t), target_t).item())
+        assert abs(got - want) <= 1e-4 * max(1.0, abs(want)), (got, want)
+        row["torch"] = _fwd_bwd_ms(torch_loss, list(theirs.parameters()), repeats)
+    return row
+
+
 def _ratios(row: dict[str, float]) -> None:
     for suffix in ("", "_grad"):
         mine = row.get("graphcap" + suffix)
@@ -186,12 +248,21 @@ def main() -> None:
         for k, v in row.items():
             if not k.startswith("ratio"):
                 row[k] = round(v, 2)
+    step = _transformer_step(2 if args.quick else 51)
+    for side in step.values():
+        for k, v in side.items():
+            side[k] = round(v, 3)
     report = {
         "bench": "eager_overhead",
         "unit": "us_per_call",
         "stat": f"median of {repeats} batches",
         **machine.environment(),
         "results": results,
+        "transformer_step": {
+            "unit": "ms, median of single steps",
+            "model": {**STEP_MODEL, "batch_seq": list(STEP_SHAPE)},
+            "results": step,
+        },
     }
     print(json.dumps(report))
 

@@ -1,23 +1,29 @@
 """The IR: ``Value``, ``Node`` and ``Graph``, ONNX-style and in SSA form.
 
 A ``Value`` is a graph input, an initializer (a named constant array), or exactly one output
-of one ``Node``; it knows its producer and its uses. Nodes are kept in topological order.
-Change a graph only through its methods (``apply``, ``append``, ``insert_before``,
-``remove``, ``replace_all_uses_with``, ``set_outputs``) so use lists stay right in both
-directions. ``Graph.verify`` checks every invariant and re-runs the registry's shape rules.
+of one ``Node``; it knows its producer and its uses. Nodes are kept in topological order, in
+a linked ``NodeList`` (insertion and removal anywhere are O(1)). Change a graph only through
+its methods (``apply``, ``append``, ``insert_before``/``insert_after``, ``remove``,
+``replace_all_uses_with``, ``set_outputs``) so use lists stay right in both directions.
+``Graph.verify`` checks every invariant and re-runs the registry's shape rules.
 
 ``Value`` implements the registry's ``__graphcap_bind__`` hook, so applying an op to values
-(``op.Mul(v, w)``) emits a node: that is how vjp rules build backward graphs.
+(``op.Mul(v, w)``) emits a node: that is how vjp rules build backward graphs and how passes
+write rewrites. New nodes go at the end, or where ``with graph.inserting_before(node):`` (or
+``inserting_after``) says. Fresh value and node names come from counters (as torch.fx's), so
+naming n nodes costs O(n), not O(n²).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from ir.errors import GraphInvariantError
+from ir.node_list import NodeList
 from ir.ops.registry import OpDef
 from ir.symbolic import infer_node
 from ir.types import Dim, TensorType
@@ -168,7 +174,8 @@ class Graph:
         name: graph name (the ONNX graph's name on export).
         inputs: graph input values, in signature order.
         initializers: named constant values (weights, folded constants).
-        nodes: nodes in topological order.
+        nodes: nodes in topological order (a ``NodeList``: iterate it, ``len``, ``in``;
+            change it only through the graph's methods).
         outputs: graph output values.
         meta: graph-level data, e.g. ``"baked"``: Python decisions a trace fixed.
     """
@@ -177,17 +184,22 @@ class Graph:
         self.name = name
         self.inputs: list[Value] = []
         self.initializers: dict[str, Value] = {}
-        self.nodes: list[Node] = []
+        self.nodes: NodeList[Node] = NodeList()
         self.outputs: list[Value] = []
         self.meta: dict[str, Any] = {}
         self._names: set[str] = set()  # value names
         self._node_names: set[str] = set()  # a namespace of their own, as in ONNX
-        self._counter = 0
+        self._counter = 0  # value names
+        self._node_counters: dict[str, int] = {}  # per hint: the last suffix handed out
+        self._point: InsertionPoint | None = None
 
     # ------------------------------------------------------------ building
 
     def fresh_name(self, hint: str = "") -> str:
-        """A value or node name not used yet in this graph, based on ``hint``."""
+        """A value name not used yet in this graph: ``hint``, else ``hint_<n>`` (or ``<n>``).
+
+        ``n`` comes from one counter that only grows, so names are never searched twice.
+        """
         if hint and hint not in self._names:
             return hint
         while True:
@@ -197,12 +209,20 @@ class Graph:
                 return name
 
     def fresh_node_name(self, hint: str) -> str:
-        """A node name not used yet in this graph, based on ``hint``."""
-        name, i = hint, 0
-        while name in self._node_names:
+        """A node name not used yet in this graph: ``hint``, else ``hint_1``, ``hint_2``...
+
+        A counter per hint remembers the last suffix handed out, so naming n nodes after
+        one hint costs O(n) (a search from 1 each time cost O(n²)).
+        """
+        if hint not in self._node_names:
+            return hint
+        i = self._node_counters.get(hint, 0)
+        while True:
             i += 1
             name = f"{hint}_{i}"
-        return name
+            if name not in self._node_names:
+                self._node_counters[hint] = i
+                return name
 
     def _claim(self, name: str) -> str:
         if name in self._names:
@@ -238,11 +258,13 @@ class Graph:
         out_names: Sequence[str] | None = None,
         name: str | None = None,
     ) -> tuple[Value, ...]:
-        """Append a node applying ``op`` to ``inputs`` and return its outputs.
+        """Add a node applying ``op`` to ``inputs`` and return its outputs.
 
-        Inputs that are not values (arrays, tuples of ints) become initializers. Output
-        types come from the op's shape rule. ``name`` names the node (unique among nodes;
-        by default made from the op type); ``out_names`` names its outputs.
+        The node goes at the end of the graph, or at the active insertion point (see
+        ``inserting_before``). Inputs that are not values (arrays, tuples of ints) become
+        initializers. Output types come from the op's shape rule. ``name`` names the node
+        (unique among nodes; by default made from the op type); ``out_names`` names its
+        outputs.
         """
         values = [
             x if x is None or isinstance(x, Value) else self.constant(np.asarray(x)) for x in inputs
@@ -262,30 +284,56 @@ class Graph:
         )
         for v, sym in zip(node.outputs, syms, strict=True):
             v.sym = sym
-        self.append(node)
+        if self._point is None:
+            self.append(node)
+        else:
+            self._point.insert(node)
         return node.outputs
+
+    def inserting_before(self, node: Node) -> InsertionPoint:
+        """``with graph.inserting_before(node):`` new nodes go just before ``node``.
+
+        ``apply`` (and so ``op.X(...)`` on this graph's values) places nodes there, in the
+        order they are made; the point's ``nodes`` lists them. Points nest; leaving the
+        ``with`` block restores the one before.
+        """
+        return InsertionPoint(self, before=node)
+
+    def inserting_after(self, node: Node) -> InsertionPoint:
+        """``with graph.inserting_after(node):`` new nodes follow ``node``, in order made."""
+        return InsertionPoint(self, after=node)
 
     def append(self, node: Node) -> None:
         """Add ``node`` at the end and register its uses."""
-        self.insert_at(len(self.nodes), node)
+        self._register(node)
+        self.nodes.append(node)
 
     def insert_before(self, anchor: Node, node: Node) -> None:
-        """Add ``node`` just before ``anchor``."""
-        self.insert_at(self.nodes.index(anchor), node)
+        """Add ``node`` just before ``anchor`` (O(1)) and register its uses."""
+        self._check_member(anchor)
+        self._register(node)
+        self.nodes.insert_before(anchor, node)
 
     def insert_after(self, anchor: Node, node: Node) -> None:
-        """Add ``node`` just after ``anchor``."""
-        self.insert_at(self.nodes.index(anchor) + 1, node)
+        """Add ``node`` just after ``anchor`` (O(1)) and register its uses."""
+        self._check_member(anchor)
+        self._register(node)
+        self.nodes.insert_after(anchor, node)
 
-    def insert_at(self, position: int, node: Node) -> None:
-        """Add ``node`` at ``position`` in the node list and register its uses."""
+    def _check_member(self, anchor: Node) -> None:
+        if anchor not in self.nodes:
+            raise GraphInvariantError(
+                f"cannot insert next to node {anchor.name}: it is not in graph {self.name!r}"
+            )
+
+    def _register(self, node: Node) -> None:
+        """Claim ``node``'s name and record its uses of its inputs."""
         if node.name in self._node_names:
             raise GraphInvariantError(f"node name {node.name!r} is already used")
         self._node_names.add(node.name)
         for i, x in enumerate(node.inputs):
             if x is not None:
                 x.uses.append((node, i))
-        self.nodes.insert(position, node)
 
     def set_input(self, node: Node, index: int, value: Value | None) -> None:
         """Point input ``index`` of ``node`` at ``value``, keeping use lists right."""
@@ -314,6 +362,8 @@ class Graph:
                     raise GraphInvariantError(
                         f"cannot remove {node.format()}: output %{v.name} is still used"
                     )
+        if node not in self.nodes:
+            raise GraphInvariantError(f"cannot remove node {node.name}: it is not in the graph")
         for i, x in enumerate(node.inputs):
             if x is not None:
                 x.uses.remove((node, i))
@@ -380,6 +430,7 @@ class Graph:
         out = Graph(self.name)
         out.meta = {k: (list(v) if isinstance(v, list) else v) for k, v in self.meta.items()}
         out._counter = self._counter
+        out._node_counters = dict(self._node_counters)
         new: dict[int, Value] = {}
         for v in self.inputs:
             new[id(v)] = out.add_input(v.name, v.dtype, v.type.shape)
@@ -461,6 +512,48 @@ class Graph:
             lines.append(f'  "{src}" -> "out:{i}";')
         lines.append("}")
         return "\n".join(lines)
+
+
+class InsertionPoint:
+    """Where ``Graph.apply`` puts new nodes while a ``with`` block is open.
+
+    Made by ``Graph.inserting_before(node)`` (each new node goes just before ``node``) or
+    ``Graph.inserting_after(node)`` (the first just after ``node``, each next one after the
+    one before it); either way the new nodes keep the order they were made in.
+
+    Attributes:
+        graph: the graph it places nodes in.
+        nodes: the nodes placed through it so far, in order.
+    """
+
+    def __init__(self, graph: Graph, before: Node | None = None, after: Node | None = None):
+        self.graph = graph
+        self.nodes: list[Node] = []
+        self._before = before
+        self._after = after
+        self._outer: InsertionPoint | None = None
+
+    def insert(self, node: Node) -> None:
+        """Place ``node`` here and register it with the graph."""
+        if self._before is not None:
+            self.graph.insert_before(self._before, node)
+        else:
+            assert self._after is not None
+            self.graph.insert_after(self._after, node)
+            self._after = node
+        self.nodes.append(node)
+
+    def __enter__(self) -> InsertionPoint:
+        self._outer, self.graph._point = self.graph._point, self
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.graph._point = self._outer
 
 
 def _shape(shape: Sequence[Dim] | None) -> tuple[Dim, ...] | None:

@@ -62,13 +62,8 @@ def _lower(graph: Graph, node: Node) -> None:
     attrs = node.full_attrs
     wanted = [bool(v.uses) or any(v is o for o in graph.outputs) for v in node.outputs]
     _check_supported(kind, node, attrs, wanted)
-    start = len(graph.nodes)
-    results = _Lowering(graph, kind, node, attrs).outputs(wanted)
-    new_nodes = graph.nodes[start:]
-    for n in new_nodes:  # built at the end; they belong where the *Grad node is
-        graph.remove(n, safe=False)
-    for n in new_nodes:
-        graph.insert_before(node, n)
+    with graph.inserting_before(node):  # the lowering computes what the *Grad node did
+        results = _Lowering(graph, kind, node, attrs).outputs(wanted)
     for old, new in zip(node.outputs, results, strict=True):
         if new is None:
             continue

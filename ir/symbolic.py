@@ -4,7 +4,9 @@ Besides types, a small int64 value computed from shapes (``Shape(x)``, ``Gather`
 ``Concat`` with constants, products of dims) gets a *symbolic value*: a tuple whose entries
 are ints or dimension expressions such as ``"batch"`` or ``"batch*8"``. Those values are
 computed by running the op's own registry kernel on object arrays holding ints and
-:class:`Sym` objects, so no op's semantics is written a second time. Shape rules read them
+:class:`Sym` objects, so no op's semantics is written a second time; the ops whose kernels
+allow that say so (``OpDef.symbolic``). ``Shape`` is where the values start, and ``Cast``
+(to int64, the only output this follows) passes its input's value on. Shape rules read them
 through ``InferContext.dims`` and keep symbolic dims through ``Reshape`` and ``Expand``.
 """
 
@@ -21,25 +23,6 @@ from ir.types import Dim, TensorType
 if TYPE_CHECKING:
     from ir.graph import Node
 
-# Ops whose kernels only move, index or combine elements with + - *, so they run unchanged
-# on object arrays of ints and Syms.
-_SYMBOLIC_OPS = frozenset(
-    {
-        "Gather",
-        "Concat",
-        "Unsqueeze",
-        "Squeeze",
-        "Slice",
-        "Reshape",
-        "Identity",
-        "Add",
-        "Sub",
-        "Mul",
-        "Cast",
-        "Flatten",
-        "Expand",
-    }
-)
 _MAX_SYMBOLIC_SIZE = 16
 
 
@@ -135,7 +118,7 @@ def _symbolic_outputs(node: Node, types: list[TensorType]) -> list[tuple[Dim, ..
             return none
         attrs = node.full_attrs
         return [tuple(x.type.shape[attrs["start"] : attrs["end"]])]
-    if op_type not in _SYMBOLIC_OPS:
+    if not node.op.symbolic:
         return none
     arrays: list[np.ndarray | None] = []
     for v in node.inputs:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import tracer
+from ir.ops.registry import OpDef, op, scalar
 from tracer import autograd
 
 X = np.array([0.5, -1.25, 2.0], dtype=np.float64)
@@ -208,6 +209,62 @@ def test_grad_with_grad_outputs() -> None:
     v = np.array([1.0, -2.0, 0.5])
     (g,) = autograd.grad(y, x, grad_outputs=tracer.tensor(v))
     assert close(g, 2 * X * v)
+
+
+# ---------------------------------------------------------------- pruning to the inputs
+
+
+def _counted_ops(calls: list[Any]) -> tuple[OpDef, OpDef]:
+    """Two unregistered ops whose vjp rules log their calls: ``2 * x`` and ``x * y``.
+
+    The mixing op logs which inputs the engine asked it for (``ctx.needs_input_grad``).
+    """
+
+    def double_vjp(ctx: Any, g: Any, x: Any) -> list[Any]:
+        calls.append("Double")
+        return [op.Mul(g, scalar(2.0, g))]
+
+    def mix_vjp(ctx: Any, g: Any, x: Any, y: Any) -> list[Any]:
+        calls.append(tuple(ctx.needs_input_grad))
+        need_x, need_y = ctx.needs_input_grad
+        return [op.Mul(g, y) if need_x else None, op.Mul(g, x) if need_y else None]
+
+    def same_type(ctx: Any, t: Any, *rest: Any) -> Any:
+        return t
+
+    double = OpDef("TestDouble", 1, lambda x: x * 2, same_type, double_vjp, domain="test")
+    mix = OpDef("TestMix", 1, np.multiply, same_type, mix_vjp, domain="test")
+    return double, mix
+
+
+def test_grad_runs_only_the_vjps_that_reach_the_inputs() -> None:
+    calls: list[Any] = []
+    double, mix = _counted_ops(calls)
+    x, w = leaf(X), leaf(Y)
+    side = x
+    for _ in range(20):  # a long branch the gradient with respect to w never needs
+        side = double(side)
+    out = (mix(w * w, side) + side).sum()
+    (gw,) = autograd.grad(out, [w], retain_graph=True)
+    assert close(gw, 2 * Y * X * 2**20)
+    assert calls == [(True, False)]  # Mix ran for its first input only; no Double ran
+    calls.clear()
+    (gx,) = autograd.grad(out, [x], retain_graph=True)
+    assert close(gx, (Y * Y + 1) * 2**20)
+    assert calls.count("Double") == 20 and (False, True) in calls
+    calls.clear()
+    out.backward(inputs=[w])
+    assert close(w.grad, gw) and x.grad is None
+    assert calls == [(True, False)]
+
+
+def test_grad_with_respect_to_a_non_leaf_skips_what_made_it() -> None:
+    calls: list[Any] = []
+    double, _ = _counted_ops(calls)
+    x = leaf()
+    h = double(double(x)) * 1.0
+    (gh,) = autograd.grad((h * h).sum(), [h])
+    assert close(gh, 2 * 4 * X) and calls == []
 
 
 # ---------------------------------------------------------------- higher order

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tracer
+from ir.errors import GraphInvariantError
 from ir.graph import Graph, Value
 from ir.ops.registry import op
 from ir.passes import (
@@ -33,6 +34,7 @@ from ir.passes import (
     optimize,
 )
 from ir.passes.cse import _attr_key
+from ir.passes.optimize import pipeline
 from ir.types import TensorType
 from runtime import Session
 from tests import models
@@ -782,3 +784,65 @@ def test_copy_keeps_text_and_is_independent() -> None:
     assert str(c) == str(g)
     c.add_output(c.inputs[0], "extra")
     assert "extra" not in str(g)
+
+
+# ---------------------------------------------------------------- when graphs are verified
+
+
+def _count_verify(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    verify = Graph.verify
+
+    def counting(self: Graph) -> None:
+        calls.append(self.name)
+        verify(self)
+
+    monkeypatch.setattr(Graph, "verify", counting)
+    return calls
+
+
+@pytest.mark.parametrize("flag", [None, "1"])
+def test_optimize_verifies_once_unless_asked_for_every_pass(
+    monkeypatch: pytest.MonkeyPatch, flag: str | None
+) -> None:
+    g = build(lambda x: op.Relu(op.Identity(op.Add(x, np.zeros(2, F32)))), x=(F32, [2]))
+    if flag is None:
+        monkeypatch.delenv("GRAPHCAP_VERIFY_PASSES", raising=False)
+    else:
+        monkeypatch.setenv("GRAPHCAP_VERIFY_PASSES", flag)
+    calls = _count_verify(monkeypatch)
+    out = optimize(g, 3)
+    assert [n.op.op_type for n in out.nodes] == ["Relu"]
+    passes = sum(len(stage) for stage in pipeline(3))
+    assert len(calls) == 1 if flag is None else len(calls) > passes  # the input, every pass
+    calls.clear()
+    optimize(g, 3, verify=True)
+    assert len(calls) > passes
+    calls.clear()
+    optimize(g, 3, verify=False)
+    assert calls == []
+
+
+def test_a_broken_graph_fails_loudly_when_only_the_result_is_verified(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GRAPHCAP_VERIFY_PASSES", raising=False)
+    g = build(lambda x: op.Relu(op.Identity(x)), x=(F32, [2]))
+    with pytest.raises(PassError) as err:
+        PassManager([IdentityEliminationPass(), _BreaksTypes()])(g)
+    msg = str(err.value)
+    assert "does not verify after passes identity_elimination, breaks_types" in msg
+    assert "GRAPHCAP_VERIFY_PASSES=1" in msg and "is typed f64[2]" in msg
+    monkeypatch.setenv("GRAPHCAP_VERIFY_PASSES", "1")
+    g = build(lambda x: op.Relu(op.Identity(x)), x=(F32, [2]))
+    with pytest.raises(PassError, match="pass 'breaks_types' broke an invariant"):
+        PassManager([IdentityEliminationPass(), _BreaksTypes()])(g)
+
+
+def test_optimize_blames_a_broken_input_not_the_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GRAPHCAP_VERIFY_PASSES", raising=False)
+    g = build(lambda x: op.Relu(op.Exp(x)), x=(F32, [2]))
+    relu = g.nodes[1].outputs[0]
+    relu.type = TensorType(np.dtype(np.float64), relu.type.shape)  # a wrong stored type
+    with pytest.raises(GraphInvariantError, match="is typed f64"):
+        optimize(g, 2)

@@ -15,11 +15,11 @@ import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.ops import nn
-from ir.ops.registry import get
+from ir.ops.registry import op
 from tracer import _state
 from tracer._promote import scalar_dtype
 from tracer._symint import SymInt, is_symbolic
-from tracer._tensor_base import TensorBase, apply, to_array, wrap
+from tracer._tensor_base import TensorBase, to_array, wrap
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -56,7 +56,7 @@ def _symbolic_fill(size: tuple[Any, ...], value: Any, dtype: np.dtype) -> Tensor
     from tracer._shape import symbolic_shape
 
     fill = np.asarray([value], dtype=dtype)
-    return apply(get("ConstantOfShape"), (symbolic_shape(size),), {"value": fill})
+    return op.ConstantOfShape(symbolic_shape(size), value=fill)
 
 
 def _fill(size: tuple[Any, ...], value: Any, dtype: np.dtype, requires_grad: bool) -> Tensor:
@@ -191,9 +191,9 @@ def _symbolic_range(start: Any, end: Any, step: Any, dtype: Any) -> Tensor:
         v.tensor if isinstance(v, SymInt) else wrap(np.asarray(v, np.int64))
         for v in (start, end, step)
     ]
-    out = apply(get("Range"), tuple(bounds), {})
+    out = op.Range(*bounds)
     dt = _dtype(dtype, D.int64)
-    return out if dt == D.int64 else apply(get("Cast"), (out,), {"to": D.to_onnx(dt)})
+    return out if dt == D.int64 else op.Cast(out, to=D.to_onnx(dt))
 
 
 def linspace(

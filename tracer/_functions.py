@@ -14,10 +14,10 @@ import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError
-from ir.ops.registry import get
+from ir.ops.registry import op
 from tracer._math import cast, const, method
 from tracer._promote import result_type
-from tracer._tensor_base import TensorBase, apply
+from tracer._tensor_base import TensorBase
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -58,7 +58,7 @@ def cat(tensors: Sequence[TensorBase], dim: int = 0) -> Tensor:
     rank = kept[0]._data.ndim
     if rank == 0:
         raise RuntimeError("zero-dimensional tensor cannot be concatenated")
-    return apply(get("Concat"), tuple(kept), {"axis": _axis(rank, dim)})
+    return op.Concat(*kept, axis=_axis(rank, dim))
 
 
 concat = cat
@@ -80,10 +80,7 @@ def stack(tensors: Sequence[TensorBase], dim: int = 0) -> Tensor:
                 f"and {list(t._data.shape)} at entry {i}"
             )
     axes = np.asarray([_axis(len(shape) + 1, dim)], np.int64)
-    unsqueeze = get("Unsqueeze")
-    return apply(
-        get("Concat"), tuple(apply(unsqueeze, (t, axes), {}) for t in items), {"axis": int(axes[0])}
-    )
+    return op.Concat(*(op.Unsqueeze(t, axes) for t in items), axis=int(axes[0]))
 
 
 def where(condition: TensorBase, input: Any = None, other: Any = None) -> Any:
@@ -100,14 +97,14 @@ def where(condition: TensorBase, input: Any = None, other: Any = None) -> Any:
             f"where expected condition to be a boolean tensor, but got {condition.dtype}"
         )
     if input is None and other is None:
-        idx = apply(get("NonZero"), (condition,), {})
-        split = apply(get("Split"), (idx, np.ones(idx._data.shape[0], np.int64)), {"axis": 0})
+        idx = op.NonZero(condition)
+        split = op.Split(idx, np.ones(idx._data.shape[0], np.int64), axis=0)
         axes = np.asarray([0], np.int64)
-        return tuple(apply(get("Squeeze"), (p, axes), {}) for p in split)
+        return tuple(op.Squeeze(p, axes) for p in split)
     dtype = result_type(input, other)
     x = cast(input, dtype) if isinstance(input, TensorBase) else const(input, dtype)
     y = cast(other, dtype) if isinstance(other, TensorBase) else const(other, dtype)
-    return apply(get("Where"), (condition, x, y), {})
+    return op.Where(condition, x, y)
 
 
 def einsum(equation: str, *operands: Any) -> Tensor:
@@ -119,28 +116,28 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     if len(operands) == 1 and isinstance(operands[0], list | tuple):
         operands = tuple(operands[0])
     items = _promote_all(_tensors(operands, "einsum"))
-    return apply(get("Einsum"), tuple(items), {"equation": equation.replace(" ", "")})
+    return op.Einsum(*items, equation=equation.replace(" ", ""))
 
 
 def maximum(input: Any, other: Any) -> Tensor:
     """Elementwise maximum, promoted as PyTorch does (NaN propagates)."""
     if isinstance(input, TensorBase):
-        return method("Max", input, other)
-    return method("Max", other, input, reverse=True)
+        return method(op.Max, input, other)
+    return method(op.Max, other, input, reverse=True)
 
 
 def minimum(input: Any, other: Any) -> Tensor:
     """Elementwise minimum, promoted as PyTorch does (NaN propagates)."""
     if isinstance(input, TensorBase):
-        return method("Min", input, other)
-    return method("Min", other, input, reverse=True)
+        return method(op.Min, input, other)
+    return method(op.Min, other, input, reverse=True)
 
 
 def pow(input: Any, exponent: Any) -> Tensor:
     """Elementwise ``input ** exponent``; either one may be a Python number."""
     if isinstance(input, TensorBase):
         return input.pow(exponent)  # type: ignore[attr-defined]
-    return method("Pow", exponent, input, reverse=True)
+    return method(op.Pow, exponent, input, reverse=True)
 
 
 def broadcast_to(input: TensorBase, size: Sequence[int]) -> Tensor:

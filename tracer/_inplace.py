@@ -2,7 +2,8 @@
 
 Each one computes the new value with registry ops (usually the out-of-place method) and
 writes it into the tensor's memory through ``update_inplace``, which bumps the version
-counter and rebases autograd history. The tensor keeps its dtype: an update whose result
+counter and moves the tensor onto the new autograd history (nodes recorded earlier keep
+the edges they were recorded with). The tensor keeps its dtype: an update whose result
 type is of a higher kind (a float result for an int tensor) raises, as in PyTorch, while
 fills and copies convert their value to the tensor's dtype.
 """
@@ -21,7 +22,7 @@ from tracer import _state
 from tracer._math import cast, const
 from tracer._node import Node
 from tracer._promote import result_type
-from tracer._tensor_base import TensorBase, note_rebase, wrap
+from tracer._tensor_base import TensorBase, wrap
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -43,9 +44,9 @@ def update_inplace(
     (tensors among them decide whether the update is recorded). When it is, ``compute`` gets
     a stand-in for the old ``target`` that carries its history (a copy of its data when
     ``reads_target``, i.e. when some vjp in ``compute`` reads the old values), and ``target``
-    is rebased onto the result's history; nodes recorded earlier keep the old one (the
-    engine asks ``rebased``). When ``target`` is a recorded view, the tensor it views is
-    rebased too, onto a scatter of the new values (PyTorch's CopySlices).
+    moves onto the result's history; nodes recorded earlier keep the edges to the old one,
+    fixed when they ran. When ``target`` is a recorded view, the tensor it views moves too,
+    onto a scatter of the new values (PyTorch's CopySlices).
 
     Raises:
         RuntimeError: ``target`` is a leaf that requires grad, or a view of one, and grad
@@ -77,10 +78,8 @@ def update_inplace(
         ) from None
     except ValueError as err:
         raise ShapeError(f"in-place {what}: {err}") from None
-    if graph:
-        if chain:
-            _rebase_viewed(base, chain, result)
-        note_rebase(target)
+    if graph and chain:
+        _rebase_viewed(base, chain, result)
     target._bump_version()
     if graph:
         target._node, target._index = result._node, result._index
@@ -128,7 +127,6 @@ def _rebase_viewed(base: TensorBase, chain: list[Node], new: Any) -> None:
         old, ints(positions.reshape(-1, 1)), op.Reshape(unversioned(new), ints([-1]))
     )
     out = op.Reshape(scattered, ints(base._data.shape))
-    note_rebase(base)
     base._node, base._index, base._requires_grad = out._node, out._index, out._requires_grad
 
 

@@ -7,21 +7,25 @@ dtype, so the recorded graph holds ONNX-typed constants.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError
-from ir.ops.registry import OpDef, get
+from ir.ops.registry import OpDef, op
 from tracer._promote import result_type, scalar_dtype
-from tracer._tensor_base import TensorBase, apply, apply_binary, apply_unary, to_array, wrap
+from tracer._tensor_base import TensorBase, to_array, wrap
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
 
 _CONSTS: dict[np.dtype, dict[Any, np.ndarray]] = {}
+# The eager funnel, as ``op.X(tensor, ...)`` reaches it through the registry's bind hook.
+_bind = TensorBase.__graphcap_bind__
+_NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 
 
 def const(value: Any, dtype: np.dtype) -> np.ndarray:
@@ -43,7 +47,7 @@ def cast(x: TensorBase, dtype: np.dtype) -> Tensor:
     """``x`` converted to ``dtype`` (a registry Cast), or ``x`` itself when it already is."""
     if x._data.dtype == dtype:
         return x  # type: ignore[return-value]
-    return apply(_CAST, (x,), {"to": D.to_onnx(dtype)})
+    return op.Cast(x, to=D.to_onnx(dtype))
 
 
 def operands(a: TensorBase, b: Any) -> tuple[Any, Any]:
@@ -70,34 +74,45 @@ def operands(a: TensorBase, b: Any) -> tuple[Any, Any]:
     return a, const(b, own)
 
 
-def binary(op: OpDef, a: TensorBase, b: Any, reverse: bool = False) -> Any:
-    """Apply the binary registry ``op`` to ``a`` and ``b`` (swapped when ``reverse``)."""
+def binary(opdef: OpDef, a: TensorBase, b: Any, reverse: bool = False) -> Any:
+    """``opdef(a, b)`` (``opdef(b, a)`` when ``reverse``), promoted as PyTorch does.
+
+    The path of every operator: it hands the op to the bind hook that ``opdef(a, b)``
+    reaches (``a`` is a tensor), without ``OpDef.__call__``'s dispatch.
+    """
     if not reverse and isinstance(b, TensorBase) and a._data.dtype is b._data.dtype:
-        return apply_binary(op, a, b)
+        return _bind(opdef, (a, b), _NO_ATTRS)
     try:
         x, y = operands(a, b)
     except TypeError:
         return NotImplemented
-    return apply(op, (y, x) if reverse else (x, y), {})
+    return _bind(opdef, (y, x) if reverse else (x, y), _NO_ATTRS)
 
 
-def _operator(op: OpDef) -> Callable[[TensorBase, Any], Tensor]:
-    """``tensor <op> other``, reaching ``apply_binary`` in one call when dtypes agree."""
+def _operator(opdef: OpDef) -> Callable[[TensorBase, Any], Tensor]:
+    """``tensor <op> other``: :func:`binary`, reached in one call when the dtypes agree."""
 
     def method(self: TensorBase, other: Any) -> Tensor:
         if isinstance(other, TensorBase) and self._data.dtype is other._data.dtype:
-            return apply_binary(op, self, other)
-        return binary(op, self, other)
+            return _bind(opdef, (self, other), _NO_ATTRS)
+        return binary(opdef, self, other)
 
-    method.__doc__ = f"``self {op.op_type} other`` with PyTorch promotion and broadcasting."
+    method.__doc__ = f"``self {opdef.op_type} other`` with PyTorch promotion and broadcasting."
     return method
 
 
-def unary(op: OpDef, x: TensorBase, **attrs: Any) -> Any:
-    """Apply a unary registry ``op``."""
-    if attrs:
-        return apply(op, (x,), attrs)
-    return apply_unary(op, x)
+def _unary(opdef: OpDef, doc: str, as_float: bool = False) -> Callable[[TensorBase], Tensor]:
+    """A unary math method ``opdef(self)``, reached in one call as the operators are.
+
+    With ``as_float``, integer and bool tensors compute in float32, as in PyTorch.
+    """
+
+    def method(self: TensorBase) -> Tensor:
+        x = self if not as_float or self._data.dtype.kind == "f" else floating(self)
+        return _bind(opdef, (x,), _NO_ATTRS)
+
+    method.__doc__ = doc + (" (integers compute in float32)." if as_float else ".")
+    return method
 
 
 def floating(x: TensorBase) -> TensorBase:
@@ -105,23 +120,17 @@ def floating(x: TensorBase) -> TensorBase:
     return x if x._data.dtype.kind == "f" else cast(x, D.float32)
 
 
-_CAST = get("Cast")
-_ADD, _SUB, _MUL, _DIV = get("Add"), get("Sub"), get("Mul"), get("Div")
-_NEG, _EXP, _LOG, _TANH, _RELU = get("Neg"), get("Exp"), get("Log"), get("Tanh"), get("Relu")
-_GREATER, _MATMUL, _WHERE = get("Greater"), get("MatMul"), get("Where")
-
-
-def method(op_type: str, a: TensorBase, b: Any, reverse: bool = False) -> Any:
+def method(opdef: OpDef, a: TensorBase, b: Any, reverse: bool = False) -> Any:
     """``binary`` for named methods and functions: a bad operand raises instead of deferring.
-
-    The op is looked up at call time, so this module imports before every op is registered.
 
     Raises:
         TypeError: ``b`` is neither a tensor nor a Python number.
     """
-    out = binary(get(op_type), a, b, reverse)
+    out = binary(opdef, a, b, reverse)
     if out is NotImplemented:
-        raise TypeError(f"{op_type}: expected a tensor or a Python number, got {type(b).__name__}")
+        raise TypeError(
+            f"{opdef.op_type}: expected a tensor or a Python number, got {type(b).__name__}"
+        )
     return out
 
 
@@ -130,17 +139,18 @@ def to_bool(x: TensorBase) -> TensorBase:
     return cast(x, D.bool_)
 
 
-def _logical(op_type: str, a: TensorBase, b: Any, reverse: bool = False) -> Any:
+def _logical(opdef: OpDef, a: TensorBase, b: Any, reverse: bool = False) -> Any:
     # ONNX And/Or/Xor/Not take bools only; PyTorch's bitwise ops on integers are not mapped.
     other_bool = isinstance(b, bool) or (isinstance(b, TensorBase) and b._data.dtype == D.bool_)
     if a._data.dtype != D.bool_ or not other_bool:
         if not isinstance(b, TensorBase | bool | int):
             return NotImplemented
         raise DTypeError(
-            f"{op_type} on {a._data.dtype} and {getattr(b, 'dtype', type(b).__name__)}: only bool "
-            "tensors are supported (bitwise ops on integers are not); use logical_and/or/xor"
+            f"{opdef.op_type} on {a._data.dtype} and {getattr(b, 'dtype', type(b).__name__)}: "
+            "only bool tensors are supported (bitwise ops on integers are not); use "
+            "logical_and/or/xor"
         )
-    return binary(get(op_type), a, b, reverse)
+    return binary(opdef, a, b, reverse)
 
 
 def _int_pow_check(base: TensorBase, exponent: Any) -> None:
@@ -157,24 +167,24 @@ class MathMixin(TensorBase):
 
     # ------------------------------------------------------------ arithmetic operators
 
-    __add__ = _operator(_ADD)
-    __sub__ = _operator(_SUB)
-    __mul__ = _operator(_MUL)
+    __add__ = _operator(op.Add)
+    __sub__ = _operator(op.Sub)
+    __mul__ = _operator(op.Mul)
 
     def __radd__(self, other: Any) -> Tensor:
-        return binary(_ADD, self, other, reverse=True)
+        return binary(op.Add, self, other, reverse=True)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return binary(_SUB, self, other, reverse=True)
+        return binary(op.Sub, self, other, reverse=True)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return binary(_MUL, self, other, reverse=True)
+        return binary(op.Mul, self, other, reverse=True)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return binary(_DIV, floating(self), other)
+        return binary(op.Div, floating(self), other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return binary(_DIV, floating(self), other, reverse=True)
+        return binary(op.Div, floating(self), other, reverse=True)
 
     def __floordiv__(self, other: Any) -> Tensor:
         return _floor_divide(self, other, reverse=False)
@@ -190,19 +200,18 @@ class MathMixin(TensorBase):
 
     def __pow__(self, exponent: Any) -> Tensor:
         _int_pow_check(self, exponent)
-        return binary(get("Pow"), self, exponent)
+        return binary(op.Pow, self, exponent)
 
     def __rpow__(self, base: Any) -> Tensor:
-        return binary(get("Pow"), self, base, reverse=True)
+        return binary(op.Pow, self, base, reverse=True)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return binary(_MATMUL, self, other)
+        return binary(op.MatMul, self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return binary(_MATMUL, self, other, reverse=True)
+        return binary(op.MatMul, self, other, reverse=True)
 
-    def __neg__(self) -> Tensor:
-        return unary(_NEG, self)
+    __neg__ = _unary(op.Neg, "Elementwise ``-x``")
 
     def __pos__(self) -> Tensor:
         return self  # type: ignore[return-value]
@@ -213,98 +222,98 @@ class MathMixin(TensorBase):
     # ------------------------------------------------------------ comparisons and logic
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return binary(get("Equal"), self, other)
+        return binary(op.Equal, self, other)
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        out = binary(get("Equal"), self, other)
-        return out if out is NotImplemented else unary(get("Not"), out)
+        out = binary(op.Equal, self, other)
+        return out if out is NotImplemented else op.Not(out)
 
     def __lt__(self, other: Any) -> Tensor:
-        return binary(get("Less"), self, other)
+        return binary(op.Less, self, other)
 
     def __le__(self, other: Any) -> Tensor:
-        return binary(get("LessOrEqual"), self, other)
+        return binary(op.LessOrEqual, self, other)
 
     def __gt__(self, other: Any) -> Tensor:
-        return binary(_GREATER, self, other)
+        return binary(op.Greater, self, other)
 
     def __ge__(self, other: Any) -> Tensor:
-        return binary(get("GreaterOrEqual"), self, other)
+        return binary(op.GreaterOrEqual, self, other)
 
     def __and__(self, other: Any) -> Tensor:
-        return _logical("And", self, other)
+        return _logical(op.And, self, other)
 
     def __rand__(self, other: Any) -> Tensor:
-        return _logical("And", self, other, reverse=True)
+        return _logical(op.And, self, other, reverse=True)
 
     def __or__(self, other: Any) -> Tensor:
-        return _logical("Or", self, other)
+        return _logical(op.Or, self, other)
 
     def __ror__(self, other: Any) -> Tensor:
-        return _logical("Or", self, other, reverse=True)
+        return _logical(op.Or, self, other, reverse=True)
 
     def __xor__(self, other: Any) -> Tensor:
-        return _logical("Xor", self, other)
+        return _logical(op.Xor, self, other)
 
     def __rxor__(self, other: Any) -> Tensor:
-        return _logical("Xor", self, other, reverse=True)
+        return _logical(op.Xor, self, other, reverse=True)
 
     def __invert__(self) -> Tensor:
         if self._data.dtype != D.bool_:
             raise DTypeError(f"~ on {self._data.dtype}: only bool tensors are supported")
-        return unary(get("Not"), self)
+        return op.Not(self)
 
     def eq(self, other: Any) -> Tensor:
         """Elementwise ``self == other`` (bool), after promotion."""
-        return method("Equal", self, other)
+        return method(op.Equal, self, other)
 
     def ne(self, other: Any) -> Tensor:
         """Elementwise ``self != other`` (bool), after promotion."""
-        return unary(get("Not"), method("Equal", self, other))
+        return op.Not(method(op.Equal, self, other))
 
     def lt(self, other: Any) -> Tensor:
         """Elementwise ``self < other`` (bool), after promotion."""
-        return method("Less", self, other)
+        return method(op.Less, self, other)
 
     def le(self, other: Any) -> Tensor:
         """Elementwise ``self <= other`` (bool), after promotion."""
-        return method("LessOrEqual", self, other)
+        return method(op.LessOrEqual, self, other)
 
     def gt(self, other: Any) -> Tensor:
         """Elementwise ``self > other`` (bool), after promotion."""
-        return method("Greater", self, other)
+        return method(op.Greater, self, other)
 
     def ge(self, other: Any) -> Tensor:
         """Elementwise ``self >= other`` (bool), after promotion."""
-        return method("GreaterOrEqual", self, other)
+        return method(op.GreaterOrEqual, self, other)
 
     def logical_not(self) -> Tensor:
         """Elementwise ``not x`` of the truth values (nonzero is True)."""
-        return unary(get("Not"), to_bool(self))
+        return op.Not(to_bool(self))
 
     def logical_and(self, other: TensorBase) -> Tensor:
         """Elementwise ``x and y`` of the truth values."""
-        return apply(get("And"), (to_bool(self), to_bool(other)), {})
+        return op.And(to_bool(self), to_bool(other))
 
     def logical_or(self, other: TensorBase) -> Tensor:
         """Elementwise ``x or y`` of the truth values."""
-        return apply(get("Or"), (to_bool(self), to_bool(other)), {})
+        return op.Or(to_bool(self), to_bool(other))
 
     def logical_xor(self, other: TensorBase) -> Tensor:
         """Elementwise ``x xor y`` of the truth values."""
-        return apply(get("Xor"), (to_bool(self), to_bool(other)), {})
+        return op.Xor(to_bool(self), to_bool(other))
 
     def isnan(self) -> Tensor:
         """Elementwise test for NaN (always False for integers)."""
         if self._data.dtype.kind != "f":
-            return method("Equal", self, self) & False
-        return unary(get("IsNaN"), self)
+            return method(op.Equal, self, self) & False
+        return op.IsNaN(self)
 
     def isinf(self) -> Tensor:
         """Elementwise test for +-inf (always False for integers)."""
         if self._data.dtype.kind != "f":
-            return method("Equal", self, self) & False
-        return unary(get("IsInf"), self)
+            return method(op.Equal, self, self) & False
+        return op.IsInf(self)
 
     def isfinite(self) -> Tensor:
         """Elementwise test for values that are neither inf nor NaN."""
@@ -314,15 +323,15 @@ class MathMixin(TensorBase):
 
     def add(self, other: Any, *, alpha: float = 1) -> Tensor:
         """``self + alpha * other``, promoted as PyTorch does."""
-        return method("Add", self, other if alpha == 1 else other * alpha)
+        return method(op.Add, self, other if alpha == 1 else other * alpha)
 
     def sub(self, other: Any, *, alpha: float = 1) -> Tensor:
         """``self - alpha * other``, promoted as PyTorch does."""
-        return method("Sub", self, other if alpha == 1 else other * alpha)
+        return method(op.Sub, self, other if alpha == 1 else other * alpha)
 
     def mul(self, other: Any) -> Tensor:
         """Elementwise product."""
-        return method("Mul", self, other)
+        return method(op.Mul, self, other)
 
     def div(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
         """Elementwise division: true division, or rounded "trunc" / "floor".
@@ -331,12 +340,12 @@ class MathMixin(TensorBase):
             ValueError: an unknown ``rounding_mode``.
         """
         if rounding_mode is None:
-            return method("Div", floating(self), other)
+            return method(op.Div, floating(self), other)
         if rounding_mode == "floor":
             return _floor_divide(self, other, reverse=False)
         if rounding_mode == "trunc":
             x, y = operands(self, other)
-            q = apply(_DIV, (x, y), {})
+            q = op.Div(x, y)
             return q if q._data.dtype.kind != "f" else q.trunc()
         raise ValueError(
             f"div: rounding_mode must be None, 'trunc' or 'floor', not {rounding_mode!r}"
@@ -357,7 +366,7 @@ class MathMixin(TensorBase):
     def fmod(self, other: Any) -> Tensor:
         """C's ``fmod``: the remainder has the sign of the dividend."""
         x, y = operands(self, other)
-        return apply(get("Mod"), (x, y), {"fmod": 1})
+        return op.Mod(x, y, fmod=1)
 
     def pow(self, exponent: Any) -> Tensor:
         """Elementwise ``self ** exponent``, promoted as PyTorch does.
@@ -366,19 +375,19 @@ class MathMixin(TensorBase):
             RuntimeError: an integer tensor raised to a negative Python int.
         """
         _int_pow_check(self, exponent)
-        return method("Pow", self, exponent)
+        return method(op.Pow, self, exponent)
 
     def maximum(self, other: Any) -> Tensor:
         """Elementwise maximum (NaN propagates)."""
-        return method("Max", self, other)
+        return method(op.Max, self, other)
 
     def minimum(self, other: Any) -> Tensor:
         """Elementwise minimum (NaN propagates)."""
-        return method("Min", self, other)
+        return method(op.Min, self, other)
 
     def matmul(self, other: Tensor) -> Tensor:
         """Matrix product with NumPy/PyTorch broadcasting of batch dims."""
-        return method("MatMul", self, other)
+        return method(op.MatMul, self, other)
 
     def dot(self, other: Tensor) -> Tensor:
         """Inner product of two 1-d tensors, a 0-d tensor.
@@ -390,88 +399,50 @@ class MathMixin(TensorBase):
             raise RuntimeError(
                 f"1D tensors expected, but got {self._data.ndim}D and {other._data.ndim}D tensors"
             )
-        return method("MatMul", self, other)
+        return method(op.MatMul, self, other)
 
     # ------------------------------------------------------------ unary math
 
-    def neg(self) -> Tensor:
-        """Elementwise ``-x``."""
-        return unary(_NEG, self)
-
-    def abs(self) -> Tensor:
-        """Elementwise absolute value."""
-        return unary(get("Abs"), self)
-
-    def sign(self) -> Tensor:
-        """Elementwise sign: -1, 0 or 1 in ``x``'s dtype."""
-        return unary(get("Sign"), self)
-
-    def exp(self) -> Tensor:
-        """Elementwise e**x (integers compute in float32)."""
-        return unary(_EXP, floating(self))
-
-    def log(self) -> Tensor:
-        """Elementwise natural logarithm (integers compute in float32)."""
-        return unary(_LOG, floating(self))
-
-    def sqrt(self) -> Tensor:
-        """Elementwise square root (integers compute in float32)."""
-        return unary(get("Sqrt"), floating(self))
+    neg = _unary(op.Neg, "Elementwise ``-x``")
+    abs = _unary(op.Abs, "Elementwise absolute value")
+    sign = _unary(op.Sign, "Elementwise sign: -1, 0 or 1 in ``x``'s dtype")
+    exp = _unary(op.Exp, "Elementwise e**x", as_float=True)
+    log = _unary(op.Log, "Elementwise natural logarithm", as_float=True)
+    sqrt = _unary(op.Sqrt, "Elementwise square root", as_float=True)
+    reciprocal = _unary(op.Reciprocal, "Elementwise ``1 / x``", as_float=True)
+    sin = _unary(op.Sin, "Elementwise sine", as_float=True)
+    cos = _unary(op.Cos, "Elementwise cosine", as_float=True)
+    tanh = _unary(op.Tanh, "Elementwise hyperbolic tangent", as_float=True)
+    sigmoid = _unary(op.Sigmoid, "Elementwise logistic ``1 / (1 + exp(-x))``", as_float=True)
+    erf = _unary(op.Erf, "Elementwise Gauss error function", as_float=True)
+    relu = _unary(op.Relu, "Elementwise max(x, 0)")
 
     def rsqrt(self) -> Tensor:
         """Elementwise ``1 / sqrt(x)`` (integers compute in float32)."""
-        return unary(get("Reciprocal"), unary(get("Sqrt"), floating(self)))
-
-    def reciprocal(self) -> Tensor:
-        """Elementwise ``1 / x`` (integers compute in float32)."""
-        return unary(get("Reciprocal"), floating(self))
-
-    def sin(self) -> Tensor:
-        """Elementwise sine (integers compute in float32)."""
-        return unary(get("Sin"), floating(self))
-
-    def cos(self) -> Tensor:
-        """Elementwise cosine (integers compute in float32)."""
-        return unary(get("Cos"), floating(self))
-
-    def tanh(self) -> Tensor:
-        """Elementwise hyperbolic tangent (integers compute in float32)."""
-        return unary(_TANH, floating(self))
-
-    def sigmoid(self) -> Tensor:
-        """Elementwise logistic function ``1 / (1 + exp(-x))``."""
-        return unary(get("Sigmoid"), floating(self))
-
-    def erf(self) -> Tensor:
-        """Elementwise Gauss error function."""
-        return unary(get("Erf"), floating(self))
-
-    def relu(self) -> Tensor:
-        """Elementwise max(x, 0)."""
-        return apply_unary(_RELU, self)
+        return op.Reciprocal(op.Sqrt(floating(self)))
 
     def floor(self) -> Tensor:
         """Elementwise round toward -inf; integers are returned unchanged (a copy)."""
-        return _step("Floor", self) if self._data.dtype.kind == "f" else _copy(self)
+        return op.Floor(self) if self._data.dtype.kind == "f" else _copy(self)
 
     def ceil(self) -> Tensor:
         """Elementwise round toward +inf; integers are returned unchanged (a copy)."""
-        return _step("Ceil", self) if self._data.dtype.kind == "f" else _copy(self)
+        return op.Ceil(self) if self._data.dtype.kind == "f" else _copy(self)
 
     def trunc(self) -> Tensor:
         """Elementwise round toward zero; integers are returned unchanged (a copy)."""
         if self._data.dtype.kind != "f":
             return _copy(self)
-        return apply(_WHERE, (self < 0, self.ceil(), self.floor()), {})
+        return op.Where(self < 0, self.ceil(), self.floor())
 
     def round(self, *, decimals: int = 0) -> Tensor:
         """Elementwise round half to even, to ``decimals`` decimal places."""
         if self._data.dtype.kind != "f":
             return _copy(self)
         if decimals == 0:
-            return _step("Round", self)
+            return op.Round(self)
         scale = 10.0**decimals
-        return _step("Round", self * scale) / scale
+        return op.Round(self * scale) / scale
 
     def clamp(self, min: Any = None, max: Any = None) -> Tensor:
         """Elementwise ``min(max(x, min), max)``; ``min``/``max`` are numbers or tensors.
@@ -487,11 +458,11 @@ class MathMixin(TensorBase):
         x = cast(self, dtype)
         if isinstance(min, TensorBase) or isinstance(max, TensorBase):
             if min is not None:
-                x = method("Max", x, min)
-            return x if max is None else method("Min", x, max)
+                x = method(op.Max, x, min)
+            return x if max is None else method(op.Min, x, max)
         lo = None if min is None else const(min, dtype)
         hi = None if max is None else const(max, dtype)
-        return apply(get("Clip"), (x, lo, hi), {})
+        return op.Clip(x, lo, hi)
 
     clip = clamp
 
@@ -512,15 +483,11 @@ class MathMixin(TensorBase):
             fill: Any = cast(value, self._data.dtype)
         else:
             fill = const(value, self._data.dtype)
-        return apply(_WHERE, (mask, fill, self), {})
-
-
-def _step(op_type: str, x: TensorBase) -> Tensor:
-    return unary(get(op_type), x)
+        return op.Where(mask, fill, self)
 
 
 def _copy(x: TensorBase) -> Tensor:
-    return apply(get("Identity"), (x,), {})
+    return op.Identity(x)
 
 
 def _floor_divide(a: TensorBase, b: Any, reverse: bool) -> Any:
@@ -531,10 +498,10 @@ def _floor_divide(a: TensorBase, b: Any, reverse: bool) -> Any:
     if reverse:
         x, y = y, x
     if np.dtype(x.dtype).kind == "f":
-        return unary(get("Floor"), apply(_DIV, (x, y), {}))
+        return op.Floor(op.Div(x, y))
     # Integer Div truncates; x - (x mod y) is an exact multiple of y, so it floors.
-    rem = apply(get("Mod"), (x, y), {"fmod": 0})
-    return apply(_DIV, (apply(_SUB, (x, rem), {}), y), {})
+    rem = op.Mod(x, y, fmod=0)
+    return op.Div(op.Sub(x, rem), y)
 
 
 def _remainder(a: TensorBase, b: Any, reverse: bool) -> Any:
@@ -545,7 +512,7 @@ def _remainder(a: TensorBase, b: Any, reverse: bool) -> Any:
     if reverse:
         x, y = y, x
     if np.dtype(x.dtype).kind != "f":
-        return apply(get("Mod"), (x, y), {"fmod": 0})
+        return op.Mod(x, y, fmod=0)
     # ONNX Mod on floats must be fmod; Python's % is x - floor(x / y) * y.
-    q = unary(get("Floor"), apply(_DIV, (x, y), {}))
-    return apply(_SUB, (x, apply(_MUL, (q, y), {})), {})
+    q = op.Floor(op.Div(x, y))
+    return op.Sub(x, op.Mul(q, y))

@@ -14,9 +14,9 @@ import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError
-from ir.ops.registry import get
+from ir.ops.registry import OpDef, op
 from tracer._math import cast, const, floating, method, to_bool
-from tracer._tensor_base import TensorBase, apply
+from tracer._tensor_base import TensorBase
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -38,12 +38,12 @@ def axes_operand(dim: Dims) -> np.ndarray | None:
     return np.asarray([dim] if isinstance(dim, int) else list(dim), dtype=np.int64)
 
 
-def _reduce(op_type: str, x: TensorBase, dim: Dims, keepdim: bool) -> Tensor:
+def _reduce(opdef: OpDef, x: TensorBase, dim: Dims, keepdim: bool) -> Tensor:
     if x._data.ndim == 0 and dim is not None:
         for d in [dim] if isinstance(dim, int) else dim:
             _axis(x, d)
         dim = None  # PyTorch lets a 0-d tensor reduce over dim 0 or -1
-    return apply(get(op_type), (x, axes_operand(dim)), {"keepdims": int(keepdim)})
+    return opdef(x, axes_operand(dim), keepdims=int(keepdim))
 
 
 def _as_int64(x: TensorBase) -> TensorBase:
@@ -70,31 +70,31 @@ def _axis(x: TensorBase, dim: int) -> int:
     return dim % rank
 
 
-def _arg(op_type: str, x: TensorBase, dim: int | None, keepdim: bool) -> Tensor:
+def _arg(opdef: OpDef, x: TensorBase, dim: int | None, keepdim: bool) -> Tensor:
     if dim is None:
-        flat = apply(get("Reshape"), (x, np.asarray([-1], np.int64)), {})
-        out = apply(get(op_type), (flat,), {"axis": 0, "keepdims": 0})
+        flat = op.Reshape(x, np.asarray([-1], np.int64))
+        out = opdef(flat, axis=0, keepdims=0)
         if keepdim:
-            return apply(get("Reshape"), (out, np.ones(x._data.ndim, np.int64)), {})
+            return op.Reshape(out, np.ones(x._data.ndim, np.int64))
         return out
     if x._data.ndim == 0:
         _axis(x, dim)
-        return _arg(op_type, x, None, False)
-    return apply(get(op_type), (x,), {"axis": _axis(x, dim), "keepdims": int(keepdim)})
+        return _arg(opdef, x, None, False)
+    return opdef(x, axis=_axis(x, dim), keepdims=int(keepdim))
 
 
-def _select(op_type: str, x: TensorBase, dim: int, keepdim: bool) -> ValuesIndices:
+def _select(opdef: OpDef, x: TensorBase, dim: int, keepdim: bool) -> ValuesIndices:
     # The values are gathered at the arg index, so ties send the gradient to one element.
     if x._data.ndim == 0:
         _axis(x, dim)
-        return ValuesIndices(apply(get("Identity"), (x,), {}), _arg(op_type, x, dim, keepdim))
+        return ValuesIndices(op.Identity(x), _arg(opdef, x, dim, keepdim))
     axis = _axis(x, dim)
-    idx = apply(get(op_type), (x,), {"axis": axis, "keepdims": 1})
-    values = apply(get("GatherElements"), (x, idx), {"axis": axis})
+    idx = opdef(x, axis=axis, keepdims=1)
+    values = op.GatherElements(x, idx, axis=axis)
     if not keepdim:
         axes = np.asarray([axis], np.int64)
-        values = apply(get("Squeeze"), (values, axes), {})
-        idx = apply(get("Squeeze"), (idx, axes), {})
+        values = op.Squeeze(values, axes)
+        idx = op.Squeeze(idx, axes)
     return ValuesIndices(values, idx)
 
 
@@ -106,12 +106,12 @@ class ReduceMixin(TensorBase):
     def sum(self, dim: Dims = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
         """Sum over ``dim`` (every axis when None); bool and int tensors sum as int64."""
         x = _with_dtype(self, dtype) if dtype is not None else _as_int64(self)
-        return _reduce("ReduceSum", x, dim, keepdim)
+        return _reduce(op.ReduceSum, x, dim, keepdim)
 
     def prod(self, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
         """Product over ``dim`` (every axis when None); bool and int tensors give int64."""
         x = _with_dtype(self, dtype) if dtype is not None else _as_int64(self)
-        return _reduce("ReduceProd", x, dim, keepdim)
+        return _reduce(op.ReduceProd, x, dim, keepdim)
 
     def mean(self, dim: Dims = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
         """Mean over ``dim`` (every axis when None).
@@ -121,7 +121,7 @@ class ReduceMixin(TensorBase):
         """
         x = _with_dtype(self, dtype)
         _require_floating(x, "mean")
-        return _reduce("ReduceMean", x, dim, keepdim)
+        return _reduce(op.ReduceMean, x, dim, keepdim)
 
     def var(
         self,
@@ -145,11 +145,11 @@ class ReduceMixin(TensorBase):
         if correction is None:
             correction = 0 if unbiased is False else 1
         axes = axes_operand(dim)
-        mean = apply(get("ReduceMean"), (self, axes), {"keepdims": 1})
-        dev = apply(get("Sub"), (self, mean), {})
-        ss = apply(get("ReduceSum"), (dev * dev, axes), {"keepdims": int(keepdim)})
+        mean = op.ReduceMean(self, axes, keepdims=1)
+        dev = op.Sub(self, mean)
+        ss = op.ReduceSum(dev * dev, axes, keepdims=int(keepdim))
         count = self._data.size // max(ss._data.size, 1) if self._data.size else 0
-        return apply(get("Div"), (ss, const(max(count - correction, 0), self._data.dtype)), {})
+        return op.Div(ss, const(max(count - correction, 0), self._data.dtype))
 
     def std(
         self,
@@ -164,11 +164,11 @@ class ReduceMixin(TensorBase):
 
     def amax(self, dim: Dims = (), keepdim: bool = False) -> Tensor:
         """Maximum over ``dim`` (every axis when empty); ties share the gradient."""
-        return _reduce("ReduceMax", self, dim, keepdim)
+        return _reduce(op.ReduceMax, self, dim, keepdim)
 
     def amin(self, dim: Dims = (), keepdim: bool = False) -> Tensor:
         """Minimum over ``dim`` (every axis when empty); ties share the gradient."""
-        return _reduce("ReduceMin", self, dim, keepdim)
+        return _reduce(op.ReduceMin, self, dim, keepdim)
 
     def max(self, dim: Any = None, keepdim: bool = False) -> Any:
         """The maximum: of all elements, ``(values, indices)`` along ``dim``, or elementwise.
@@ -177,38 +177,38 @@ class ReduceMixin(TensorBase):
         the elementwise maximum with the tensor ``other``.
         """
         if dim is None:
-            return _reduce("ReduceMax", self, None, False)
+            return _reduce(op.ReduceMax, self, None, False)
         if isinstance(dim, TensorBase):
-            return method("Max", self, dim)
-        return _select("ArgMax", self, dim, keepdim)
+            return method(op.Max, self, dim)
+        return _select(op.ArgMax, self, dim, keepdim)
 
     def min(self, dim: Any = None, keepdim: bool = False) -> Any:
         """The minimum: of all elements, ``(values, indices)`` along ``dim``, or elementwise."""
         if dim is None:
-            return _reduce("ReduceMin", self, None, False)
+            return _reduce(op.ReduceMin, self, None, False)
         if isinstance(dim, TensorBase):
-            return method("Min", self, dim)
-        return _select("ArgMin", self, dim, keepdim)
+            return method(op.Min, self, dim)
+        return _select(op.ArgMin, self, dim, keepdim)
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """Index (int64) of the first maximum along ``dim``, or in the flattened tensor."""
-        return _arg("ArgMax", self, dim, keepdim)
+        return _arg(op.ArgMax, self, dim, keepdim)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """Index (int64) of the first minimum along ``dim``, or in the flattened tensor."""
-        return _arg("ArgMin", self, dim, keepdim)
+        return _arg(op.ArgMin, self, dim, keepdim)
 
     def all(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
         """Whether every element along ``dim`` is nonzero (bool)."""
-        return _reduce("ReduceMin", to_bool(self), dim, keepdim)
+        return _reduce(op.ReduceMin, to_bool(self), dim, keepdim)
 
     def any(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
         """Whether some element along ``dim`` is nonzero (bool)."""
-        return _reduce("ReduceMax", to_bool(self), dim, keepdim)
+        return _reduce(op.ReduceMax, to_bool(self), dim, keepdim)
 
     def logsumexp(self, dim: Dims, keepdim: bool = False) -> Tensor:
         """``log(sum(exp(x)))`` over ``dim``, computed stably; integers give float32."""
-        return _reduce("ReduceLogSumExp", floating(self), dim, keepdim)
+        return _reduce(op.ReduceLogSumExp, floating(self), dim, keepdim)
 
     def norm(self, p: float | str = "fro", dim: Dims = None, keepdim: bool = False) -> Tensor:
         """Vector p-norm over ``dim`` (every element when None): 2 ("fro"), 1, inf, -inf, p.
@@ -218,26 +218,26 @@ class ReduceMixin(TensorBase):
         """
         _require_floating(self, "norm")
         if p in ("fro", 2):
-            return _reduce("ReduceL2", self, dim, keepdim)
-        a = apply(get("Abs"), (self,), {})
+            return _reduce(op.ReduceL2, self, dim, keepdim)
+        a = op.Abs(self)
         if p == 1:
-            return _reduce("ReduceSum", a, dim, keepdim)
+            return _reduce(op.ReduceSum, a, dim, keepdim)
         if p == float("inf"):
-            return _reduce("ReduceMax", a, dim, keepdim)
+            return _reduce(op.ReduceMax, a, dim, keepdim)
         if p == float("-inf"):
-            return _reduce("ReduceMin", a, dim, keepdim)
+            return _reduce(op.ReduceMin, a, dim, keepdim)
         if p == 0:
-            return _reduce("ReduceSum", cast(a != 0, self._data.dtype), dim, keepdim)
+            return _reduce(op.ReduceSum, cast(a != 0, self._data.dtype), dim, keepdim)
         if isinstance(p, str):
             raise ValueError(f"norm: unsupported p={p!r}; expected 'fro' or a number")
-        return _reduce("ReduceSum", a**p, dim, keepdim) ** (1.0 / p)
+        return _reduce(op.ReduceSum, a**p, dim, keepdim) ** (1.0 / p)
 
     def cumsum(self, dim: int, *, dtype: Any = None) -> Tensor:
         """Running sum along ``dim``; bool and int tensors accumulate in int64."""
         x = _with_dtype(self, dtype) if dtype is not None else _as_int64(self)
         if x._data.ndim == 0:
-            return apply(get("Identity"), (x,), {})
-        return apply(get("CumSum"), (x, np.asarray(dim, np.int64)), {})
+            return op.Identity(x)
+        return op.CumSum(x, np.asarray(dim, np.int64))
 
     def softmax(self, dim: int, dtype: Any = None) -> Tensor:
         """``exp(x) / sum(exp(x))`` along ``dim`` (ONNX Softmax).
@@ -247,7 +247,7 @@ class ReduceMixin(TensorBase):
         """
         x = _with_dtype(self, dtype)
         _require_floating(x, "softmax")
-        return apply(get("Softmax"), (x,), {"axis": dim})
+        return op.Softmax(x, axis=dim)
 
     def log_softmax(self, dim: int, dtype: Any = None) -> Tensor:
         """``log(softmax(x))`` along ``dim``, computed stably (ONNX LogSoftmax).
@@ -257,14 +257,12 @@ class ReduceMixin(TensorBase):
         """
         x = _with_dtype(self, dtype)
         _require_floating(x, "log_softmax")
-        return apply(get("LogSoftmax"), (x,), {"axis": dim})
+        return op.LogSoftmax(x, axis=dim)
 
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
         """The ``k`` largest (or smallest) elements along ``dim``, as ``(values, indices)``."""
-        out = apply(
-            get("TopK"),
-            (self, np.asarray([k], np.int64)),
-            {"axis": dim, "largest": int(largest), "sorted": int(sorted)},
+        out = op.TopK(
+            self, np.asarray([k], np.int64), axis=dim, largest=int(largest), sorted=int(sorted)
         )
         return ValuesIndices(*out)
 

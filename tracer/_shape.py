@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
-from ir.ops.registry import get
+from ir.ops.registry import op
 from tracer._math import cast
 from tracer._symint import SymInt, is_symbolic
-from tracer._tensor_base import TensorBase, apply, wrap
+from tracer._tensor_base import TensorBase, wrap
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -78,11 +78,11 @@ def _reshape(x: TensorBase, shape: Any) -> Tensor:
     # A recorded shape (dynamic dims while tracing) is checked on its example values.
     values = shape._data if isinstance(shape, TensorBase) else shape
     attrs = {"allowzero": 1} if 0 in values else {}
-    return apply(get("Reshape"), (x, shape), attrs)
+    return op.Reshape(x, shape, **attrs)
 
 
 def _copy(x: TensorBase) -> Tensor:
-    return apply(get("Identity"), (x,), {})
+    return op.Identity(x)
 
 
 def _is_dtype(value: Any) -> bool:
@@ -206,7 +206,7 @@ class ShapeMixin(_ConvertMixin):
         if rank:
             a, b = _axis(rank, dim0), _axis(rank, dim1)
             perm[a], perm[b] = perm[b], perm[a]
-        return apply(get("Transpose"), (self,), {"perm": perm})
+        return op.Transpose(self, perm=perm)
 
     swapaxes = transpose
 
@@ -218,12 +218,12 @@ class ShapeMixin(_ConvertMixin):
         """
         if self._data.ndim > 2:
             raise RuntimeError(f"t() expects a tensor with <= 2 dims, but self is {self.ndim}D")
-        return apply(get("Transpose"), (self,), {"perm": list(range(self._data.ndim))[::-1]})
+        return op.Transpose(self, perm=list(range(self._data.ndim))[::-1])
 
     @property
     def T(self) -> Tensor:  # noqa: N802 - PyTorch's name
         """The tensor with its dims reversed."""
-        return apply(get("Transpose"), (self,), {"perm": list(range(self._data.ndim))[::-1]})
+        return op.Transpose(self, perm=list(range(self._data.ndim))[::-1])
 
     @property
     def mT(self) -> Tensor:  # noqa: N802 - PyTorch's name
@@ -249,12 +249,12 @@ class ShapeMixin(_ConvertMixin):
         perm = [_axis(rank, d) for d in _dims(dims)]
         if sorted(perm) != list(range(rank)):
             raise RuntimeError(f"permute: dims {list(_dims(dims))} do not permute {rank} dims")
-        return apply(get("Transpose"), (self,), {"perm": perm})
+        return op.Transpose(self, perm=perm)
 
     def unsqueeze(self, dim: int) -> Tensor:
         """Insert a dim of size 1 at ``dim`` (negative counts from the new rank's end)."""
         _axis(self._data.ndim + 1, dim)
-        return apply(get("Unsqueeze"), (self, _ints([dim])), {})
+        return op.Unsqueeze(self, _ints([dim]))
 
     def squeeze(self, dim: int | Sequence[int] | None = None) -> Tensor:
         """Remove dims of size 1: all of them, or those among ``dim`` (others are kept)."""
@@ -266,7 +266,7 @@ class ShapeMixin(_ConvertMixin):
             axes = sorted({_axis(len(shape), d) for d in picked if shape and shape[d] == 1})
         if not axes:
             return _reshape(self, _ints(shape))
-        return apply(get("Squeeze"), (self, _ints(axes)), {})
+        return op.Squeeze(self, _ints(axes))
 
     def expand(self, *sizes: Any) -> Tensor:
         """Broadcast size-1 dims to ``sizes`` (-1 keeps a dim); new dims are added in front.
@@ -294,7 +294,7 @@ class ShapeMixin(_ConvertMixin):
                 )
         if any(_concrete(d) < 0 for d in target):
             raise RuntimeError(f"expand: -1 is not allowed for a new leading dim: {target}")
-        return apply(get("Expand"), (self, shape_operand(tuple(target))), {})
+        return op.Expand(self, shape_operand(tuple(target)))
 
     def expand_as(self, other: TensorBase) -> Tensor:
         """This tensor broadcast to ``other``'s shape."""
@@ -316,7 +316,7 @@ class ShapeMixin(_ConvertMixin):
         x: TensorBase = self
         if lead:
             x = _reshape(self, _ints([1] * lead + list(self._data.shape)))
-        return apply(get("Tile"), (x, _ints(reps)), {})
+        return op.Tile(x, _ints(reps))
 
     def split(self, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
         """Pieces along ``dim``: of an int size each (the last may be short), or of listed sizes.
@@ -336,7 +336,7 @@ class ShapeMixin(_ConvertMixin):
                     f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's "
                     f"size at dimension {dim}), but got split_sizes={sizes}"
                 )
-        out = apply(get("Split"), (self, _ints(sizes)), {"axis": axis})
+        out = op.Split(self, _ints(sizes), axis=axis)
         return tuple(out)
 
     def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
@@ -348,33 +348,33 @@ class ShapeMixin(_ConvertMixin):
         """The slices along ``dim``, each without that dim."""
         axis = _axis(self._data.ndim, dim)
         pieces = self.split(1, axis)
-        squeeze, axes = get("Squeeze"), _ints([axis])
-        return tuple(apply(squeeze, (p, axes), {}) for p in pieces)
+        axes = _ints([axis])
+        return tuple(op.Squeeze(p, axes) for p in pieces)
 
     def narrow(self, dim: int, start: int, length: int) -> Tensor:
         """The ``length`` elements from ``start`` along ``dim``."""
         axis = _axis(self._data.ndim, dim)
         begin = start % self._data.shape[axis] if start < 0 else start
         args = (self, _ints([begin]), _ints([begin + length]), _ints([axis]))
-        return apply(get("Slice"), args, {})
+        return op.Slice(*args)
 
     def gather(self, dim: int, index: TensorBase) -> Tensor:
         """``out[i][j] = self[index[i][j]][j]`` for ``dim=0`` (ONNX GatherElements)."""
-        return apply(get("GatherElements"), (self, index), {"axis": _axis(self._data.ndim, dim)})
+        return op.GatherElements(self, index, axis=_axis(self._data.ndim, dim))
 
     def index_select(self, dim: int, index: TensorBase) -> Tensor:
         """The entries at the 1-d integer ``index`` along ``dim`` (ONNX Gather)."""
         if index._data.ndim != 1:
             index = _reshape(index, _ints([-1]))
-        return apply(get("Gather"), (self, index), {"axis": _axis(self._data.ndim, dim)})
+        return op.Gather(self, index, axis=_axis(self._data.ndim, dim))
 
     def tril(self, diagonal: int = 0) -> Tensor:
         """The lower triangle of the last two dims, from ``diagonal`` down; the rest zero."""
-        return apply(get("Trilu"), (self, np.asarray(diagonal, np.int64)), {"upper": 0})
+        return op.Trilu(self, np.asarray(diagonal, np.int64), upper=0)
 
     def triu(self, diagonal: int = 0) -> Tensor:
         """The upper triangle of the last two dims, from ``diagonal`` up; the rest zero."""
-        return apply(get("Trilu"), (self, np.asarray(diagonal, np.int64)), {"upper": 1})
+        return op.Trilu(self, np.asarray(diagonal, np.int64), upper=1)
 
     def flip(self, *dims: Any) -> Tensor:
         """The tensor with the order of elements reversed along ``dims``."""
@@ -383,7 +383,7 @@ class ShapeMixin(_ConvertMixin):
         n = len(axes)
         big = np.iinfo(np.int64)
         args = (self, _ints([-1] * n), _ints([big.min] * n), _ints(axes), _ints([-1] * n))
-        return apply(get("Slice"), args, {})
+        return op.Slice(*args)
 
     def new_tensor(self, data: Any) -> Tensor:
         """A new leaf tensor holding ``data``, in this tensor's dtype."""

@@ -1,14 +1,14 @@
-"""The eager tensor's core: storage, the autograd fields, and ``apply``, the eager interpreter.
+"""The eager tensor's core: storage, the autograd fields, and ``apply``, the eager funnel.
 
-``apply`` is the hot path of every eager op: it runs the registry kernel on the inputs'
+``apply`` is the one path every eager op takes: it runs the registry kernel on the inputs'
 arrays now and, when grad mode is on and an input requires grad, records a tape ``Node``.
-Op-specific methods live in mixins (``_math``, ``_reduce``, ``_shape``, ``_indexing``) that
-``tracer.tensor.Tensor`` combines; they all end in ``apply``.
+Op-specific methods live in mixins (``_math``, ``_reduce``, ``_shape``, ``_indexing``,
+``_inplace``) that ``tracer.tensor.Tensor`` combines; they spell each op ``op.X(...)``
+(``ir.ops.registry.op``), which the registry hands to ``apply`` through the bind hook.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from ir import dtypes
 from ir.errors import DTypeError, ShapeError
 from ir.ops.registry import OpDef
 from tracer import _state
-from tracer._node import Node
+from tracer._node import Edge, Node
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -41,127 +41,71 @@ def wrap(data: np.ndarray) -> Tensor:
 
 
 def apply(op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]) -> Any:
-    """Run ``op`` eagerly on tensors and constants; record it when autograd needs it.
+    """The eager funnel: run ``op`` now on tensors and constants; record it when needed.
 
-    Returns a tensor, or a tuple of tensors for multi-output ops.
+    Every eager op ends here: tensor code spells an op ``op.X(...)``, which reaches this
+    function through the registry's bind hook (``TensorBase.__graphcap_bind__``). The
+    kernel runs on the inputs' arrays; when grad mode is on and an input requires grad, a
+    tape ``Node`` records the op with its edges; while tracing, the op is also lowered
+    into the trace's graph.
+
+    Returns:
+        A tensor, or a tuple of tensors for multi-output ops.
 
     Raises:
         GraphcapError: the kernel rejected the inputs; the message names the op and the
             inputs' types.
     """
-    record = False
-    arrays = []
-    for x in inputs:
-        if isinstance(x, TensorBase):
-            arrays.append(x._data)
-            if x._requires_grad:
-                record = True
-        else:
-            arrays.append(x)
     try:
-        out = op.kernel(*arrays, **attrs)
+        # Unrolled for one and two inputs, the operators' and most methods' path.
+        if len(inputs) == 2:
+            x, y = inputs
+            if isinstance(x, TensorBase):
+                grad = x._requires_grad
+                x = x._data
+            else:
+                grad = False
+            if isinstance(y, TensorBase):
+                grad = grad or y._requires_grad
+                y = y._data
+            out = op.kernel(x, y, **attrs) if attrs else op.kernel(x, y)
+        elif len(inputs) == 1 and isinstance(inputs[0], TensorBase):
+            x = inputs[0]
+            grad = x._requires_grad
+            out = op.kernel(x._data, **attrs) if attrs else op.kernel(x._data)
+        else:
+            grad = False
+            arrays = []
+            for x in inputs:
+                if isinstance(x, TensorBase):
+                    arrays.append(x._data)
+                    if x._requires_grad:
+                        grad = True
+                else:
+                    arrays.append(x)
+            out = op.kernel(*arrays, **attrs)
     except (ValueError, TypeError, IndexError) as err:
         raise _kernel_error(op, inputs, attrs, err) from err
-    result: Any
     if op.num_outputs == 1:
-        result = wrap(out if type(out) is np.ndarray else np.asarray(out))
-        outs: tuple[Tensor, ...] = (result,)
-    else:
-        outs = tuple(wrap(o if type(o) is np.ndarray else np.asarray(o)) for o in out)
-        result = outs
+        # wrap(), inlined: the fast path of every single-output op.
+        t = _new(TENSOR_CLASS)
+        t._data = out if type(out) is np.ndarray else np.asarray(out)
+        t._requires_grad, t._node, t._index, t._version, t.grad = False, None, 0, None, None
+        if op.view and isinstance(inputs[0], TensorBase):
+            t._version = _version_cell(inputs[0])
+        if grad and _state.grad_enabled:
+            _record(op, inputs, attrs, (t,))
+        if _state.tracer is not None:
+            _state.tracer.record(op, inputs, attrs, (t,))
+        return t
+    outs = tuple(wrap(o if type(o) is np.ndarray else np.asarray(o)) for o in out)
     if op.view and isinstance(inputs[0], TensorBase):
         outs[0]._version = _version_cell(inputs[0])
-    if record and _state.grad_enabled:
+    if grad and _state.grad_enabled:
         _record(op, inputs, attrs, outs)
     if _state.tracer is not None:
         _state.tracer.record(op, inputs, attrs, outs)
-    return result
-
-
-def apply_inplace(
-    op: OpDef, target: TensorBase, inputs: Sequence[Any], attrs: Mapping[str, Any]
-) -> Any:
-    """Run ``op`` on ``(target, *inputs)`` and write the result into ``target``'s memory.
-
-    Views of ``target`` see the change, its version counter is bumped, and, when the op is
-    recorded, ``target``'s history is rebased onto the new node (as PyTorch does).
-
-    Raises:
-        RuntimeError: ``target`` is a leaf that requires grad and grad mode is on.
-        DTypeError: the result's dtype cannot be cast to ``target``'s.
-    """
-    # The vjp reads input 0 (the old value) for "all", and for "others" when another input
-    # needs a gradient (Mul, Div): the recorded graph then gets a copy of the old value.
-    from tracer._inplace import update_inplace  # the in-place machinery; imports this module
-
-    saves = op.saves
-    reads_target = saves == "all" or (
-        saves == "others" and any(isinstance(x, TensorBase) and x._requires_grad for x in inputs)
-    )
-    return update_inplace(
-        target, op.op_type, lambda source: apply(op, (source, *inputs), attrs), inputs, reads_target
-    )
-
-
-# id(tensor) -> [(last version, node, index, requires_grad)] of each history an in-place op
-# replaced, oldest first. Nodes recorded before the rebase hold the tensor object itself, so
-# the engine looks its old history up here (``rebased``). Entries die with the tensor.
-_REBASED: dict[int, list[tuple[int, Node | None, int, bool]]] = {}
-
-
-def note_rebase(t: TensorBase) -> None:
-    """Remember ``t``'s history before an in-place op moves it onto a new one."""
-    history = _REBASED.get(id(t))
-    if history is None:
-        history = _REBASED[id(t)] = []
-        weakref.finalize(t, _REBASED.pop, id(t), None)
-    version = 0 if t._version is None else t._version[0]
-    history.append((version, t._node, t._index, t._requires_grad))
-
-
-def rebased(t: TensorBase, version: int) -> tuple[Node | None, int, bool]:
-    """``t``'s ``(node, index, requires_grad)`` as they were at ``version``.
-
-    An in-place op that is recorded moves a tensor onto a new history; a node recorded
-    before that must still send its gradient to the old one (PyTorch's edges do the same).
-    """
-    for last, node, index, requires_grad in _REBASED.get(id(t), ()):
-        if version <= last:
-            return node, index, requires_grad
-    return t._node, t._index, t._requires_grad
-
-
-def apply_binary(op: OpDef, x: TensorBase, y: TensorBase) -> Tensor:
-    """:func:`apply` specialised to two tensors and one output: the operators' hot path."""
-    try:
-        out = op.kernel(x._data, y._data)
-    except (ValueError, TypeError, IndexError):
-        return apply(op, (x, y), {})  # re-raises with the op named
-    # wrap(), inlined: this is the operators' hot path (one call less per op).
-    t = _new(TENSOR_CLASS)
-    t._data = out if type(out) is np.ndarray else np.asarray(out)
-    t._requires_grad, t._node, t._index, t._version, t.grad = False, None, 0, None, None
-    if (x._requires_grad or y._requires_grad) and _state.grad_enabled:
-        _record(op, (x, y), {}, (t,))
-    if _state.tracer is not None:
-        _state.tracer.record(op, (x, y), {}, (t,))
-    return t
-
-
-def apply_unary(op: OpDef, x: TensorBase) -> Tensor:
-    """:func:`apply` specialised to one tensor, no attributes and one output."""
-    try:
-        out = op.kernel(x._data)
-    except (ValueError, TypeError, IndexError):
-        return apply(op, (x,), {})  # re-raises with the op named
-    t = wrap(out if type(out) is np.ndarray else np.asarray(out))
-    if op.view:
-        t._version = _version_cell(x)
-    if x._requires_grad and _state.grad_enabled:
-        _record(op, (x,), {}, (t,))
-    if _state.tracer is not None:
-        _state.tracer.record(op, (x,), {}, (t,))
-    return t
+    return outs
 
 
 def _version_cell(t: TensorBase) -> list[int]:
@@ -173,24 +117,35 @@ def _version_cell(t: TensorBase) -> list[int]:
 def _record(
     op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any], outs: tuple[Any, ...]
 ) -> None:
-    versions = None
+    """Leave a tape node for ``op``, its input edges fixed now, and attach the outputs."""
+    edges: list[Edge] = []
+    versioned = False
     for x in inputs:
-        if isinstance(x, TensorBase) and x._version is not None:
-            versions = tuple(
-                v._version[0] if isinstance(v, TensorBase) and v._version is not None else 0
-                for v in inputs
-            )
-            break
-    out_versions = None
-    if op.saves == "outputs":
-        out_versions = tuple((_version_cell(o), o._version[0]) for o in outs)
+        if isinstance(x, TensorBase):
+            if x._version is not None:
+                versioned = True
+            if x._requires_grad:
+                producer = x._node  # None for a leaf: its gradient accumulates into it
+                edges.append(x if producer is None else (producer, x._index))
+                continue
+        edges.append(None)
     out_data = (outs[0]._data,) if len(outs) == 1 else tuple(o._data for o in outs)
-    node = Node(op, tuple(inputs), attrs, out_data, versions, out_versions)
+    node = Node(op, tuple(inputs), attrs, tuple(edges), out_data)
+    if versioned:
+        node.versions = tuple(
+            v._version[0] if isinstance(v, TensorBase) and v._version is not None else 0
+            for v in inputs
+        )
+    if op.saves == "outputs":
+        node.out_versions = tuple((_version_cell(o), o._version[0]) for o in outs)
+    if len(outs) == 1:  # most ops; the output's _index is already 0
+        o = outs[0]
+        if o._data.dtype.kind == "f":
+            o._node, o._requires_grad = node, True
+        return
     for i, o in enumerate(outs):
         if o._data.dtype.kind == "f":
-            o._node = node
-            o._index = i
-            o._requires_grad = True
+            o._node, o._index, o._requires_grad = node, i, True
 
 
 def _kernel_error(
@@ -252,12 +207,8 @@ class TensorBase:
     _version: list[int] | None
     grad: Tensor | None
 
-    # The registry's hook: ``op(tensor, ...)`` runs eagerly through :func:`apply`.
+    # The registry's hook: ``op.X(tensor, ...)`` runs eagerly through :func:`apply`.
     __graphcap_bind__ = staticmethod(apply)
-
-    @staticmethod
-    def _wrap(data: np.ndarray) -> Tensor:
-        return wrap(data)
 
     # ------------------------------------------------------------ properties
 
@@ -410,8 +361,8 @@ class TensorBase:
             raise TypeError("only integer tensors of a single element can be used as an index")
         return int(self.item())
 
-    def __hash__(self) -> int:
-        return id(self)
+    # Identity, in C: tensors key the engine's and optimizers' dicts.
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         body = np.array2string(

@@ -1,9 +1,11 @@
 """Eager reverse-mode autodiff: the tape node, grad modes, ``backward`` and ``grad``.
 
-Every recorded op leaves a :class:`Node` that points at its input tensors. ``backward``
-walks the nodes reachable from the roots in reverse topological order and calls each op's
-registry vjp rule on eager tensors. With ``create_graph=True`` the rules run with grad mode
-on, so the gradients are themselves recorded and can be differentiated again.
+Every recorded op leaves a :class:`Node` holding its inputs and, per input, the edge its
+gradient takes (the producing node and output, or the leaf), fixed when the op ran.
+``backward`` walks the nodes reachable from the roots in reverse topological order and
+calls each op's registry vjp rule on eager tensors; given ``inputs``, it runs only the
+nodes on a path to them. With ``create_graph=True`` the rules run with grad mode on, so
+the gradients are themselves recorded and can be differentiated again.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ir.errors import GraphcapError, ShapeError, UnsupportedOpError
-from ir.ops.registry import VjpContext
 from tracer import _state
 from tracer._node import Node
-from tracer._tensor_base import TensorBase, rebased, wrap
+from tracer._tensor_base import TensorBase, wrap
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -210,19 +211,42 @@ def _toposort(roots: list[Tensor]) -> list[Node]:
             continue
         seen.add(node)
         stack.append((node, True))
-        if node.inputs is None:
+        if node.edges is None:
             raise RuntimeError(
                 f"trying to backward through the graph a second time (at op {node.op.op_type}); "
                 "its saved values were freed: pass retain_graph=True to the first backward"
             )
-        for i, x in enumerate(node.inputs):
-            if not isinstance(x, TensorBase):
-                continue
-            child = x._node if x._version is None else _recorded(node, i, x)[0]
-            if child is not None and child not in seen:
-                stack.append((child, False))
+        for edge in node.edges:
+            if type(edge) is tuple and edge[0] not in seen:
+                stack.append((edge[0], False))  # noqa: PERF401 - a generator costs more here
     order.reverse()
     return order
+
+
+def _prune(
+    order: list[Node], targets: list[Tensor], wanted: set[tuple[Node, int]]
+) -> dict[Node, list[bool]]:
+    """The nodes on a path to a requested tensor, each with the inputs that lead there.
+
+    ``order`` lists consumers first, so walking it backwards meets every producer before
+    the nodes that read its outputs. A node missing from the result cannot reach any
+    requested tensor, so its vjp never needs to run.
+    """
+    leaves = {id(t) for t in targets if t._node is None}
+    live: dict[Node, list[bool]] = {}
+    for node in reversed(order):
+        assert node.edges is not None
+        needs = []
+        for edge in node.edges:
+            if edge is None:
+                needs.append(False)
+            elif type(edge) is tuple:
+                needs.append(edge in wanted or edge[0] in live)
+            else:
+                needs.append(id(edge) in leaves)
+        if True in needs:
+            live[node] = needs
+    return live
 
 
 def _run(
@@ -239,99 +263,92 @@ def _run(
             _add_leaf(results.leaves, r, g)
         else:
             _add_pending(pending, r._node, r._index, g)
-    wanted = None if targets is None else {(t._node, t._index) for t in targets if t._node}
     order = _toposort(roots)
+    wanted: set[tuple[Node, int]] | None = None
+    live: dict[Node, list[bool]] | None = None
+    if targets is not None:
+        wanted = {(t._node, t._index) for t in targets if t._node is not None}
+        live = _prune(order, targets, wanted)
     with _GradMode(create_graph):
         for node in order:
             grads_out = pending.pop(node, None)
             if grads_out is None:
-                continue
-            if wanted is not None:
+                continue  # every gradient sent here was None
+            needs = None
+            if live is not None:
+                assert wanted is not None
                 for i, g in enumerate(grads_out):
                     if g is not None and (node, i) in wanted:
                         results.captured[(node, i)] = g
-            _step(node, grads_out, create_graph, results, pending)
+                needs = live.get(node)
+                if needs is None:
+                    continue  # no path from here to a requested tensor
+            _step(node, grads_out, needs, results.leaves, pending)
             if not retain_graph:
-                node.inputs = None
-                node.out_data = None
+                node.inputs = node.edges = node.out_data = None
     return results
 
 
 def _step(
     node: Node,
     grads_out: list[Any],
-    create_graph: bool,
-    results: _Results,
+    needs: list[bool] | None,
+    leaves: dict[Tensor, Tensor],
     pending: dict[Node, list[Any]],
 ) -> None:
-    """Call ``node``'s vjp rule and route each input gradient onward."""
-    op, inputs = node.op, node.inputs
-    assert inputs is not None
+    """Call ``node``'s vjp rule and route each input gradient along its edge.
+
+    ``needs`` says which inputs lead to a requested tensor (None: every input that
+    required grad when the op ran). ``grads_out`` holds at least one gradient.
+    """
+    op, inputs, edges = node.op, node.inputs, node.edges
+    assert inputs is not None and edges is not None
     if op.vjp is None:
         raise UnsupportedOpError(f"{op.op_type} is not differentiable: {op.no_vjp}")
-    for g in grads_out:  # not list.count(None): it would compare tensors with ==
-        if g is not None:
-            break
-    else:
-        return
-    needs = []
-    edges: list[Any] = []  # each input's (node, index) when recorded, None for leaves
+    # Indexed loops, not zip(..., strict=): keyword arguments make zip slow on this path.
+    recorded = []  # which inputs required grad when the op ran
     modified = False  # some input tensor was changed in place at some point
     for i, x in enumerate(inputs):
-        if not isinstance(x, TensorBase):
-            needs.append(False)
-            edges.append(None)
-        elif x._version is None:
-            needs.append(x._requires_grad)
-            edges.append(x._node and (x._node, x._index))
-        else:
+        recorded.append(edges[i] is not None)
+        if isinstance(x, TensorBase) and x._version is not None:
             modified = True
-            child, index, requires_grad = _recorded(node, i, x)
-            needs.append(requires_grad)
-            edges.append(child and (child, index))
     if modified or node.out_versions is not None:
-        _check_versions(node, needs)
-    ctx = VjpContext(lambda: _saved_outputs(node, create_graph), needs)
-    grad_out: Any = grads_out[0] if len(grads_out) == 1 else tuple(grads_out)
-    attrs = {**op.attrs, **node.attrs} if op.attrs else node.attrs
-    in_grads = op.vjp(ctx, grad_out, *inputs, **attrs)
-    for i, (x, g) in enumerate(zip(inputs, in_grads, strict=False)):
+        _check_versions(node, recorded)
+    node.needs_input_grad = needs = recorded if needs is None else needs
+    grad_out = grads_out[0] if len(grads_out) == 1 else tuple(grads_out)
+    attrs = node.attrs
+    if not op.attrs:
+        in_grads = op.vjp(node, grad_out, *inputs)
+    elif len(attrs) == len(op.attrs):  # every attribute given: no merged copy
+        in_grads = op.vjp(node, grad_out, *inputs, **attrs)
+    else:  # fill in the defaults the call left out
+        in_grads = op.vjp(node, grad_out, *inputs, **{**op.attrs, **attrs})
+    # min(): a rule may also return gradients for optional inputs left out.
+    for i in range(min(len(needs), len(in_grads))):
+        g = in_grads[i]
         if g is None or not needs[i]:
             continue
         if not isinstance(g, TensorBase):  # a rule may return a constant, e.g. zeros
             g = wrap(np.asarray(g))
-        if g.shape != x.shape:
-            raise GraphcapError(
-                f"vjp of {op.op_type} returned a gradient of shape {tuple(g.shape)} for input "
-                f"{i} of shape {tuple(x.shape)}; this is a bug in the op's vjp rule"
-            )
+        if g._data.shape != inputs[i]._data.shape:
+            _raise_bad_shape(op.op_type, i, g, inputs[i])
         edge = edges[i]
-        if edge is None:
-            _add_leaf(results.leaves, x, g)
-        else:
-            _add_pending(pending, edge[0], edge[1], g)
+        if type(edge) is tuple:
+            producer, index = edge
+            slots = pending.get(producer)
+            if slots is None:
+                assert producer.out_data is not None
+                slots = pending[producer] = [None] * len(producer.out_data)
+            slots[index] = g if slots[index] is None else slots[index] + g
+        elif edge._requires_grad:  # a leaf; as in PyTorch, one frozen since gets nothing
+            _add_leaf(leaves, edge, g)
 
 
-def _recorded(node: Node, i: int, x: TensorBase) -> tuple[Node | None, int, bool]:
-    """Input ``i``'s history when ``node`` was recorded, before later in-place rebases."""
-    seen = 0 if node.versions is None else node.versions[i]
-    assert x._version is not None
-    if x._version[0] == seen:
-        return x._node, x._index, x._requires_grad
-    return rebased(x, seen)
-
-
-def _saved_outputs(node: Node, create_graph: bool) -> tuple[Tensor, ...]:
-    assert node.out_data is not None
-    outs = []
-    for i, data in enumerate(node.out_data):
-        t = wrap(data)
-        if create_graph and np.issubdtype(data.dtype, np.floating):
-            # The output, reconnected to the node that made it, so rules that read
-            # outputs (Exp, Softmax) still differentiate to second order.
-            t._node, t._index, t._requires_grad = node, i, True
-        outs.append(t)
-    return tuple(outs)
+def _raise_bad_shape(op_type: str, i: int, g: TensorBase, x: TensorBase) -> None:
+    raise GraphcapError(
+        f"vjp of {op_type} returned a gradient of shape {tuple(g.shape)} for input {i} of "
+        f"shape {tuple(x.shape)}; this is a bug in the op's vjp rule"
+    )
 
 
 def _check_versions(node: Node, needs: list[bool]) -> None:

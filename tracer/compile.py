@@ -30,7 +30,7 @@ from ir.ops.registry import OpDef
 from ir.partition import split
 from runtime import Session
 from tracer import _state
-from tracer._tensor_base import TensorBase, apply, wrap
+from tracer._tensor_base import TensorBase, wrap
 from tracer.trace import DynamicAxes, _input_names, capture
 
 __all__ = ["Compiled", "compile"]
@@ -208,7 +208,7 @@ class _Entry:
         tensors = [v for v in values if isinstance(v, TensorBase)]
         tensors += [p.tensor for p in self.params]
         if self.op is not None and _state.grad_enabled:
-            outs = apply(self.op, tensors, {})
+            outs = self.op(*tensors)
             outs = (outs,) if isinstance(outs, TensorBase) else outs
             results = list(outs[: len(self.outputs)])
         else:

@@ -28,7 +28,7 @@ import numpy as np
 
 import ir
 from ir.graph import Graph, Value
-from ir.ops.registry import OpDef, get
+from ir.ops.registry import OpDef, op
 from tracer import _state
 from tracer._symint import SymInt, TraceError
 from tracer._tensor_base import TensorBase
@@ -154,8 +154,8 @@ class Tracer:
             self.values[id(t)] = (t, v)
             if dependent:
                 self.dependent.add(v.name)
-        if op.op_type in ("Reshape", "Expand"):
-            _check_not_fixed(values[0], values[1], outputs[0], op.op_type, source)
+        if op.shape_input is not None:  # Reshape, Expand: a target shape for input 0
+            _check_not_fixed(values[0], values[op.shape_input], outputs[0], op.op_type, source)
 
     def _check_type(self, t: TensorBase, v: Value, op: OpDef) -> None:
         shape = v.type.shape
@@ -206,16 +206,10 @@ def _plain(value: Any) -> Any:
 
 def _size_of(t: TensorBase, axis: int) -> Callable[[], Any]:
     def make() -> Any:
-        shape = _apply(get("Shape"), (t,), {"start": axis, "end": axis + 1})
-        return _apply(get("Squeeze"), (shape, np.asarray([0], dtype=np.int64)), {})
+        shape = op.Shape(t, start=axis, end=axis + 1)
+        return op.Squeeze(shape, np.asarray([0], dtype=np.int64))
 
     return make
-
-
-def _apply(op: OpDef, inputs: tuple[Any, ...], attrs: dict[str, Any]) -> Any:
-    from tracer._tensor_base import apply
-
-    return apply(op, inputs, attrs)
 
 
 def _check_not_fixed(

@@ -11,14 +11,16 @@ What loading normalises:
   initializers named after their output; ``ConstantOfShape``'s one-element ``value`` becomes
   a 0-d array.
 - Older opsets' forms become the registry's opset-20 form, chosen by the model's
-  default-domain opset: attributes that later became inputs (Reduce* ``axes`` before 18,
-  ReduceSum's before 13, Squeeze/Unsqueeze ``axes`` and Split ``split`` before 13, TopK
-  ``k`` and Slice ``starts/ends/axes`` before 10, Pad ``pads/value`` and Clip ``min/max``
-  before 11, Dropout ``ratio`` before 12, Reshape ``shape`` before 5); Split without sizes
-  before 18 gets ``num_outputs``; Softmax/LogSoftmax before 13 (which flatten to 2-D around
-  ``axis``) become Flatten, the op and Reshape unless ``axis`` is the last axis; the legacy
-  ``consumed_inputs``, ``is_test`` and ``broadcast`` (without ``axis``) attributes are
-  dropped, Concat gets its old default ``axis=1`` and a string ``Cast.to`` becomes its code.
+  default-domain opset, as each op's ``OpDef.legacy`` declares them: attributes that later
+  became inputs (Reduce* ``axes`` before 18, ReduceSum's before 13, Squeeze/Unsqueeze
+  ``axes`` and Split ``split`` before 13, TopK ``k`` and Slice ``starts/ends/axes`` before
+  10, Pad ``pads/value`` and Clip ``min/max`` before 11, Dropout ``ratio`` before 12, Reshape
+  ``shape`` before 5, DFT ``axis`` before 20); Softmax/LogSoftmax/Hardmax before 13 (which
+  flatten to 2-D around ``axis``) become Flatten, the op and Reshape unless ``axis`` is the
+  last axis; the legacy ``is_test`` and ``broadcast`` (without ``axis``) attributes are
+  dropped, and Concat gets its old default ``axis=1``. Besides, every op's
+  ``consumed_inputs`` (before 6) is dropped, Split without sizes before 18 gets
+  ``num_outputs`` and a string ``Cast.to`` becomes its code.
 - Graph-valued attributes (Scan bodies) become ``ir.Graph`` values, read the same way;
   a body must be self-contained (reading a value of the graph around it is refused), and
   Scan-8 (batched, with a ``sequence_lens`` input) is refused: the registry has Scan-9 on.
@@ -101,10 +103,6 @@ def _domain(domain: str) -> str:
     return "" if domain == "ai.onnx" else domain
 
 
-# Ops whose form before this opset the registry cannot read (ONNX changed their meaning).
-_OLDEST = {"Scan": 9}
-
-
 def _nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
     """The nodes of ``graph`` and of every subgraph inside it."""
     nodes = []
@@ -128,8 +126,8 @@ def _refuse_unsupported(graph: onnx.GraphProto, opset: int) -> None:
         except UnsupportedOpError:
             counts[f"{n.op_type} ({domain})" if domain else n.op_type] += 1
             continue
-        if not domain and opset < _OLDEST.get(op.op_type, 0):
-            counts[f"{op.op_type} before opset {_OLDEST[op.op_type]}"] += 1
+        if not domain and opset < op.legacy.oldest:  # ONNX changed the op's meaning
+            counts[f"{op.op_type} before opset {op.legacy.oldest}"] += 1
         # Older forms are normalised; a newer version must mean what the registry implements.
         used = [a.name for a in n.attribute]
         if not domain and opset > op.since and not compatible(op, opset, used):
@@ -184,24 +182,6 @@ def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> A
 
 
 # ---------------------------------------------------------------- older forms
-
-_REDUCE = ("ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd")
-# op -> (first opset with the input form, ((attribute, input position, constant kind), ...))
-_ATTR_INPUTS: dict[str, tuple[int, tuple[tuple[str, int, str], ...]]] = {
-    **{op: (18, (("axes", 1, "ints"),)) for op in _REDUCE},
-    "ReduceSum": (13, (("axes", 1, "ints"),)),
-    "Squeeze": (13, (("axes", 1, "ints"),)),
-    "Unsqueeze": (13, (("axes", 1, "ints"),)),
-    "Split": (13, (("split", 1, "ints"),)),
-    "TopK": (10, (("k", 1, "ints"),)),
-    "Slice": (10, (("starts", 1, "ints"), ("ends", 2, "ints"), ("axes", 3, "ints"))),
-    "Reshape": (5, (("shape", 1, "ints"),)),
-    "Pad": (11, (("pads", 1, "ints"), ("value", 2, "like_x"))),
-    "Clip": (11, (("min", 1, "like_x"), ("max", 2, "like_x"))),
-    "Dropout": (12, (("ratio", 1, "float"),)),
-    "DFT": (20, (("axis", 2, "int"),)),
-}
-_LEGACY_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal"})
 
 
 def _attr_constant(kind: str, value: Any, x: Value | None) -> np.ndarray:
@@ -301,7 +281,7 @@ class _Reader:
         inputs, attrs = self._normalise(n, op, inputs, attrs, where)
         while inputs and inputs[-1] is None:
             inputs.pop()  # absent trailing inputs: one canonical form
-        if op.op_type in ("Softmax", "LogSoftmax") and self.opset < 13:
+        if self.opset < op.legacy.flat_2d:
             self._coerced_2d(n, op, inputs[0], attrs, meta, where)
             return
         unknown = sorted(set(attrs) - set(op.attrs))
@@ -377,32 +357,27 @@ class _Reader:
         where: str,
     ) -> tuple[list[Value | None], dict[str, Any]]:
         """The registry's (opset-20) inputs and attributes for a node of ``self.opset``."""
-        v, op_type = self.opset, op.op_type
+        v, op_type, legacy = self.opset, op.op_type, op.legacy
         x = inputs[0] if inputs else None
-        until, moved = _ATTR_INPUTS.get(op_type, (0, ()))
-        if v < until:
-            for attr, pos, kind in moved:
-                if attr in attrs:
-                    inputs += [None] * (pos + 1 - len(inputs))
-                    arr = _attr_constant(kind, attrs.pop(attr), x)
-                    hint = f"{n.name or op_type.lower()}_{attr}"
-                    inputs[pos] = self.graph.add_initializer(self._fresh(hint), arr)
-        if op_type == "DFT" and v < 20 and (len(inputs) < 3 or inputs[2] is None):
-            # DFT-17's axis attribute defaulted to 1; DFT-20's input defaults to -2.
-            inputs += [None] * (3 - len(inputs))
-            hint = f"{n.name or 'dft'}_axis"
-            inputs[2] = self.graph.add_initializer(self._fresh(hint), np.asarray(1, np.int64))
+        for moved in legacy.inputs:
+            value = attrs.pop(moved.name, moved.default) if v < moved.until else None
+            if value is not None:
+                inputs += [None] * (moved.position + 1 - len(inputs))
+                arr = _attr_constant(moved.kind, value, x)
+                hint = f"{n.name or op_type.lower()}_{moved.name}"
+                inputs[moved.position] = self.graph.add_initializer(self._fresh(hint), arr)
         if v < 6:
             attrs.pop("consumed_inputs", None)
-        if v < 7:
-            if op_type == "Dropout":
-                attrs.pop("is_test", None)
-            if op_type == "Gemm" or (op_type in _LEGACY_BROADCAST and "axis" not in attrs):
-                attrs.pop("broadcast", None)
+        for name, until in legacy.dropped:
+            if v < until:
+                attrs.pop(name, None)
+        if legacy.broadcast and v < 7 and "axis" not in attrs:
+            attrs.pop("broadcast", None)
+        for name, until, default in legacy.defaults:
+            if v < until:
+                attrs.setdefault(name, default)
         if op_type == "Split" and v < 18 and (len(inputs) < 2 or inputs[1] is None):
             attrs.setdefault("num_outputs", len(n.output))
-        if op_type == "Concat" and v < 4:
-            attrs.setdefault("axis", 1)
         if op_type == "Cast" and isinstance(attrs.get("to"), str):
             attrs["to"] = checks.type_code(attrs["to"], where)
         value = attrs.get("value")
@@ -419,7 +394,7 @@ class _Reader:
         meta: dict[str, Any],
         where: str,
     ) -> None:
-        """Softmax/LogSoftmax before opset 13: the op over ``x`` flattened to 2-D at ``axis``."""
+        """An op before its ``legacy.flat_2d``: the op over ``x`` flattened to 2-D at ``axis``."""
         assert x is not None
         axis = int(attrs.pop("axis", 1))
         if attrs:

@@ -518,9 +518,6 @@ def _attribute(
     return helper.make_attribute(key, value, attr_type=t)
 
 
-_REDUCE_AXES_INPUT = 18  # Reduce* ops other than ReduceSum took `axes` as an attribute before
-
-
 def _older_form(
     node: Node,
     schema: defs.OpSchema,
@@ -544,7 +541,7 @@ def _older_form(
         else:
             need = _first_opset(op, opset, _has_attribute(key))
             raise _needs(node, need, f"attribute {key}={attrs[key]!r}")
-    need = _value_constraint(op.op_type, attrs)
+    need = _value_constraint(op, attrs)
     if need > opset:
         raise _needs(node, need, f"attributes {attrs}")
     present = len(inputs)
@@ -559,16 +556,18 @@ def _older_form(
 def _axes_to_attribute(
     node: Node, inputs: list[Any], attrs: dict[str, Any]
 ) -> tuple[list[Any], dict[str, Any]]:
+    # The opset whose version takes axes as an input (ReduceSum 13, the other Reduce* 18).
+    since = next(a.until for a in node.op.legacy.inputs if a.name == "axes")
     axes = inputs[1] if len(inputs) > 1 else None
     if axes is None:
         if attrs.get("noop_with_empty_axes"):
-            raise _needs(node, _REDUCE_AXES_INPUT, "noop_with_empty_axes=1 without axes")
+            raise _needs(node, since, "noop_with_empty_axes=1 without axes")
         return inputs[:1], attrs
     if axes.const is None:
-        raise _needs(node, _REDUCE_AXES_INPUT, f"axes computed at run time (%{axes.name})")
+        raise _needs(node, since, f"axes computed at run time (%{axes.name})")
     values = [int(a) for a in np.asarray(axes.const).reshape(-1)]
     if not values and attrs.get("noop_with_empty_axes"):
-        raise _needs(node, _REDUCE_AXES_INPUT, "noop_with_empty_axes=1 with empty axes")
+        raise _needs(node, since, "noop_with_empty_axes=1 with empty axes")
     attrs = {k: v for k, v in attrs.items() if k != "noop_with_empty_axes"}
     return inputs[:1], ({**attrs, "axes": values} if values else attrs)
 
@@ -601,13 +600,10 @@ def _has_attribute(key: str) -> Callable[[defs.OpSchema], bool]:
     return lambda s: key in s.attributes
 
 
-def _value_constraint(op_type: str, attrs: Mapping[str, Any]) -> int:
-    """The opset an attribute *value* needs (the schema cannot say): 0 when none."""
-    if op_type == "Pad" and attrs.get("mode") == "wrap":
-        return 19
-    if op_type in ("ScatterElements", "ScatterND"):
-        return {"add": 16, "mul": 16, "max": 18, "min": 18}.get(attrs.get("reduction", ""), 0)
-    return 0
+def _value_constraint(op: OpDef, attrs: Mapping[str, Any]) -> int:
+    """The opset an attribute *value* needs (the schema cannot say; the op's legacy does)."""
+    needs = [v for key, value, v in op.legacy.values if attrs.get(key) == value]
+    return max(needs, default=0)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -27,7 +27,7 @@ import numpy as np
 from ir.errors import ShapeError
 from ir.ops.infer import normalize_axis
 from ir.ops.recurrent_kernels import _serial_blas  # the time loops' BLAS policy, shared
-from ir.ops.registry import InferContext, OpDef, register
+from ir.ops.registry import InferContext, Legacy, OpDef, register
 from ir.types import Dim, TensorType
 
 if TYPE_CHECKING:
@@ -220,5 +220,6 @@ register(
         "in backward graphs, from lowered recurrences)",
         num_outputs=None,
         saves="none",
+        legacy=Legacy(oldest=9),  # Scan-8 was batched, with a sequence_lens input
     )
 )

@@ -9,7 +9,9 @@ adds each tap's products at its strided offset (col2im). Each op is the other's 
 the vjp rules: the gradient of Conv's input is a ConvTranspose of the output gradient with
 the same weights, the gradient of its weights is a Conv of the input with the output
 gradient (roles swapped: batch and channels exchange places, strides and dilations too).
-The window geometry (auto_pad, pads, output sizes) is shared with ``ir/ops/pool.py``.
+The window attributes and geometry (auto_pad, pads, output sizes) are shared with
+``ir/ops/pool.py`` (:class:`~ir.ops.pool.WindowAttrs`); :class:`ConvAttrs` adds ``group``,
+and ConvInteger and QLinearConv (``ir/ops/quant.py``) take the same attributes.
 
 BatchNormalization's outputs follow ``training_mode``, as in ONNX: ``(Y,)`` in inference,
 ``(Y, running_mean, running_var)`` in training (Y then uses the batch statistics).
@@ -28,21 +30,18 @@ from ir.dtypes import FLOATING, float16, float32, float64, to_onnx
 from ir.errors import ShapeError, UnsupportedOpError
 from ir.ops.grad_util import reduced_count, shape_of
 from ir.ops.infer import check_dtype, same_dtype
-from ir.ops.pool import (
-    AUTO_PADS,
-    Ints,
-    Window,
-    same_out,
-    spatial_attr,
-    typed_like,
-    window,
-    window_adjoint,
-    windows,
-)
-from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar
+from ir.ops.pool import Ints, Window, WindowAttrs, spatial_attr, typed_like, window_adjoint, windows
+from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar, with_attrs
 from ir.types import Dim, TensorType
 
 # ---------------------------------------------------------------- Conv
+
+
+@dataclass(frozen=True)
+class ConvAttrs(WindowAttrs):
+    """The attributes of Conv, ConvInteger and QLinearConv: the window's and ``group``."""
+
+    group: int = 1
 
 
 def _kernel(w_shape: Sequence[Dim], kernel_shape: Ints) -> tuple[Dim, ...]:
@@ -53,16 +52,11 @@ def _kernel(w_shape: Sequence[Dim], kernel_shape: Ints) -> tuple[Dim, ...]:
     return kernel
 
 
-def _conv_window(
-    x_sizes: Sequence[Dim],
-    w_shape: Sequence[Dim],
-    kernel_shape: Ints,
-    **attrs: Any,
-) -> Window:
-    kernel = _kernel(w_shape, kernel_shape)
+def _conv_window(x_sizes: Sequence[Dim], w_shape: Sequence[Dim], attrs: WindowAttrs) -> Window:
+    kernel = _kernel(w_shape, attrs.kernel_shape)
     if not all(isinstance(k, int) for k in kernel):
         raise UnsupportedOpError(f"weights with a symbolic kernel shape {list(kernel)}")
-    return window(x_sizes, kernel, **attrs)  # type: ignore[arg-type]
+    return attrs.window(x_sizes, kernel)  # type: ignore[arg-type]
 
 
 def _check_groups(what: str, c: Dim, wc: Dim, m: Dim, group: int, transpose: bool) -> None:
@@ -87,32 +81,19 @@ def _matmul_dtype(dtype: np.dtype) -> np.dtype:
     return float64 if dtype in (float16, float32) else dtype
 
 
-def _conv(
-    x: np.ndarray,
-    w: np.ndarray,
-    b: np.ndarray | None = None,
-    *,
-    auto_pad: str = "NOTSET",
-    dilations: Ints = None,
-    group: int = 1,
-    kernel_shape: Ints = None,
-    pads: Ints = None,
-    strides: Ints = None,
-) -> np.ndarray:
+def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: ConvAttrs) -> np.ndarray:
+    """ONNX Conv of ``x`` with ``w`` (and bias ``b``); the kernel of Conv and the quantized convs.
+
+    Raises:
+        ShapeError: ranks, channels, groups or window attributes that do not fit.
+    """
     if x.ndim < 3 or w.ndim != x.ndim:
         raise ShapeError(f"Conv: X {list(x.shape)} and W {list(w.shape)} need one rank >= 3")
     n, c = x.shape[:2]
     m, cg = w.shape[:2]
+    group = attrs.group
     _check_groups("Conv", c, cg, m, group, transpose=False)
-    win = _conv_window(
-        x.shape[2:],
-        w.shape,
-        kernel_shape,
-        auto_pad=auto_pad,
-        pads=pads,
-        strides=strides,
-        dilations=dilations,
-    )
+    win = _conv_window(x.shape[2:], w.shape, attrs)
     nsp, work = x.ndim - 2, _matmul_dtype(x.dtype)
     view = windows(x, win)  # (N, C, *out, *k)
     out = view.shape[2 : 2 + nsp]
@@ -128,30 +109,45 @@ def _conv(
     return np.ascontiguousarray(y, dtype=x.dtype)
 
 
+@with_attrs(ConvAttrs)
+def _conv(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, attrs: ConvAttrs
+) -> np.ndarray:
+    return conv(x, w, b, attrs)
+
+
+def conv_shape(x: TensorType, w: TensorType, attrs: ConvAttrs) -> tuple[Dim, ...] | None:
+    """Conv's output shape (None when a rank is unknown); the quantized convs share it.
+
+    Raises:
+        ShapeError: ranks, channels, groups or window attributes that do not fit.
+    """
+    if x.shape is None or w.shape is None:
+        return None
+    if len(x.shape) < 3 or len(w.shape) != len(x.shape):
+        raise ShapeError(f"Conv: X {list(x.shape)} and W {list(w.shape)} need one rank >= 3")
+    _check_groups("Conv", x.shape[1], w.shape[1], w.shape[0], attrs.group, transpose=False)
+    kernel = _kernel(w.shape, attrs.kernel_shape)
+    if not all(isinstance(k, int) for k in kernel):  # weights computed in a vjp rule
+        return (x.shape[0], w.shape[0], *(None,) * len(kernel))
+    out = attrs.same_out(x.shape[2:], len(kernel))
+    if out is None:
+        out = _conv_window(x.shape[2:], w.shape, attrs).out(x.shape[2:])
+    return (x.shape[0], w.shape[0], *out)
+
+
+@with_attrs(ConvAttrs)
 def _conv_infer(
     ctx: InferContext,
     x: TensorType,
     w: TensorType,
     b: TensorType | None = None,
     *,
-    kernel_shape: Ints = None,
-    group: int = 1,
-    **attrs: Any,
+    attrs: ConvAttrs,
 ) -> TensorType:
     dtype = same_dtype((x, w, b), "Conv X, W and B")
     check_dtype(x, FLOATING, "Conv X")
-    if x.shape is None or w.shape is None:
-        return TensorType(dtype, None)
-    if len(x.shape) < 3 or len(w.shape) != len(x.shape):
-        raise ShapeError(f"Conv: X {list(x.shape)} and W {list(w.shape)} need one rank >= 3")
-    _check_groups("Conv", x.shape[1], w.shape[1], w.shape[0], group, transpose=False)
-    kernel = _kernel(w.shape, kernel_shape)
-    if not all(isinstance(k, int) for k in kernel):  # weights computed in a vjp rule
-        return TensorType(dtype, (x.shape[0], w.shape[0], *(None,) * len(kernel)))
-    out = same_out(x.shape[2:], kernel, attrs["auto_pad"], attrs["strides"])  # type: ignore[arg-type]
-    if out is None:
-        out = _conv_window(x.shape[2:], w.shape, kernel_shape, **attrs).out(x.shape[2:])
-    return TensorType(dtype, (x.shape[0], w.shape[0], *out))
+    return TensorType(dtype, conv_shape(x, w, attrs))
 
 
 def conv_weight_grad(x: Any, g: Any, kernel: Sequence[int], win: Window, group: int) -> Any:
@@ -199,30 +195,12 @@ def _bias_grad(g: Any) -> Any:
     return op.ReduceSum(g, ints([0, *range(2, g.ndim)]), keepdims=0)
 
 
+@with_attrs(ConvAttrs)
 def _conv_vjp(
-    ctx: VjpContext,
-    g: Any,
-    x: Any,
-    w: Any,
-    b: Any = None,
-    *,
-    auto_pad: str,
-    dilations: Ints,
-    group: int,
-    kernel_shape: Ints,
-    pads: Ints,
-    strides: Ints,
+    ctx: VjpContext, g: Any, x: Any, w: Any, b: Any = None, *, attrs: ConvAttrs
 ) -> list[Any]:
-    win = _conv_window(
-        tuple(x.shape[2:]),
-        tuple(w.shape),
-        kernel_shape,
-        auto_pad=auto_pad,
-        pads=pads,
-        strides=strides,
-        dilations=dilations,
-    )
-    need = ctx.needs_input_grad
+    win = _conv_window(tuple(x.shape[2:]), tuple(w.shape), attrs)
+    group, need = attrs.group, ctx.needs_input_grad
     return [
         window_adjoint(g, w, x, win, group) if need[0] else None,
         conv_weight_grad(x, g, win.kernel, win, group) if need[1] else None,
@@ -248,29 +226,28 @@ class _Transposed:
     out: tuple[Dim, ...]
 
 
+@dataclass(frozen=True)
+class ConvTransposeAttrs(ConvAttrs):
+    """ConvTranspose's attributes: Conv's, ``output_padding`` and ``output_shape``."""
+
+    output_padding: Ints = None
+    output_shape: Ints = None
+
+
 def _transposed(
-    sizes: Sequence[int],
-    kernel: Sequence[int],
-    *,
-    auto_pad: str,
-    dilations: Ints,
-    output_padding: Ints,
-    output_shape: Ints,
-    pads: Ints,
-    strides: Ints,
+    sizes: Sequence[int], kernel: Sequence[int], attrs: ConvTransposeAttrs
 ) -> _Transposed:
     nsp = len(kernel)
-    s = spatial_attr(strides, nsp, 1, "strides")
-    d = spatial_attr(dilations, nsp, 1, "dilations")
+    s = spatial_attr(attrs.strides, nsp, 1, "strides")
+    d = spatial_attr(attrs.dilations, nsp, 1, "dilations")
+    output_padding, output_shape = attrs.output_padding, attrs.output_shape
     extra = (0,) * nsp if not output_padding else tuple(int(v) for v in output_padding)
     if len(extra) != nsp or min(extra) < 0:
         raise ShapeError(f"output_padding must be {nsp} non-negative ints, got {list(extra)}")
-    if auto_pad not in AUTO_PADS:
-        raise ShapeError(f"auto_pad must be one of {AUTO_PADS}, got {auto_pad!r}")
     span = [(k - 1) * dd + 1 for k, dd in zip(kernel, d, strict=True)]
     full = [ss * (n - 1) + w for n, ss, w in zip(sizes, s, span, strict=True)]
     grown = [f + e for f, e in zip(full, extra, strict=True)]  # output_padding included
-    if output_shape or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+    if output_shape or attrs.same:
         out = (
             [int(v) for v in output_shape][-nsp:]
             if output_shape
@@ -278,9 +255,9 @@ def _transposed(
         )
         # Negative totals are clamped (as onnxruntime does): the output grows at the end.
         totals = [max(0, g - o) for g, o in zip(grown, out, strict=True)]
-        begin = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in totals]
+        begin = [t // 2 if attrs.auto_pad == "SAME_UPPER" else t - t // 2 for t in totals]
     else:
-        win = window(sizes, kernel, auto_pad=auto_pad, pads=pads, strides=s, dilations=d)
+        win = attrs.window(sizes, kernel)
         begin = list(win.begin)
         out = [g - bb - e for g, bb, e in zip(grown, win.begin, win.end, strict=True)]
     if min(out) < 1:
@@ -289,38 +266,19 @@ def _transposed(
     return _Transposed(Window(tuple(kernel), s, d, tuple(begin), tuple(end)), tuple(out))
 
 
+@with_attrs(ConvTransposeAttrs)
 def _conv_transpose(
-    x: np.ndarray,
-    w: np.ndarray,
-    b: np.ndarray | None = None,
-    *,
-    auto_pad: str = "NOTSET",
-    dilations: Ints = None,
-    group: int = 1,
-    kernel_shape: Ints = None,
-    output_padding: Ints = None,
-    output_shape: Ints = None,
-    pads: Ints = None,
-    strides: Ints = None,
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, attrs: ConvTransposeAttrs
 ) -> np.ndarray:
     if x.ndim < 3 or w.ndim != x.ndim:
         raise ShapeError(
             f"ConvTranspose: X {list(x.shape)} and W {list(w.shape)} need one rank >= 3"
         )
     n, c = x.shape[:2]
-    mg = w.shape[1]
+    mg, group = w.shape[1], attrs.group
     _check_groups("ConvTranspose", c, w.shape[0], mg * group, group, transpose=True)
-    kernel = _kernel(w.shape, kernel_shape)
-    t = _transposed(
-        x.shape[2:],
-        kernel,  # type: ignore[arg-type]
-        auto_pad=auto_pad,
-        dilations=dilations,
-        output_padding=output_padding,
-        output_shape=output_shape,
-        pads=pads,
-        strides=strides,
-    )
+    kernel = _kernel(w.shape, attrs.kernel_shape)
+    t = _transposed(x.shape[2:], kernel, attrs)  # type: ignore[arg-type]
     nsp, work, cg = x.ndim - 2, _matmul_dtype(x.dtype), c // group
     # One matmul per group gives every (input position, output channel, tap) product.
     cols = x.reshape(n, group, cg, -1).transpose(1, 0, 3, 2).reshape(group, -1, cg)
@@ -356,15 +314,14 @@ def _col2im(cols: np.ndarray, t: _Transposed) -> np.ndarray:
     return y
 
 
+@with_attrs(ConvTransposeAttrs)
 def _conv_transpose_infer(
     ctx: InferContext,
     x: TensorType,
     w: TensorType,
     b: TensorType | None = None,
     *,
-    group: int = 1,
-    kernel_shape: Ints = None,
-    **attrs: Any,
+    attrs: ConvTransposeAttrs,
 ) -> TensorType:
     dtype = same_dtype((x, w, b), "ConvTranspose X, W and B")
     check_dtype(x, FLOATING, "ConvTranspose X")
@@ -374,31 +331,25 @@ def _conv_transpose_infer(
         raise ShapeError(
             f"ConvTranspose: X {list(x.shape)} and W {list(w.shape)} need one rank >= 3"
         )
-    mg = w.shape[1]
+    mg, group = w.shape[1], attrs.group
     m = mg * group if isinstance(mg, int) else None
     _check_groups("ConvTranspose", x.shape[1], w.shape[0], m, group, transpose=True)
-    kernel = _kernel(w.shape, kernel_shape)
+    kernel = _kernel(w.shape, attrs.kernel_shape)
     if not all(isinstance(k, int) for k in kernel):
         out: tuple[Dim, ...] = (None,) * len(kernel)
-    elif attrs.get("output_shape"):
-        out = tuple(int(v) for v in attrs["output_shape"])[-len(kernel) :]
+    elif attrs.output_shape:
+        out = tuple(int(v) for v in attrs.output_shape)[-len(kernel) :]
     else:
         out = _transposed_geometry(x.shape[2:], kernel, attrs).out  # type: ignore[arg-type]
     return TensorType(dtype, (x.shape[0], m, *out))
 
 
+@with_attrs(ConvTransposeAttrs)
 def _conv_transpose_vjp(
-    ctx: VjpContext,
-    g: Any,
-    x: Any,
-    w: Any,
-    b: Any = None,
-    *,
-    group: int,
-    kernel_shape: Ints,
-    **attrs: Any,
+    ctx: VjpContext, g: Any, x: Any, w: Any, b: Any = None, *, attrs: ConvTransposeAttrs
 ) -> list[Any]:
     t = _transposed_geometry(tuple(x.shape[2:]), tuple(w.shape[2:]), attrs)
+    group = attrs.group
     # The output seen as a Conv's padded input: pads (begin, end); a negative end means
     # the output runs past the written positions, so the Conv reads fewer (cut below).
     win = Window(
@@ -431,7 +382,9 @@ def _conv_transpose_vjp(
     return [gx, gw, gb]
 
 
-def _transposed_geometry(sizes: Sequence[Dim], kernel: Sequence[int], attrs: Any) -> _Transposed:
+def _transposed_geometry(
+    sizes: Sequence[Dim], kernel: Sequence[int], attrs: ConvTransposeAttrs
+) -> _Transposed:
     """The geometry, symbolic sizes allowed where the pads do not depend on them.
 
     Without output_shape they do not: the output has ``stride * (size - 1) + out(1)``
@@ -443,13 +396,13 @@ def _transposed_geometry(sizes: Sequence[Dim], kernel: Sequence[int], attrs: Any
     """
     static = [n for n in sizes if isinstance(n, int)]
     if len(static) == len(sizes):
-        return _transposed(static, kernel, **attrs)
-    if attrs.get("output_shape"):
+        return _transposed(static, kernel, attrs)
+    if attrs.output_shape:
         raise UnsupportedOpError(
             f"ConvTranspose with output_shape over symbolic spatial sizes {list(sizes)}: "
             "its pads depend on the sizes"
         )
-    probe = _transposed((1,) * len(sizes), kernel, **attrs)
+    probe = _transposed((1,) * len(sizes), kernel, attrs)
     out = [
         s * (n - 1) + cast(int, o) if isinstance(n, int) else (n if s == 1 and o == 1 else None)
         for n, s, o in zip(sizes, probe.win.strides, probe.out, strict=True)

@@ -17,7 +17,18 @@ import numpy as np
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.ops.grad_util import shape_of, unbroadcast
 from ir.ops.infer import broadcast_shapes, broadcast_types, check_dtype, elementwise
-from ir.ops.registry import InferContext, InferFn, OpDef, VjpContext, VjpFn, op, register, scalar
+from ir.ops.registry import (
+    AttrInput,
+    InferContext,
+    InferFn,
+    Legacy,
+    OpDef,
+    VjpContext,
+    VjpFn,
+    op,
+    register,
+    scalar,
+)
 from ir.types import TensorType
 
 SIGNED = D.FLOATING | {D.int8, D.int16, D.int32, D.int64}
@@ -162,11 +173,49 @@ def _mod_vjp(ctx: VjpContext, g: Any, x: Any, y: Any, *, fmod: int) -> list[Any]
 
 # ONNX's Add/Sub/Mul/Div reject bool, but these rules still accept it: eager code (and
 # tests/test_properties.py) adds bool tensors. Tighten to D.NUMERIC once tracer avoids that.
-register(OpDef("Add", 14, np.add, elementwise, _add_vjp, saves="none"))
-register(OpDef("Sub", 14, np.subtract, elementwise, _sub_vjp, saves="none"))
-register(OpDef("Mul", 14, np.multiply, elementwise, _mul_vjp, saves="others"))
-register(OpDef("Div", 14, _div, elementwise, _div_vjp))
-register(OpDef("Pow", 15, _pow, _pow_infer, _pow_vjp))
+# Before opset 7 they had `broadcast` and `axis` attributes (so did Gemm, Equal, Greater,
+# Less, And, Or and Xor).
+_BROADCAST_6 = Legacy(broadcast=True)
+register(
+    OpDef(
+        "Add",
+        14,
+        np.add,
+        elementwise,
+        _add_vjp,
+        saves="none",
+        symbolic=True,
+        commutative=True,
+        legacy=_BROADCAST_6,
+    )
+)
+register(
+    OpDef(
+        "Sub",
+        14,
+        np.subtract,
+        elementwise,
+        _sub_vjp,
+        saves="none",
+        symbolic=True,
+        legacy=_BROADCAST_6,
+    )
+)
+register(
+    OpDef(
+        "Mul",
+        14,
+        np.multiply,
+        elementwise,
+        _mul_vjp,
+        saves="others",
+        symbolic=True,
+        commutative=True,
+        legacy=_BROADCAST_6,
+    )
+)
+register(OpDef("Div", 14, _div, elementwise, _div_vjp, legacy=_BROADCAST_6))
+register(OpDef("Pow", 15, _pow, _pow_infer, _pow_vjp, legacy=_BROADCAST_6))
 register(OpDef("Mod", 13, _mod, dtype_rule("Mod", D.NUMERIC), _mod_vjp))
 
 
@@ -202,8 +251,10 @@ def _mean_vjp(ctx: VjpContext, g: Any, *xs: Any) -> list[Any]:
     return _sum_vjp(ctx, op.Div(g, scalar(len(xs), g)), *xs)
 
 
-register(OpDef("Sum", 13, _sum, dtype_rule("Sum", D.FLOATING), _sum_vjp, saves="none"))
-register(OpDef("Mean", 13, _mean, dtype_rule("Mean", D.FLOATING), _mean_vjp, saves="none"))
+register(OpDef("Sum", 13, _sum, dtype_rule("Sum", D.FLOATING), _sum_vjp, saves="none", nary=True))
+register(
+    OpDef("Mean", 13, _mean, dtype_rule("Mean", D.FLOATING), _mean_vjp, saves="none", nary=True)
+)
 
 
 # ---------------------------------------------------------------- unary math
@@ -295,7 +346,7 @@ _unary("Relu", 14, _relu, _relu_vjp, SIGNED)
 _unary("Floor", 13, np.floor, _step_vjp, D.FLOATING, saves="none")
 _unary("Ceil", 13, np.ceil, _step_vjp, D.FLOATING, saves="none")
 _unary("Round", 11, np.round, _step_vjp, D.FLOATING, saves="none")  # halves to even, as ONNX
-_unary("Identity", 19, _identity, _identity_vjp, D.ALL, saves="none")
+_unary("Identity", 19, _identity, _identity_vjp, D.ALL, saves="none", symbolic=True)
 
 
 # ---------------------------------------------------------------- Max, Min, Clip
@@ -369,29 +420,41 @@ def _clip_vjp(ctx: VjpContext, g: Any, x: Any, lo: Any = None, hi: Any = None) -
     return [g if ctx.needs_input_grad[0] else None, g_lo, g_hi]
 
 
-register(OpDef("Max", 13, _max, dtype_rule("Max", D.NUMERIC), _extremum_vjp(largest=True)))
-register(OpDef("Min", 13, _min, dtype_rule("Min", D.NUMERIC), _extremum_vjp(largest=False)))
-register(OpDef("Clip", 13, _clip, _clip_infer, _clip_vjp))
+register(
+    OpDef("Max", 13, _max, dtype_rule("Max", D.NUMERIC), _extremum_vjp(largest=True), nary=True)
+)
+register(
+    OpDef("Min", 13, _min, dtype_rule("Min", D.NUMERIC), _extremum_vjp(largest=False), nary=True)
+)
+_CLIP_11 = (AttrInput("min", 1, "like_x", 11), AttrInput("max", 2, "like_x", 11))
+register(OpDef("Clip", 13, _clip, _clip_infer, _clip_vjp, legacy=Legacy(inputs=_CLIP_11)))
 
 
 # ---------------------------------------------------------------- comparisons and logic
 
 _BOOLEAN = "its output is boolean"
+_CURRENT = Legacy()  # older versions read as they are
 
 
-def _predicate(op_type: str, since: int, kernel: Any, allowed: Iterable[np.dtype]) -> None:
+def _predicate(
+    op_type: str,
+    since: int,
+    kernel: Any,
+    allowed: Iterable[np.dtype],
+    legacy: Legacy = _CURRENT,
+) -> None:
     rule = dtype_rule(op_type, allowed, out=D.bool_)
-    register(OpDef(op_type, since, kernel, rule, None, no_vjp=_BOOLEAN))
+    register(OpDef(op_type, since, kernel, rule, None, no_vjp=_BOOLEAN, legacy=legacy))
 
 
-_predicate("Equal", 19, np.equal, D.ALL)
-_predicate("Greater", 13, np.greater, D.NUMERIC)
-_predicate("Less", 13, np.less, D.NUMERIC)
+_predicate("Equal", 19, np.equal, D.ALL, _BROADCAST_6)
+_predicate("Greater", 13, np.greater, D.NUMERIC, _BROADCAST_6)
+_predicate("Less", 13, np.less, D.NUMERIC, _BROADCAST_6)
 _predicate("GreaterOrEqual", 16, np.greater_equal, D.NUMERIC)
 _predicate("LessOrEqual", 16, np.less_equal, D.NUMERIC)
-_predicate("And", 7, np.logical_and, BOOL)
-_predicate("Or", 7, np.logical_or, BOOL)
-_predicate("Xor", 7, np.logical_xor, BOOL)
+_predicate("And", 7, np.logical_and, BOOL, _BROADCAST_6)
+_predicate("Or", 7, np.logical_or, BOOL, _BROADCAST_6)
+_predicate("Xor", 7, np.logical_xor, BOOL, _BROADCAST_6)
 _predicate("Not", 1, np.logical_not, BOOL)
 
 
@@ -453,4 +516,4 @@ def _cast_vjp(ctx: VjpContext, g: Any, x: Any, *, to: int, saturate: int) -> lis
     return [op.Cast(g, to=D.to_onnx(x.dtype))]
 
 
-register(OpDef("Cast", 19, _cast, _cast_infer, _cast_vjp, saves="none"))
+register(OpDef("Cast", 19, _cast, _cast_infer, _cast_vjp, saves="none", symbolic=True))

@@ -16,7 +16,17 @@ from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import ShapeError, UnsupportedOpError
 from ir.ops.grad_util import known_value, shape_of
 from ir.ops.infer import check_dtype, const_ints, normalize_axis, same_dtype
-from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar
+from ir.ops.registry import (
+    AttrInput,
+    InferContext,
+    Legacy,
+    OpDef,
+    VjpContext,
+    ints,
+    op,
+    register,
+    scalar,
+)
 from ir.types import TensorType
 
 _INDEX = (D.int32, D.int64)
@@ -88,7 +98,7 @@ def _gather_vjp(ctx: VjpContext, g: Any, data: Any, indices: Any, *, axis: int) 
     return [_transpose(summed, np.argsort(perm)), None]
 
 
-register(OpDef("Gather", 13, _gather, _gather_infer, _gather_vjp, saves="others"))
+register(OpDef("Gather", 13, _gather, _gather_infer, _gather_vjp, saves="others", symbolic=True))
 
 
 # ---------------------------------------------------------------- GatherElements / ScatterElements
@@ -222,7 +232,25 @@ register(
         saves="others",
     )
 )
-register(OpDef("ScatterElements", 18, _scatter_elements, _scatter_infer, _scatter_elements_vjp))
+# `reduction` (16) took "add" and "mul" first, "max" and "min" from 18.
+_REDUCTIONS = Legacy(
+    values=(
+        ("reduction", "add", 16),
+        ("reduction", "mul", 16),
+        ("reduction", "max", 18),
+        ("reduction", "min", 18),
+    )
+)
+register(
+    OpDef(
+        "ScatterElements",
+        18,
+        _scatter_elements,
+        _scatter_infer,
+        _scatter_elements_vjp,
+        legacy=_REDUCTIONS,
+    )
+)
 
 
 # ---------------------------------------------------------------- GatherND / ScatterND
@@ -306,7 +334,7 @@ def _scatter_nd_vjp(
 
 
 register(OpDef("GatherND", 13, _gather_nd, _gather_nd_infer, _gather_nd_vjp, saves="others"))
-register(OpDef("ScatterND", 18, _scatter_nd, _scatter_infer, _scatter_nd_vjp))
+register(OpDef("ScatterND", 18, _scatter_nd, _scatter_infer, _scatter_nd_vjp, legacy=_REDUCTIONS))
 
 
 # ---------------------------------------------------------------- Slice
@@ -409,7 +437,22 @@ def _slice_vjp(
     return [op.Reshape(flat, shape_of(data)), None, None, None, None]
 
 
-register(OpDef("Slice", 13, _slice, _slice_infer, _slice_vjp, saves="others", view=True))
+_SLICE_10 = tuple(
+    AttrInput(name, i, "ints", 10) for i, name in enumerate(("starts", "ends", "axes"), 1)
+)
+register(
+    OpDef(
+        "Slice",
+        13,
+        _slice,
+        _slice_infer,
+        _slice_vjp,
+        saves="others",
+        view=True,
+        symbolic=True,
+        legacy=Legacy(inputs=_SLICE_10),
+    )
+)
 
 
 # ---------------------------------------------------------------- NonZero / Trilu

@@ -10,7 +10,7 @@ import numpy as np
 from ir.errors import ShapeError, UnsupportedOpError
 from ir.ops.grad_util import shape_of, unbroadcast
 from ir.ops.infer import broadcast_dim, broadcast_shapes, same_dtype
-from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar
+from ir.ops.registry import InferContext, Legacy, OpDef, VjpContext, ints, op, register, scalar
 from ir.types import Dim, TensorType
 
 
@@ -138,7 +138,10 @@ def _gemm_vjp(
     return [ga, gb, gc]
 
 
-register(OpDef("Gemm", 13, _gemm, _gemm_infer, _gemm_vjp, saves="others"))
+# Gemm-6 and older had a `broadcast` attribute for C; from 7 C always broadcasts.
+register(
+    OpDef("Gemm", 13, _gemm, _gemm_infer, _gemm_vjp, saves="others", legacy=Legacy(broadcast=True))
+)
 
 
 # ---------------------------------------------------------------- Einsum

@@ -14,7 +14,7 @@ from ir.errors import ShapeError
 from ir.ops.elementwise import require_floating
 from ir.ops.grad_util import shape_of
 from ir.ops.infer import check_dtype, normalize_axis
-from ir.ops.registry import InferContext, OpDef, VjpContext, get, ints, op, register, scalar
+from ir.ops.registry import InferContext, Legacy, OpDef, VjpContext, get, ints, op, register, scalar
 from ir.types import Dim, TensorType
 
 # ---------------------------------------------------------------- CastLike
@@ -67,6 +67,7 @@ register(
         _eye_like_infer,
         None,
         no_vjp="its output depends only on its input's shape",
+        shape_only=True,
     )
 )
 
@@ -99,6 +100,7 @@ register(
         _hardmax_infer,
         None,
         no_vjp="its output is piecewise constant (a one-hot of the argmax)",
+        legacy=Legacy(flat_2d=13),
     )
 )
 

@@ -16,7 +16,17 @@ import numpy as np
 from ir.dtypes import FLOATING, bool_, from_onnx, to_onnx
 from ir.ops.grad_util import reduced_count, shape_of, unbroadcast
 from ir.ops.infer import check_dtype, const_ints, normalize_axis, same_dtype
-from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar
+from ir.ops.registry import (
+    AttrInput,
+    InferContext,
+    Legacy,
+    OpDef,
+    VjpContext,
+    ints,
+    op,
+    register,
+    scalar,
+)
 from ir.types import Dim, TensorType
 
 # ---------------------------------------------------------------- Softmax / LogSoftmax
@@ -55,8 +65,22 @@ def _log_softmax_vjp(ctx: VjpContext, g: Any, x: Any, *, axis: int) -> list[Any]
     return [op.Sub(g, op.Mul(op.Exp(y), total))]
 
 
-register(OpDef("Softmax", 13, _softmax, _softmax_infer, _softmax_vjp, saves="outputs"))
-register(OpDef("LogSoftmax", 13, _log_softmax, _softmax_infer, _log_softmax_vjp, saves="outputs"))
+# Before 13 both ran on their input flattened to 2-D around `axis` (default 1).
+_FLAT_2D = Legacy(flat_2d=13)
+register(
+    OpDef("Softmax", 13, _softmax, _softmax_infer, _softmax_vjp, saves="outputs", legacy=_FLAT_2D)
+)
+register(
+    OpDef(
+        "LogSoftmax",
+        13,
+        _log_softmax,
+        _softmax_infer,
+        _log_softmax_vjp,
+        saves="outputs",
+        legacy=_FLAT_2D,
+    )
+)
 
 
 # ---------------------------------------------------------------- LayerNormalization
@@ -238,7 +262,19 @@ def _dropout_vjp(
     return [op.Where(ctx.outputs[1], op.Mul(g, scale), scalar(0, g)), None, None]
 
 
-register(OpDef("Dropout", 13, _dropout, _dropout_infer, _dropout_vjp, num_outputs=2, view=True))
+register(
+    OpDef(
+        "Dropout",
+        13,
+        _dropout,
+        _dropout_infer,
+        _dropout_vjp,
+        num_outputs=2,
+        view=True,
+        random=True,
+        legacy=Legacy(inputs=(AttrInput("ratio", 1, "float", 12),), dropped=(("is_test", 7),)),
+    )
+)
 
 
 # ---------------------------------------------------------------- OneHot

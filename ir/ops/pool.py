@@ -3,10 +3,12 @@
 MaxPool, AveragePool and LpPool implement version 22, whose ceil mode drops a last window
 that would start in the end padding (as onnxruntime does at every version).
 
-The sliding-window geometry shared with ``ir/ops/conv.py`` lives here: ``window`` turns
-ONNX's auto_pad / pads / strides / dilations into explicit pads, ``windows`` gives a strided
-view of every window, and ``window_adjoint`` spreads a per-window gradient back over the
-input (a ConvTranspose), which is the vjp of Conv's input and of the summing pools.
+The sliding-window attributes and geometry shared with ``ir/ops/conv.py`` and
+``ir/ops/quant.py`` live here: :class:`WindowAttrs` declares auto_pad / dilations /
+kernel_shape / pads / strides once, with their defaults and checks (:class:`PoolAttrs` adds
+ceil_mode), ``window`` turns them into explicit pads, ``windows`` gives a strided view of
+every window, and ``window_adjoint`` spreads a per-window gradient back over the input (a
+ConvTranspose), which is the vjp of Conv's input and of the summing pools.
 
 Pool kernels reduce the window view. MaxPool takes the max and always returns its optional
 Indices output too (the flat index into X of the first maximum). AveragePool divides the
@@ -32,11 +34,12 @@ from ir.dtypes import FLOATING, float16, float32, int8, int64, to_onnx, uint8
 from ir.errors import ShapeError, UnsupportedOpError
 from ir.ops.grad_util import reduced_count, shape_of
 from ir.ops.infer import check_dtype
-from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar
+from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar, with_attrs
 from ir.types import Dim, TensorType
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 Ints = Sequence[int] | None
+
 
 # ---------------------------------------------------------------- window geometry
 
@@ -101,64 +104,6 @@ def spatial_attr(values: Ints, nsp: int, default: int, name: str) -> tuple[int, 
     if min(out) < 1:
         raise ShapeError(f"{name} must be positive, got {list(out)}")
     return out
-
-
-def window(
-    sizes: Sequence[Dim],
-    kernel: Sequence[int],
-    *,
-    auto_pad: str,
-    pads: Ints,
-    strides: Ints,
-    dilations: Ints,
-) -> Window:
-    """The window of a Conv or pool over spatial ``sizes`` (ints, or symbols where allowed).
-
-    SAME_UPPER / SAME_LOWER pad so that there are ``ceil(size / stride)`` windows, the odd
-    pad going at the end (UPPER) or the beginning (LOWER); VALID pads nothing; NOTSET uses
-    ``pads``.
-
-    Raises:
-        ShapeError: malformed attributes, or negative pads.
-        UnsupportedOpError: SAME padding of a symbolic axis with a stride above 1 (its
-            pads depend on the size).
-    """
-    nsp = len(kernel)
-    strides_ = spatial_attr(strides, nsp, 1, "strides")
-    dil = spatial_attr(dilations, nsp, 1, "dilations")
-    kern = tuple(int(k) for k in kernel)
-    if auto_pad not in AUTO_PADS:
-        raise ShapeError(f"auto_pad must be one of {AUTO_PADS}, got {auto_pad!r}")
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        begin, end = [], []
-        for n, k, s, d in zip(sizes, kern, strides_, dil, strict=True):
-            total = _same_total(n, (k - 1) * d + 1, s)
-            small = total // 2
-            begin.append(small if auto_pad == "SAME_UPPER" else total - small)
-            end.append(total - begin[-1])
-        return Window(kern, strides_, dil, tuple(begin), tuple(end))
-    if auto_pad == "VALID" or pads is None or len(pads) == 0:
-        return Window(kern, strides_, dil, (0,) * nsp, (0,) * nsp)
-    if len(pads) != 2 * nsp or min(pads) < 0:
-        raise ShapeError(f"pads must be {2 * nsp} non-negative ints, got {list(pads)}")
-    p = tuple(int(v) for v in pads)
-    return Window(kern, strides_, dil, p[:nsp], p[nsp:])
-
-
-def same_out(
-    sizes: Sequence[Dim], kernel: Sequence[int], auto_pad: str, strides: Ints
-) -> tuple[Dim, ...] | None:
-    """``ceil(size / stride)`` windows per axis under SAME padding (None for other paddings).
-
-    Shape rules use it: it needs no pads, so it also holds for symbolic sizes.
-    """
-    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
-        return None
-    steps = spatial_attr(strides, len(kernel), 1, "strides")
-    return tuple(
-        -(-n // s) if isinstance(n, int) else (n if s == 1 else None)
-        for n, s in zip(sizes, steps, strict=True)
-    )
 
 
 def _same_total(n: Dim, span: int, s: int) -> int:
@@ -261,36 +206,110 @@ class PoolWindow:
         return Window(w.kernel, w.strides, w.dilations, w.begin, end)
 
 
-def pool_window(
-    sizes: Sequence[Dim],
-    *,
-    kernel_shape: Ints,
-    auto_pad: str,
-    pads: Ints,
-    strides: Ints,
-    dilations: Ints = None,
-    ceil_mode: int = 0,
-) -> PoolWindow:
-    """The window of a pool over spatial ``sizes``.
+# ---------------------------------------------------------------- shared attributes
 
-    With ``ceil_mode`` (explicit or VALID padding) a partial window at the end counts, as
-    long as it starts inside the input or its begin padding.
+
+@dataclass(frozen=True)
+class WindowAttrs:
+    """The sliding-window attributes of the convolutions and pools, with ONNX's defaults.
+
+    Conv, ConvTranspose, ConvInteger, QLinearConv, MaxPool, AveragePool and LpPool take them
+    through ``registry.with_attrs``, so they are declared, defaulted and checked here once.
+    Absent lists mean ONNX's defaults (stride and dilation 1, no pads, the kernel from the
+    weights).
 
     Raises:
-        ShapeError: no kernel_shape, or malformed attributes.
+        ShapeError: ``auto_pad`` is not one of ``AUTO_PADS``.
     """
-    if not kernel_shape:
-        raise ShapeError("kernel_shape is required")
-    win = window(
-        sizes, kernel_shape, auto_pad=auto_pad, pads=pads, strides=strides, dilations=dilations
-    )
-    if not ceil_mode or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        return PoolWindow(win, win.out(sizes))
-    out = tuple(
-        _ceil_count(n, b, e, span, s)
-        for n, b, e, span, s in zip(sizes, win.begin, win.end, win.span, win.strides, strict=True)
-    )
-    return PoolWindow(win, out)
+
+    auto_pad: str = "NOTSET"
+    dilations: Ints = None
+    kernel_shape: Ints = None
+    pads: Ints = None
+    strides: Ints = None
+
+    def __post_init__(self) -> None:
+        if self.auto_pad not in AUTO_PADS:
+            raise ShapeError(f"auto_pad must be one of {AUTO_PADS}, got {self.auto_pad!r}")
+
+    @property
+    def same(self) -> bool:
+        """Whether auto_pad asks for SAME padding (``ceil(size / stride)`` windows)."""
+        return self.auto_pad in ("SAME_UPPER", "SAME_LOWER")
+
+    def window(self, sizes: Sequence[Dim], kernel: Sequence[int]) -> Window:
+        """The window over spatial ``sizes`` (ints, or symbols where allowed).
+
+        SAME_UPPER / SAME_LOWER pad so that there are ``ceil(size / stride)`` windows, the
+        odd pad going at the end (UPPER) or the beginning (LOWER); VALID pads nothing;
+        NOTSET uses ``pads``.
+
+        Raises:
+            ShapeError: malformed attributes, or negative pads.
+            UnsupportedOpError: SAME padding of a symbolic axis with a stride above 1 (its
+                pads depend on the size).
+        """
+        nsp = len(kernel)
+        strides = spatial_attr(self.strides, nsp, 1, "strides")
+        dil = spatial_attr(self.dilations, nsp, 1, "dilations")
+        kern = tuple(int(k) for k in kernel)
+        if self.same:
+            begin, end = [], []
+            for n, k, s, d in zip(sizes, kern, strides, dil, strict=True):
+                total = _same_total(n, (k - 1) * d + 1, s)
+                small = total // 2
+                begin.append(small if self.auto_pad == "SAME_UPPER" else total - small)
+                end.append(total - begin[-1])
+            return Window(kern, strides, dil, tuple(begin), tuple(end))
+        pads = self.pads
+        if self.auto_pad == "VALID" or pads is None or len(pads) == 0:
+            return Window(kern, strides, dil, (0,) * nsp, (0,) * nsp)
+        if len(pads) != 2 * nsp or min(pads) < 0:
+            raise ShapeError(f"pads must be {2 * nsp} non-negative ints, got {list(pads)}")
+        p = tuple(int(v) for v in pads)
+        return Window(kern, strides, dil, p[:nsp], p[nsp:])
+
+    def same_out(self, sizes: Sequence[Dim], nsp: int) -> tuple[Dim, ...] | None:
+        """``ceil(size / stride)`` windows per axis under SAME padding, else None.
+
+        Shape rules use it: it needs no pads, so it also holds for symbolic sizes.
+        """
+        if not self.same:
+            return None
+        steps = spatial_attr(self.strides, nsp, 1, "strides")
+        return tuple(
+            -(-n // s) if isinstance(n, int) else (n if s == 1 else None)
+            for n, s in zip(sizes, steps, strict=True)
+        )
+
+
+@dataclass(frozen=True)
+class PoolAttrs(WindowAttrs):
+    """The pools' window attributes: :class:`WindowAttrs` and ``ceil_mode``."""
+
+    ceil_mode: int = 0
+
+    def pool_window(self, sizes: Sequence[Dim]) -> PoolWindow:
+        """The pool's window over spatial ``sizes``.
+
+        With ``ceil_mode`` (explicit or VALID padding) a partial window at the end counts,
+        as long as it starts inside the input or its begin padding.
+
+        Raises:
+            ShapeError: no kernel_shape, or malformed attributes.
+        """
+        if not self.kernel_shape:
+            raise ShapeError("kernel_shape is required")
+        win = self.window(sizes, self.kernel_shape)
+        if not self.ceil_mode or self.same:
+            return PoolWindow(win, win.out(sizes))
+        out = tuple(
+            _ceil_count(n, b, e, span, s)
+            for n, b, e, span, s in zip(
+                sizes, win.begin, win.end, win.span, win.strides, strict=True
+            )
+        )
+        return PoolWindow(win, out)
 
 
 def _ceil_count(n: Dim, b: int, e: int, span: int, s: int) -> Dim:
@@ -342,21 +361,17 @@ def _spread(g: Any, x: Any, win: Window) -> Any:
     return window_adjoint(g, ones, x, win, group=c)
 
 
-def _pool_infer(ctx: InferContext, x: TensorType, **attrs: Any) -> TensorType:
+def _pool_shape(x: TensorType, attrs: PoolAttrs) -> TensorType:
     if x.shape is None:
         return TensorType(x.dtype, None)
     if len(x.shape) < 3:
         raise ShapeError(f"pooling needs X of shape (N, C, D1, ...), got {list(x.shape)}")
-    attrs = {k: v for k, v in attrs.items() if k in _GEOMETRY}
-    if not attrs.get("kernel_shape"):
+    if not attrs.kernel_shape:
         raise ShapeError("kernel_shape is required")
-    out = same_out(x.shape[2:], attrs["kernel_shape"], attrs["auto_pad"], attrs["strides"])
+    out = attrs.same_out(x.shape[2:], len(attrs.kernel_shape))
     if out is None:
-        out = pool_window(x.shape[2:], **attrs).out
+        out = attrs.pool_window(x.shape[2:]).out
     return TensorType(x.dtype, (*x.shape[:2], *out))
-
-
-_GEOMETRY = ("kernel_shape", "auto_pad", "pads", "strides", "dilations", "ceil_mode")
 
 
 def _check_rank(x: np.ndarray, what: str) -> None:
@@ -369,27 +384,12 @@ def _check_rank(x: np.ndarray, what: str) -> None:
 _MAX_POOL_TYPES = FLOATING | {int8, uint8}
 
 
+@with_attrs(PoolAttrs)
 def _max_pool(
-    x: np.ndarray,
-    *,
-    auto_pad: str = "NOTSET",
-    ceil_mode: int = 0,
-    dilations: Ints = None,
-    kernel_shape: Ints = None,
-    pads: Ints = None,
-    storage_order: int = 0,
-    strides: Ints = None,
+    x: np.ndarray, *, attrs: PoolAttrs, storage_order: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     _check_rank(x, "MaxPool")
-    pw = pool_window(
-        x.shape[2:],
-        kernel_shape=kernel_shape,
-        auto_pad=auto_pad,
-        pads=pads,
-        strides=strides,
-        dilations=dilations,
-        ceil_mode=ceil_mode,
-    )
+    pw = attrs.pool_window(x.shape[2:])
     low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     view = _pool_view(x, pw, np.asarray(low, x.dtype))
     nsp = x.ndim - 2
@@ -432,9 +432,12 @@ def _flat_index(
     return image * int(np.prod(sizes)) + index
 
 
-def _max_pool_infer(ctx: InferContext, x: TensorType, **attrs: Any) -> tuple[TensorType, ...]:
+@with_attrs(PoolAttrs)
+def _max_pool_infer(
+    ctx: InferContext, x: TensorType, *, attrs: PoolAttrs, storage_order: int = 0
+) -> tuple[TensorType, ...]:
     check_dtype(x, _MAX_POOL_TYPES, "MaxPool X")
-    y = _pool_infer(ctx, x, **attrs)
+    y = _pool_shape(x, attrs)
     return y, TensorType(int64, y.shape)
 
 
@@ -464,41 +467,28 @@ def _window_sum(x: np.ndarray, pw: PoolWindow) -> np.ndarray:
     return view.sum(axis=_window_axes(x.ndim - 2))
 
 
-def _average_pool(
-    x: np.ndarray,
-    *,
-    auto_pad: str = "NOTSET",
-    ceil_mode: int = 0,
-    count_include_pad: int = 0,
-    dilations: Ints = None,
-    kernel_shape: Ints = None,
-    pads: Ints = None,
-    strides: Ints = None,
-) -> np.ndarray:
+@with_attrs(PoolAttrs)
+def _average_pool(x: np.ndarray, *, attrs: PoolAttrs, count_include_pad: int = 0) -> np.ndarray:
     _check_rank(x, "AveragePool")
-    pw = pool_window(
-        x.shape[2:],
-        kernel_shape=kernel_shape,
-        auto_pad=auto_pad,
-        pads=pads,
-        strides=strides,
-        dilations=dilations,
-        ceil_mode=ceil_mode,
-    )
+    pw = attrs.pool_window(x.shape[2:])
     counts = tap_counts(x.shape[2:], pw, bool(count_include_pad))
     return (_window_sum(x, pw) / counts).astype(x.dtype)
 
 
-def _float_pool_infer(ctx: InferContext, x: TensorType, **attrs: Any) -> TensorType:
+@with_attrs(PoolAttrs)
+def _float_pool_infer(
+    ctx: InferContext, x: TensorType, *, attrs: PoolAttrs, **own: Any
+) -> TensorType:
     check_dtype(x, FLOATING, "pool X")
-    return _pool_infer(ctx, x, **attrs)
+    return _pool_shape(x, attrs)
 
 
+@with_attrs(PoolAttrs)
 def _average_pool_vjp(
-    ctx: VjpContext, g: Any, x: Any, *, count_include_pad: int, **attrs: Any
+    ctx: VjpContext, g: Any, x: Any, *, attrs: PoolAttrs, count_include_pad: int
 ) -> list[Any]:
     sizes = _static_sizes(x, "AveragePool")
-    pw = pool_window(sizes, **attrs)
+    pw = attrs.pool_window(sizes)
     counts = tap_counts(sizes, pw, bool(count_include_pad)).astype(x.dtype)
     return [_spread(op.Div(g, counts), x, pw.win)]
 
@@ -508,34 +498,18 @@ register(
 )
 
 
-def _lp_pool(
-    x: np.ndarray,
-    *,
-    auto_pad: str = "NOTSET",
-    ceil_mode: int = 0,
-    dilations: Ints = None,
-    kernel_shape: Ints = None,
-    p: int = 2,
-    pads: Ints = None,
-    strides: Ints = None,
-) -> np.ndarray:
+@with_attrs(PoolAttrs)
+def _lp_pool(x: np.ndarray, *, attrs: PoolAttrs, p: int = 2) -> np.ndarray:
     _check_rank(x, "LpPool")
-    pw = pool_window(
-        x.shape[2:],
-        kernel_shape=kernel_shape,
-        auto_pad=auto_pad,
-        pads=pads,
-        strides=strides,
-        dilations=dilations,
-        ceil_mode=ceil_mode,
-    )
+    pw = attrs.pool_window(x.shape[2:])
     total = _window_sum(np.abs(x) ** p, pw)
     return (total ** (1.0 / p)).astype(x.dtype)
 
 
-def _lp_pool_vjp(ctx: VjpContext, g: Any, x: Any, *, p: int, **attrs: Any) -> list[Any]:
+@with_attrs(PoolAttrs)
+def _lp_pool_vjp(ctx: VjpContext, g: Any, x: Any, *, attrs: PoolAttrs, p: int) -> list[Any]:
     # d y / d x_i = y^(1-p) |x_i|^(p-1) sign(x_i), summed over the windows holding x_i.
-    pw = pool_window(_static_sizes(x, "LpPool"), **attrs)
+    pw = attrs.pool_window(_static_sizes(x, "LpPool"))
     y = ctx.outputs[0]
     scaled = g if p == 1 else op.Mul(g, op.Pow(y, scalar(float(1 - p), y)))
     local = x if p == 2 else op.Mul(op.Sign(x), op.Pow(op.Abs(x), scalar(float(p - 1), x)))

@@ -18,11 +18,10 @@ import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError, ShapeError, UnsupportedOpError
-from ir.ops.conv import _conv, _conv_infer
+from ir.ops.conv import ConvAttrs, conv, conv_shape
 from ir.ops.infer import check_dtype, normalize_axis
 from ir.ops.linalg import _matmul_infer
-from ir.ops.pool import Ints
-from ir.ops.registry import InferContext, OpDef, register
+from ir.ops.registry import InferContext, OpDef, register, with_attrs
 from ir.types import TensorType
 
 _QUANT = frozenset({D.int8, D.uint8, D.int16, D.uint16})
@@ -309,56 +308,47 @@ def _conv_int32(
     x_zero_point: np.ndarray | None,
     w_zero_point: np.ndarray | None,
     bias: np.ndarray | None,
-    attrs: dict[str, Any],
+    attrs: ConvAttrs,
 ) -> np.ndarray:
     xc = _centered(x, x_zero_point, None)
     wc = w.astype(np.int32)
     wzp = _per_out_channel(w_zero_point, w.ndim, 0)
     if wzp is not None:
         wc = wc - wzp.astype(np.int32)
-    return _conv(xc, wc, bias, **attrs)
+    return conv(xc, wc, bias, attrs)
 
 
+@with_attrs(ConvAttrs)
 def _conv_integer(
     x: np.ndarray,
     w: np.ndarray,
     x_zero_point: np.ndarray | None = None,
     w_zero_point: np.ndarray | None = None,
     *,
-    auto_pad: str = "NOTSET",
-    dilations: Ints = None,
-    group: int = 1,
-    kernel_shape: Ints = None,
-    pads: Ints = None,
-    strides: Ints = None,
+    attrs: ConvAttrs,
 ) -> np.ndarray:
-    attrs = {"auto_pad": auto_pad, "dilations": dilations, "group": group}
-    attrs |= {"kernel_shape": kernel_shape, "pads": pads, "strides": strides}
     return _conv_int32(x, w, x_zero_point, w_zero_point, None, attrs)
 
 
-def _conv_shape(ctx: InferContext, x: TensorType, w: TensorType, attrs: dict[str, Any]) -> Any:
-    # Conv's shape rule on stand-in float types: the geometry is the same.
-    f = D.float32
-    return _conv_infer(ctx, TensorType(f, x.shape), TensorType(f, w.shape), **attrs).shape
-
-
+@with_attrs(ConvAttrs)
 def _conv_integer_infer(
     ctx: InferContext,
     x: TensorType,
     w: TensorType,
     x_zero_point: TensorType | None = None,
     w_zero_point: TensorType | None = None,
-    **attrs: Any,
+    *,
+    attrs: ConvAttrs,
 ) -> TensorType:
     check_dtype(x, _BYTE, "ConvInteger x")
     check_dtype(w, _BYTE, "ConvInteger w")
-    return TensorType(D.int32, _conv_shape(ctx, x, w, attrs))
+    return TensorType(D.int32, conv_shape(x, w, attrs))
 
 
 register(OpDef("ConvInteger", 10, _conv_integer, _conv_integer_infer, None, no_vjp=_NO_VJP))
 
 
+@with_attrs(ConvAttrs)
 def _qlinear_conv(
     x: np.ndarray,
     x_scale: np.ndarray,
@@ -370,15 +360,8 @@ def _qlinear_conv(
     y_zero_point: np.ndarray,
     b: np.ndarray | None = None,
     *,
-    auto_pad: str = "NOTSET",
-    dilations: Ints = None,
-    group: int = 1,
-    kernel_shape: Ints = None,
-    pads: Ints = None,
-    strides: Ints = None,
+    attrs: ConvAttrs,
 ) -> np.ndarray:
-    attrs = {"auto_pad": auto_pad, "dilations": dilations, "group": group}
-    attrs |= {"kernel_shape": kernel_shape, "pads": pads, "strides": strides}
     acc = _conv_int32(x, w, x_zero_point, w_zero_point, b, attrs)
     ws = _per_out_channel(w_scale, x.ndim, 1)
     assert ws is not None  # w_scale is a required input
@@ -386,6 +369,7 @@ def _qlinear_conv(
     return _requantize(acc, factor, y_zero_point, y_zero_point.dtype)
 
 
+@with_attrs(ConvAttrs)
 def _qlinear_conv_infer(
     ctx: InferContext,
     x: TensorType,
@@ -397,12 +381,13 @@ def _qlinear_conv_infer(
     y_scale: TensorType,
     y_zero_point: TensorType,
     b: TensorType | None = None,
-    **attrs: Any,
+    *,
+    attrs: ConvAttrs,
 ) -> TensorType:
     check_dtype(x, _BYTE, "QLinearConv x")
     check_dtype(w, _BYTE, "QLinearConv w")
     check_dtype(y_zero_point, _BYTE, "QLinearConv y_zero_point")
-    return TensorType(y_zero_point.dtype, _conv_shape(ctx, x, w, attrs))
+    return TensorType(y_zero_point.dtype, conv_shape(x, w, attrs))
 
 
 register(OpDef("QLinearConv", 10, _qlinear_conv, _qlinear_conv_infer, None, no_vjp=_NO_VJP))

@@ -51,18 +51,31 @@ import numpy as np
 from ir.dtypes import FLOATING, int32
 from ir.errors import ShapeError
 from ir.ops.infer import check_dtype, same_dtype
-from ir.ops.recurrent_kernels import GRU, LSTM, RNN, Kind, backward, forward, num_directions
-from ir.ops.registry import OpDef, VjpContext, register
+from ir.ops.recurrent_kernels import (
+    GRU,
+    LSTM,
+    RNN,
+    GRUAttrs,
+    Kind,
+    LSTMAttrs,
+    RecurrentAttrs,
+    RNNAttrs,
+    backward,
+    forward,
+)
+from ir.ops.registry import OpDef, VjpContext, register, with_attrs
 from ir.types import Dim, TensorType
 
 DOMAIN = "ai.graphcap"
 
 # ---------------------------------------------------------------- registry entries
 #
-# Kernel signatures spell out ONNX's attributes (the registry reads them off); inputs are
-# lower-case so the names stay PEP 8. The *Grad kernels share their forward's attributes.
+# Kernel signatures spell out ONNX's inputs (lower-case, so the names stay PEP 8); their
+# attributes are RecurrentAttrs' fields, which with_attrs adds and the registry reads off.
+# The *Grad kernels share their forward's attributes.
 
 
+@with_attrs(LSTMAttrs)
 def _lstm(
     x: np.ndarray,
     w: np.ndarray,
@@ -73,20 +86,13 @@ def _lstm(
     initial_c: np.ndarray | None = None,
     p: np.ndarray | None = None,
     *,
-    activation_alpha: list[float] | None = None,
-    activation_beta: list[float] | None = None,
-    activations: list[str] | None = None,
-    clip: float | None = None,
-    direction: str = "forward",
-    hidden_size: int | None = None,
-    input_forget: int = 0,
-    layout: int = 0,
+    attrs: LSTMAttrs,
 ) -> tuple[np.ndarray, ...]:
     """ONNX LSTM (14): one layer; see the module docstring."""
-    args, attrs = _split(locals(), 8)
-    return forward(LSTM, args, attrs)
+    return forward(LSTM, (x, w, r, b, sequence_lens, initial_h, initial_c, p), attrs)
 
 
+@with_attrs(LSTMAttrs)
 def _lstm_grad(
     x: np.ndarray,
     w: np.ndarray,
@@ -100,20 +106,14 @@ def _lstm_grad(
     grad_y_h: np.ndarray | None = None,
     grad_y_c: np.ndarray | None = None,
     *,
-    activation_alpha: list[float] | None = None,
-    activation_beta: list[float] | None = None,
-    activations: list[str] | None = None,
-    clip: float | None = None,
-    direction: str = "forward",
-    hidden_size: int | None = None,
-    input_forget: int = 0,
-    layout: int = 0,
+    attrs: LSTMAttrs,
 ) -> tuple[np.ndarray, ...]:
     """ai.graphcap LSTMGrad (1): the gradients of LSTM's inputs."""
-    args, attrs = _split(locals(), 11)
-    return backward(LSTM, args[:8], args[8:], attrs)
+    inputs = (x, w, r, b, sequence_lens, initial_h, initial_c, p)
+    return backward(LSTM, inputs, (grad_y, grad_y_h, grad_y_c), attrs)
 
 
+@with_attrs(GRUAttrs)
 def _gru(
     x: np.ndarray,
     w: np.ndarray,
@@ -122,20 +122,13 @@ def _gru(
     sequence_lens: np.ndarray | None = None,
     initial_h: np.ndarray | None = None,
     *,
-    activation_alpha: list[float] | None = None,
-    activation_beta: list[float] | None = None,
-    activations: list[str] | None = None,
-    clip: float | None = None,
-    direction: str = "forward",
-    hidden_size: int | None = None,
-    layout: int = 0,
-    linear_before_reset: int = 0,
+    attrs: GRUAttrs,
 ) -> tuple[np.ndarray, ...]:
     """ONNX GRU (14): one layer; see the module docstring."""
-    args, attrs = _split(locals(), 6)
-    return forward(GRU, args, attrs)
+    return forward(GRU, (x, w, r, b, sequence_lens, initial_h), attrs)
 
 
+@with_attrs(GRUAttrs)
 def _gru_grad(
     x: np.ndarray,
     w: np.ndarray,
@@ -146,20 +139,13 @@ def _gru_grad(
     grad_y: np.ndarray | None = None,
     grad_y_h: np.ndarray | None = None,
     *,
-    activation_alpha: list[float] | None = None,
-    activation_beta: list[float] | None = None,
-    activations: list[str] | None = None,
-    clip: float | None = None,
-    direction: str = "forward",
-    hidden_size: int | None = None,
-    layout: int = 0,
-    linear_before_reset: int = 0,
+    attrs: GRUAttrs,
 ) -> tuple[np.ndarray, ...]:
     """ai.graphcap GRUGrad (1): the gradients of GRU's inputs."""
-    args, attrs = _split(locals(), 8)
-    return backward(GRU, args[:6], args[6:], attrs)
+    return backward(GRU, (x, w, r, b, sequence_lens, initial_h), (grad_y, grad_y_h), attrs)
 
 
+@with_attrs(RNNAttrs)
 def _rnn(
     x: np.ndarray,
     w: np.ndarray,
@@ -168,19 +154,13 @@ def _rnn(
     sequence_lens: np.ndarray | None = None,
     initial_h: np.ndarray | None = None,
     *,
-    activation_alpha: list[float] | None = None,
-    activation_beta: list[float] | None = None,
-    activations: list[str] | None = ("Tanh", "Tanh"),  # type: ignore[assignment]
-    clip: float | None = None,
-    direction: str = "forward",
-    hidden_size: int | None = None,
-    layout: int = 0,
+    attrs: RNNAttrs,
 ) -> tuple[np.ndarray, ...]:
     """ONNX RNN (14): one layer; see the module docstring."""
-    args, attrs = _split(locals(), 6)
-    return forward(RNN, args, attrs)
+    return forward(RNN, (x, w, r, b, sequence_lens, initial_h), attrs)
 
 
+@with_attrs(RNNAttrs)
 def _rnn_grad(
     x: np.ndarray,
     w: np.ndarray,
@@ -191,38 +171,25 @@ def _rnn_grad(
     grad_y: np.ndarray | None = None,
     grad_y_h: np.ndarray | None = None,
     *,
-    activation_alpha: list[float] | None = None,
-    activation_beta: list[float] | None = None,
-    activations: list[str] | None = ("Tanh", "Tanh"),  # type: ignore[assignment]
-    clip: float | None = None,
-    direction: str = "forward",
-    hidden_size: int | None = None,
-    layout: int = 0,
+    attrs: RNNAttrs,
 ) -> tuple[np.ndarray, ...]:
     """ai.graphcap RNNGrad (1): the gradients of RNN's inputs."""
-    args, attrs = _split(locals(), 8)
-    return backward(RNN, args[:6], args[6:], attrs)
-
-
-def _split(params: dict[str, Any], n_inputs: int) -> tuple[list[Any], dict[str, Any]]:
-    """A kernel's ``locals()`` as (inputs in order, attributes)."""
-    values = list(params.values())
-    return values[:n_inputs], dict(list(params.items())[n_inputs:])
+    return backward(RNN, (x, w, r, b, sequence_lens, initial_h), (grad_y, grad_y_h), attrs)
 
 
 def _layer_dims(
-    kind: Kind, x: TensorType, r: TensorType, attrs: dict[str, Any]
+    kind: Kind, x: TensorType, r: TensorType, attrs: RecurrentAttrs
 ) -> tuple[Dim, Dim, int, Dim]:
     """(seq, batch, num_directions, hidden) as far as the types tell."""
-    nd = len(num_directions(kind.op_type, attrs["direction"]))
-    hidden = attrs["hidden_size"]
+    nd = len(attrs.reverse)
+    hidden: Dim = attrs.hidden_size
     if hidden is None and r.shape is not None and len(r.shape) == 3:
         hidden = r.shape[2]
     if x.shape is None:
         return None, None, nd, hidden
     if len(x.shape) != 3:
         raise ShapeError(f"{kind.op_type}: X must be 3-D, got {list(x.shape)}")
-    seq, batch = (x.shape[1], x.shape[0]) if attrs["layout"] else x.shape[:2]
+    seq, batch = (x.shape[1], x.shape[0]) if attrs.layout else x.shape[:2]
     return seq, batch, nd, hidden
 
 
@@ -235,7 +202,7 @@ def _check_types(kind: Kind, types: Sequence[TensorType | None]) -> np.dtype:
     return dtype
 
 
-def _infer(kind: Kind, types: Sequence[TensorType | None], attrs: dict[str, Any]) -> Any:
+def _infer(kind: Kind, types: Sequence[TensorType | None], attrs: RecurrentAttrs) -> Any:
     x, r = types[0], types[2]
     if x is None or r is None:  # not an assert: it must hold under python -O too
         raise ShapeError(f"{kind.op_type}: inputs X and R are required")
@@ -243,14 +210,14 @@ def _infer(kind: Kind, types: Sequence[TensorType | None], attrs: dict[str, Any]
     seq, batch, nd, n = _layer_dims(kind, x, r, attrs)
     y: tuple[Dim, ...]
     state: tuple[Dim, ...]
-    if attrs["layout"]:
+    if attrs.layout:
         y, state = (batch, seq, nd, n), (batch, nd, n)
     else:
         y, state = (seq, nd, batch, n), (nd, batch, n)
     return (TensorType(dtype, y), *(TensorType(dtype, state) for _ in range(kind.states)))
 
 
-def _infer_grad(kind: Kind, types: Sequence[TensorType | None], attrs: dict[str, Any]) -> Any:
+def _infer_grad(kind: Kind, types: Sequence[TensorType | None], attrs: RecurrentAttrs) -> Any:
     x, w, r = types[:3]
     if x is None or w is None or r is None:
         raise ShapeError(f"{kind.op_type}: inputs X, W and R are required")
@@ -261,7 +228,7 @@ def _infer_grad(kind: Kind, types: Sequence[TensorType | None], attrs: dict[str,
     def times(k: int) -> Dim:
         return k * n if isinstance(n, int) else None
 
-    state: tuple[Dim, ...] = (batch, nd, n) if attrs["layout"] else (nd, batch, n)
+    state: tuple[Dim, ...] = (batch, nd, n) if attrs.layout else (nd, batch, n)
     out = [x, w, r, TensorType(dtype, (nd, times(2 * kind.gates)))]
     out += [TensorType(dtype, state)] * kind.states
     if kind.op_type == "LSTM":
@@ -296,7 +263,7 @@ def _entry(kind: Kind, forward: Callable[..., Any], backward: Callable[..., Any]
             f"{kind.op_type}Grad",
             1,
             backward,
-            lambda ctx, *types, **attrs: _infer_grad(kind, types, attrs),
+            lambda ctx, *types, **attrs: _infer_grad(kind, types, kind.attrs(**attrs)),
             None,
             no_vjp="second order through recurrences is not supported",
             domain=DOMAIN,
@@ -308,7 +275,7 @@ def _entry(kind: Kind, forward: Callable[..., Any], backward: Callable[..., Any]
             kind.op_type,
             14,
             forward,
-            lambda ctx, *types, **attrs: _infer(kind, _pad(types, n_in), attrs),
+            lambda ctx, *types, **attrs: _infer(kind, _pad(types, n_in), kind.attrs(**attrs)),
             lambda ctx, grads, *inputs, **attrs: _vjp(
                 grad_op, ctx, grads, _pad(inputs, n_in), attrs
             ),

@@ -3,7 +3,8 @@
 ``forward`` computes a layer's outputs; ``backward`` recomputes the forward, keeping what
 each step's backward needs, and backpropagates through time. Both are vectorised over the
 batch and loop over time in Python. Semantics are documented in ``ir.ops.recurrent``, which
-registers the ops.
+registers the ops. The attributes the three ops share are declared once, in
+:class:`RecurrentAttrs`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -266,21 +267,98 @@ def _rnn_back(
     return da, (da @ p["R"],)
 
 
+# ---------------------------------------------------------------- attributes
+
+
+@dataclass(frozen=True)
+class RecurrentAttrs:
+    """The attributes RNN, GRU and LSTM (and their ``*Grad`` ops) share, with ONNX's defaults.
+
+    The ops' kernels take them through ``registry.with_attrs``; each op's subclass adds its
+    own (LSTM's ``input_forget``, GRU's ``linear_before_reset``) and names the op in errors.
+
+    Raises:
+        ShapeError: a direction other than forward, reverse or bidirectional, or a layout
+            other than 0 or 1.
+    """
+
+    op_type: ClassVar[str] = "RNN"
+    activation_alpha: Sequence[float] | None = None
+    activation_beta: Sequence[float] | None = None
+    activations: Sequence[str] | None = None
+    clip: float | None = None
+    direction: str = "forward"
+    hidden_size: int | None = None
+    layout: int = 0
+
+    def __post_init__(self) -> None:
+        num_directions(self.op_type, self.direction)
+        if self.layout not in (0, 1):
+            raise ShapeError(f"{self.op_type}: layout must be 0 or 1, got {self.layout!r}")
+
+    @property
+    def reverse(self) -> tuple[bool, ...]:
+        """Whether each direction runs backwards in time: one entry, two when bidirectional."""
+        return num_directions(self.op_type, self.direction)
+
+    @property
+    def option(self) -> int:
+        """The cell's own switch: LSTM's input_forget, GRU's linear_before_reset (RNN: 0)."""
+        return 0
+
+
+@dataclass(frozen=True)
+class LSTMAttrs(RecurrentAttrs):
+    """LSTM's attributes: the shared ones and ``input_forget``."""
+
+    op_type: ClassVar[str] = "LSTM"
+    input_forget: int = 0
+
+    @property
+    def option(self) -> int:  # noqa: D102 - documented on the base class
+        return self.input_forget
+
+
+@dataclass(frozen=True)
+class GRUAttrs(RecurrentAttrs):
+    """GRU's attributes: the shared ones and ``linear_before_reset``."""
+
+    op_type: ClassVar[str] = "GRU"
+    linear_before_reset: int = 0
+
+    @property
+    def option(self) -> int:  # noqa: D102 - documented on the base class
+        return self.linear_before_reset
+
+
+@dataclass(frozen=True)
+class RNNAttrs(RecurrentAttrs):
+    """RNN's attributes: the shared ones; ONNX's RNN lists default activations."""
+
+    op_type: ClassVar[str] = "RNN"
+    activations: Sequence[str] | None = ("Tanh", "Tanh")
+
+
 @dataclass(frozen=True)
 class Kind:
     """What differs between RNN, GRU and LSTM."""
 
-    op_type: str
+    attrs: type[RecurrentAttrs]
     gates: int
     states: int  # 1 (h) or 2 (h, c)
     activations: tuple[str, ...]  # the default function of each slot
     step: Callable[..., Any]
     back: Callable[..., Any]
 
+    @property
+    def op_type(self) -> str:
+        """The forward op's type: ``"LSTM"``, ``"GRU"`` or ``"RNN"``."""
+        return self.attrs.op_type
 
-LSTM = Kind("LSTM", 4, 2, ("Sigmoid", "Tanh", "Tanh"), _lstm_step, _lstm_back)
-GRU = Kind("GRU", 3, 1, ("Sigmoid", "Tanh"), _gru_step, _gru_back)
-RNN = Kind("RNN", 1, 1, ("Tanh",), _rnn_step, _rnn_back)
+
+LSTM = Kind(LSTMAttrs, 4, 2, ("Sigmoid", "Tanh", "Tanh"), _lstm_step, _lstm_back)
+GRU = Kind(GRUAttrs, 3, 1, ("Sigmoid", "Tanh"), _gru_step, _gru_back)
+RNN = Kind(RNNAttrs, 1, 1, ("Tanh",), _rnn_step, _rnn_back)
 
 
 # ---------------------------------------------------------------- the layer over time
@@ -325,25 +403,23 @@ class _Inputs:
 
 
 def _prepare(
-    kind: Kind, args: Sequence[np.ndarray | None], attrs: dict[str, Any], grad: bool
+    kind: Kind, args: Sequence[np.ndarray | None], attrs: RecurrentAttrs, grad: bool
 ) -> tuple[_Inputs, _Config]:
     x, w, r, b, lens, *rest = args
     init = list(rest[: kind.states])
     p = rest[kind.states] if len(rest) > kind.states else None
     assert x is not None and w is not None and r is not None
     name = kind.op_type
-    reverse = num_directions(name, attrs["direction"])
-    if attrs["layout"] not in (0, 1):
-        raise ShapeError(f"{name}: layout must be 0 or 1, got {attrs['layout']!r}")
+    reverse = attrs.reverse
     nd, g = len(reverse), kind.gates
     if x.ndim != 3 or w.ndim != 3 or r.ndim != 3:
         raise ShapeError(f"{name}: X, W and R must be 3-D, got {x.shape}, {w.shape}, {r.shape}")
-    if attrs["layout"]:
+    if attrs.layout:
         x = x.swapaxes(0, 1)
         init = [None if s is None else s.swapaxes(0, 1) for s in init]
     seq, batch, size = x.shape
     n = r.shape[-1]
-    hidden = attrs["hidden_size"]
+    hidden = attrs.hidden_size
     _expect(name, "W", w, (nd, g * n, size))
     _expect(name, "R", r, (nd, g * n, n))
     if hidden is not None and hidden != n:
@@ -361,19 +437,13 @@ def _prepare(
         if np.any(lens < 0) or np.any(lens > seq):
             raise ShapeError(f"{name}: sequence_lens {lens.tolist()} must be in [0, {seq}]")
         lens = lens.astype(np.int64)
-    names = attrs["activations"]
+    names = attrs.activations
     if name == "RNN" and names is not None and len(names) == 2 and nd == 1:
         names = names[:1]  # ONNX's default lists two functions, even for one direction
     acts = _activations(
-        name,
-        kind.activations,
-        nd,
-        names,
-        attrs["activation_alpha"],
-        attrs["activation_beta"],
+        name, kind.activations, nd, names, attrs.activation_alpha, attrs.activation_beta
     )
-    option = attrs.get("input_forget", attrs.get("linear_before_reset", 0))
-    cfg = _Config(kind, reverse, acts, attrs["clip"], int(option), grad)
+    cfg = _Config(kind, reverse, acts, attrs.clip, int(attrs.option), grad)
     return _Inputs(x, w, r, b, lens, states, p), cfg
 
 
@@ -434,13 +504,13 @@ def _serial_blas() -> Iterator[None]:
 _CONTROLLER: Any = None
 
 
-def forward(kind: Kind, args: Sequence[Any], attrs: dict[str, Any]) -> tuple[np.ndarray, ...]:
+def forward(kind: Kind, args: Sequence[Any], attrs: RecurrentAttrs) -> tuple[np.ndarray, ...]:
     """``Y`` and the final states of one layer, in the layout ``attrs`` asks for.
 
     Args:
         kind: the cell.
         args: the op's inputs, absent optional ones as None.
-        attrs: the op's attributes, all of them (defaults included).
+        attrs: the op's attributes.
 
     Raises:
         ShapeError, DTypeError, UnsupportedOpError: inputs or attributes ONNX does not allow,
@@ -451,13 +521,13 @@ def forward(kind: Kind, args: Sequence[Any], attrs: dict[str, Any]) -> tuple[np.
         runs = [_direction(inp, cfg, d) for d in range(len(cfg.reverse))]
     y = np.stack([run[0] for run in runs], axis=1)  # [seq, num_dir, batch, n]
     finals = [np.stack([run[1][k] for run in runs]) for k in range(kind.states)]
-    if attrs["layout"]:
+    if attrs.layout:
         return (y.transpose(2, 0, 1, 3), *(f.swapaxes(0, 1) for f in finals))
     return (y, *finals)
 
 
 def backward(
-    kind: Kind, args: Sequence[Any], grads: Sequence[Any], attrs: dict[str, Any]
+    kind: Kind, args: Sequence[Any], grads: Sequence[Any], attrs: RecurrentAttrs
 ) -> tuple[np.ndarray, ...]:
     """Gradients of X, W, R, B, the initial states (and P) by backpropagation through time.
 
@@ -469,10 +539,10 @@ def backward(
 
 
 def _backward(
-    kind: Kind, args: Sequence[Any], grads: Sequence[Any], attrs: dict[str, Any]
+    kind: Kind, args: Sequence[Any], grads: Sequence[Any], attrs: RecurrentAttrs
 ) -> tuple[np.ndarray, ...]:
     inp, cfg = _prepare(kind, args, attrs, grad=True)
-    layout, dtype = attrs["layout"], inp.x.dtype
+    layout, dtype = attrs.layout, inp.x.dtype
     dy, *d_finals = (None if g is None else np.asarray(g, dtype) for g in grads)
     if layout:
         dy = None if dy is None else dy.transpose(1, 2, 0, 3)

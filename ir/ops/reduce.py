@@ -18,7 +18,7 @@ from ir.dtypes import int64, to_onnx
 from ir.errors import ShapeError
 from ir.ops.grad_util import expand_reduced, reduced_count, shape_of
 from ir.ops.infer import const_ints, normalize_axis
-from ir.ops.registry import InferContext, OpDef, VjpContext, op, register, scalar
+from ir.ops.registry import AttrInput, InferContext, Legacy, OpDef, VjpContext, op, register, scalar
 from ir.types import Dim, TensorType
 
 
@@ -283,20 +283,24 @@ def _reduce_log_sum_vjp(
     return [op.Div(_kept(g, x, axes, keepdims), op.ReduceSum(x, axes, keepdims=1)), None]
 
 
-register(OpDef("ReduceSum", 13, _reducer(_sum), reduce_infer, _reduce_sum_vjp, saves="none"))
-register(OpDef("ReduceMean", 18, _reducer(_mean), reduce_infer, _reduce_mean_vjp, saves="none"))
-register(OpDef("ReduceMax", 20, _reducer(_max), reduce_infer, _extremum_vjp("ReduceMax")))
-register(OpDef("ReduceMin", 20, _reducer(_min), reduce_infer, _extremum_vjp("ReduceMin")))
-register(OpDef("ReduceProd", 18, _reducer(_prod), reduce_infer, _reduce_prod_vjp))
-register(OpDef("ReduceL2", 18, _reducer(_l2, np.abs), reduce_infer, _reduce_l2_vjp))
-register(OpDef("ReduceLogSumExp", 18, _reducer(_logsumexp), reduce_infer, _reduce_logsumexp_vjp))
-register(OpDef("ReduceL1", 18, _reducer(_l1, np.abs), reduce_infer, _pointwise_vjp(_sign)))
-register(
-    OpDef(
-        "ReduceSumSquare", 18, _reducer(_sum_square, _square), reduce_infer, _pointwise_vjp(_twice)
-    )
-)
-register(OpDef("ReduceLogSum", 18, _reducer(_log_sum, _log), reduce_infer, _reduce_log_sum_vjp))
+def _reduction(
+    op_type: str, since: int, kernel: Any, vjp: Any, axes_until: int = 18, **kw: Any
+) -> None:
+    """Register a Reduce* op, whose ``axes`` was an attribute before opset ``axes_until``."""
+    legacy = Legacy(inputs=(AttrInput("axes", 1, "ints", axes_until),))
+    register(OpDef(op_type, since, kernel, reduce_infer, vjp, legacy=legacy, **kw))
+
+
+_reduction("ReduceSum", 13, _reducer(_sum), _reduce_sum_vjp, axes_until=13, saves="none")
+_reduction("ReduceMean", 18, _reducer(_mean), _reduce_mean_vjp, saves="none")
+_reduction("ReduceMax", 20, _reducer(_max), _extremum_vjp("ReduceMax"))
+_reduction("ReduceMin", 20, _reducer(_min), _extremum_vjp("ReduceMin"))
+_reduction("ReduceProd", 18, _reducer(_prod), _reduce_prod_vjp)
+_reduction("ReduceL2", 18, _reducer(_l2, np.abs), _reduce_l2_vjp)
+_reduction("ReduceLogSumExp", 18, _reducer(_logsumexp), _reduce_logsumexp_vjp)
+_reduction("ReduceL1", 18, _reducer(_l1, np.abs), _pointwise_vjp(_sign))
+_reduction("ReduceSumSquare", 18, _reducer(_sum_square, _square), _pointwise_vjp(_twice))
+_reduction("ReduceLogSum", 18, _reducer(_log_sum, _log), _reduce_log_sum_vjp)
 
 
 # ---------------------------------------------------------------- ArgMax / ArgMin
@@ -431,4 +435,15 @@ def _topk_vjp(
     return [op.ScatterElements(zeros, ctx.outputs[1], g, axis=axis), None]
 
 
-register(OpDef("TopK", 11, _topk, _topk_infer, _topk_vjp, num_outputs=2, saves="outputs"))
+register(
+    OpDef(
+        "TopK",
+        11,
+        _topk,
+        _topk_infer,
+        _topk_vjp,
+        num_outputs=2,
+        saves="outputs",
+        legacy=Legacy(inputs=(AttrInput("k", 1, "ints", 10),)),
+    )
+)

@@ -1,8 +1,10 @@
 """The op registry: every primitive op is declared here once, as an :class:`OpDef`.
 
 An ``OpDef`` holds an op's ONNX identity (domain, op_type, the schema version whose semantics
-it implements), its NumPy kernel, its dtype/shape rule and its vjp rule. The attribute schema
-is read off the kernel's keyword-only parameters, so defaults are written exactly once.
+it implements), its NumPy kernel, its dtype/shape rule, its vjp rule and its traits (random,
+shape-only, reshape, older ONNX forms...), which every consumer asks the op for. The attribute
+schema is read off the kernel's keyword-only parameters, so defaults are written exactly once;
+attributes several ops share are one dataclass, given to their kernels by :func:`with_attrs`.
 
 Ops are applied with :func:`bind` (or by calling the ``OpDef``). ``bind`` hands the op to the
 interpreter that owns the inputs: an eager ``tracer.Tensor`` runs the kernel now, a graph
@@ -13,6 +15,8 @@ graph autodiff and tracing.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,9 +92,68 @@ class VjpContext:
         return tuple(self._outputs)
 
 
+@dataclass(frozen=True)
+class AttrInput:
+    """An input that the op's older ONNX versions took as an attribute.
+
+    Attributes:
+        name: the attribute's name.
+        position: the index of the input that replaced it.
+        kind: how the attribute's value becomes that input: ``"ints"`` (1-D int64), ``"int"``
+            (0-d int64), ``"float"`` (input 0's dtype when it is a float, else float32) or
+            ``"like_x"`` (input 0's dtype).
+        until: the first opset whose version takes the input.
+        default: what the input is before ``until`` when the node sets neither (the old
+            attribute default, where it differs from the input's: DFT-17's ``axis=1``);
+            None leaves the input absent.
+    """
+
+    name: str
+    position: int
+    kind: str
+    until: int
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Legacy:
+    """How the op's older ONNX versions differ from the registry's form.
+
+    The reader turns a node of an older opset into the registry's form with it; the writer
+    reads ``values`` to name the opset an attribute value needs.
+
+    Attributes:
+        oldest: the oldest opset whose version of the op can be read; before it the op
+            meant something else (Scan-8 was batched).
+        inputs: attributes that later became inputs (:class:`AttrInput`).
+        broadcast: before opset 7 the op had a ``broadcast`` attribute (and, except Gemm,
+            ``axis``); without ``axis`` it means NumPy broadcasting, so it is dropped.
+        dropped: ``(attribute, opset)``: attributes that lost their meaning at that opset
+            (Dropout's ``is_test`` at 7), dropped from older nodes.
+        defaults: ``(attribute, opset, old default)``: an attribute that had a default
+            before that opset and has none, or another, since (Concat's ``axis=1`` before 4).
+        flat_2d: before this opset the op ran on its input flattened to 2-D around
+            ``axis`` (Softmax, LogSoftmax and Hardmax before 13); 0: never.
+        values: ``(attribute, value, opset)``: attribute values that ONNX admits from that
+            opset on (Pad's ``mode="wrap"`` from 19).
+    """
+
+    oldest: int = 1
+    inputs: tuple[AttrInput, ...] = ()
+    broadcast: bool = False
+    dropped: tuple[tuple[str, int], ...] = ()
+    defaults: tuple[tuple[str, int, Any], ...] = ()
+    flat_2d: int = 0
+    values: tuple[tuple[str, Any, int], ...] = ()
+
+
 @dataclass(frozen=True, eq=False)
 class OpDef:
     """One registry entry.
+
+    Besides its semantics, an entry declares the op's traits, which passes, the tracer and
+    the ONNX reader and writer ask the op for (``node.op.random``) instead of keeping lists
+    of op types.
 
     Attributes:
         op_type: ONNX op type, the registry key together with ``domain``.
@@ -106,6 +169,23 @@ class OpDef:
         num_outputs: number of outputs, None when attributes decide (Split).
         saves: which forward values the vjp reads (see ``SAVES``).
         view: the kernel may return a view of input 0's memory (eager aliasing).
+        random: the result is drawn at random (Dropout), so passes never fold, merge or
+            duplicate it. An op with a ``seed`` attribute must say so.
+        shape_only: the result depends only on input 0's shape and dtype, never on its
+            values (Shape, Size, EyeLike): constant folding computes it once the shape is
+            static.
+        symbolic: the kernel only moves, indexes or combines elements with ``+ - *``, so it
+            runs unchanged on object arrays of ints and dimension symbols: shape inference
+            carries symbolic int64 values (shape arithmetic) through the op.
+        reshape: the result is input 0's elements in their row-major order under another
+            shape (Reshape, Flatten, Squeeze, Unsqueeze).
+        shape_input: the int64 input whose values are the result's shape, input 0 being
+            only reshaped or broadcast to it (Reshape and Expand: 1); None for other ops.
+        nary: the op combines any number of inputs by one rule (Sum, Max, Min, Mean,
+            Concat), so of a single input it returns that input.
+        commutative: a binary op whose result is the same with its two inputs swapped (Add,
+            Mul): rewrite patterns match its operands in either order.
+        legacy: how older ONNX versions of the op differ (see :class:`Legacy`).
     """
 
     op_type: str
@@ -118,6 +198,14 @@ class OpDef:
     num_outputs: int | None = 1
     saves: str = "all"
     view: bool = False
+    random: bool = False
+    shape_only: bool = False
+    symbolic: bool = False
+    reshape: bool = False
+    shape_input: int | None = None
+    nary: bool = False
+    commutative: bool = False
+    legacy: Legacy = Legacy()
     attrs: Mapping[str, Any] = field(init=False)
     num_inputs: tuple[int, int | None] = field(init=False)
 
@@ -129,6 +217,13 @@ class OpDef:
         attrs, counts = _signature_schema(self.kernel)
         object.__setattr__(self, "attrs", attrs)
         object.__setattr__(self, "num_inputs", counts)
+        if "seed" in attrs and not self.random:
+            raise ValueError(f"op {self.op_type} has a seed attribute: declare random=True")
+        if self.nary and counts[1] is not None:
+            raise ValueError(f"op {self.op_type}: nary=True needs a variadic kernel (*inputs)")
+        hi = counts[1]
+        if self.shape_input is not None and hi is not None and not 0 < self.shape_input < hi:
+            raise ValueError(f"op {self.op_type}: shape_input={self.shape_input} is no input")
 
     @property
     def key(self) -> tuple[str, str]:
@@ -176,6 +271,45 @@ def _signature_schema(kernel: Kernel) -> tuple[dict[str, Any], tuple[int, int | 
             hi += 1
             lo += p.default is p.empty
     return attrs, (lo, None if variadic else hi)
+
+
+def with_attrs(schema: type[Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a kernel (or shape or vjp rule) the attributes of a schema several ops share.
+
+    ``schema`` is a frozen dataclass whose fields are attributes with their ONNX defaults,
+    and whose ``__post_init__`` checks them (``WindowAttrs`` for convolutions and pools,
+    ``RecurrentAttrs`` for RNN, GRU and LSTM). The decorated function takes one instance as
+    its keyword-only parameter ``attrs``; the function returned takes the fields as
+    keyword-only parameters instead, next to the function's own, so the registry reads the
+    op's attribute schema off the kernel as for any other op and the defaults stay written
+    once, in the dataclass.
+    """
+    names = frozenset(f.name for f in dataclasses.fields(schema))
+    shared = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+        for f in dataclasses.fields(schema)
+    ]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn)
+        params = [p for p in sig.parameters.values() if p.name != "attrs"]
+        rest = [p for p in params if p.kind is p.VAR_KEYWORD]
+        front = [p for p in params if p.kind is not p.KEYWORD_ONLY and p not in rest]
+        named = sorted([*shared, *(p for p in params if p.kind is p.KEYWORD_ONLY)], key=_name)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = {k: kwargs.pop(k) for k in names.intersection(kwargs)}
+            return fn(*args, attrs=schema(**given), **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=[*front, *named, *rest])  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def _name(p: inspect.Parameter) -> str:
+    return p.name
 
 
 _REGISTRY: dict[tuple[str, str], OpDef] = {}

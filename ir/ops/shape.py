@@ -23,7 +23,17 @@ from ir.ops.infer import (
     same_dtype,
     unknown_dims,
 )
-from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar
+from ir.ops.registry import (
+    AttrInput,
+    InferContext,
+    Legacy,
+    OpDef,
+    VjpContext,
+    ints,
+    op,
+    register,
+    scalar,
+)
 from ir.types import Dim, TensorType
 
 # ---------------------------------------------------------------- Reshape
@@ -105,7 +115,22 @@ def _reshape_vjp(ctx: VjpContext, g: Any, x: Any, shape: Any, *, allowzero: int)
     return [op.Reshape(g, shape_of(x)), None]
 
 
-register(OpDef("Reshape", 19, _reshape, _reshape_infer, _reshape_vjp, saves="none", view=True))
+# Reshape-5 on takes the shape as an input (Reshape-1's was an attribute).
+register(
+    OpDef(
+        "Reshape",
+        19,
+        _reshape,
+        _reshape_infer,
+        _reshape_vjp,
+        saves="none",
+        view=True,
+        symbolic=True,
+        reshape=True,
+        shape_input=1,
+        legacy=Legacy(inputs=(AttrInput("shape", 1, "ints", 5),)),
+    )
+)
 
 
 # ---------------------------------------------------------------- Expand
@@ -130,7 +155,19 @@ def _expand_vjp(ctx: VjpContext, g: Any, x: Any, shape: Any) -> list[Any]:
     return [unbroadcast(g, x), None]
 
 
-register(OpDef("Expand", 13, _expand, _expand_infer, _expand_vjp, saves="none", view=True))
+register(
+    OpDef(
+        "Expand",
+        13,
+        _expand,
+        _expand_infer,
+        _expand_vjp,
+        saves="none",
+        view=True,
+        symbolic=True,
+        shape_input=1,
+    )
+)
 
 
 # ---------------------------------------------------------------- Squeeze / Unsqueeze
@@ -190,9 +227,34 @@ def _unsqueeze_vjp(ctx: VjpContext, g: Any, x: Any, axes: Any) -> list[Any]:
     return [op.Squeeze(g, axes), None]
 
 
-register(OpDef("Squeeze", 13, _squeeze, _squeeze_infer, _squeeze_vjp, saves="none", view=True))
+_AXES_13 = Legacy(inputs=(AttrInput("axes", 1, "ints", 13),))
 register(
-    OpDef("Unsqueeze", 13, _unsqueeze, _unsqueeze_infer, _unsqueeze_vjp, saves="none", view=True)
+    OpDef(
+        "Squeeze",
+        13,
+        _squeeze,
+        _squeeze_infer,
+        _squeeze_vjp,
+        saves="none",
+        view=True,
+        symbolic=True,
+        reshape=True,
+        legacy=_AXES_13,
+    )
+)
+register(
+    OpDef(
+        "Unsqueeze",
+        13,
+        _unsqueeze,
+        _unsqueeze_infer,
+        _unsqueeze_vjp,
+        saves="none",
+        view=True,
+        symbolic=True,
+        reshape=True,
+        legacy=_AXES_13,
+    )
 )
 
 
@@ -211,7 +273,17 @@ def _shape_infer(
     return TensorType(D.int64, (len(x.shape[start:end]),))
 
 
-register(OpDef("Shape", 19, _shape, _shape_infer, None, no_vjp="its output is an integer shape"))
+register(
+    OpDef(
+        "Shape",
+        19,
+        _shape,
+        _shape_infer,
+        None,
+        no_vjp="its output is an integer shape",
+        shape_only=True,
+    )
+)
 
 
 # ---------------------------------------------------------------- Transpose
@@ -383,8 +455,31 @@ def _split_vjp(
     return [gx, None]
 
 
-register(OpDef("Concat", 13, _concat, _concat_infer, _concat_vjp, saves="none"))
-register(OpDef("Split", 18, _split, _split_infer, _split_vjp, num_outputs=None, saves="none"))
+register(
+    OpDef(
+        "Concat",
+        13,
+        _concat,
+        _concat_infer,
+        _concat_vjp,
+        saves="none",
+        symbolic=True,
+        nary=True,
+        legacy=Legacy(defaults=(("axis", 4, 1),)),  # Concat-1's axis was optional
+    )
+)
+register(
+    OpDef(
+        "Split",
+        18,
+        _split,
+        _split_infer,
+        _split_vjp,
+        num_outputs=None,
+        saves="none",
+        legacy=Legacy(inputs=(AttrInput("split", 1, "ints", 13),)),
+    )
+)
 
 
 # ---------------------------------------------------------------- Tile
@@ -534,7 +629,20 @@ def _pad_map_vjp(g: Any, data: Any, pads: Any, axes: Any, mode: str) -> Any:
     return g
 
 
-register(OpDef("Pad", 19, _pad, _pad_infer, _pad_vjp, saves="none"))
+register(
+    OpDef(
+        "Pad",
+        19,
+        _pad,
+        _pad_infer,
+        _pad_vjp,
+        saves="none",
+        legacy=Legacy(
+            inputs=(AttrInput("pads", 1, "ints", 11), AttrInput("value", 2, "like_x", 11)),
+            values=(("mode", "wrap", 19),),
+        ),
+    )
+)
 
 
 # ---------------------------------------------------------------- Size / Range / ConstantOfShape
@@ -596,7 +704,17 @@ def _constant_of_shape_infer(
     return TensorType(dtype, unknown_dims(n, "ConstantOfShape's shape input"))
 
 
-register(OpDef("Size", 19, _size, _size_infer, None, no_vjp="its output is an integer count"))
+register(
+    OpDef(
+        "Size",
+        19,
+        _size,
+        _size_infer,
+        None,
+        no_vjp="its output is an integer count",
+        shape_only=True,
+    )
+)
 register(
     OpDef(
         "Range",
@@ -646,4 +764,16 @@ def _flatten_vjp(ctx: VjpContext, g: Any, x: Any, *, axis: int) -> list[Any]:
     return [op.Reshape(g, shape_of(x))]
 
 
-register(OpDef("Flatten", 13, _flatten, _flatten_infer, _flatten_vjp, saves="none", view=True))
+register(
+    OpDef(
+        "Flatten",
+        13,
+        _flatten,
+        _flatten_infer,
+        _flatten_vjp,
+        saves="none",
+        view=True,
+        symbolic=True,
+        reshape=True,
+    )
+)

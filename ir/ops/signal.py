@@ -20,7 +20,17 @@ from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import ShapeError, UnsupportedOpError
 from ir.ops.grad_util import known_value
 from ir.ops.infer import check_dtype, const_ints, normalize_axis
-from ir.ops.registry import InferContext, OpDef, VjpContext, ints, op, register, scalar
+from ir.ops.registry import (
+    AttrInput,
+    InferContext,
+    Legacy,
+    OpDef,
+    VjpContext,
+    ints,
+    op,
+    register,
+    scalar,
+)
 from ir.types import Dim, TensorType
 
 # ---------------------------------------------------------------- DFT
@@ -167,7 +177,9 @@ def _resize_axis(t: Any, axis: int, have: int, want: int) -> Any:
     return t
 
 
-register(OpDef("DFT", 20, _dft, _dft_infer, _dft_vjp))
+# DFT-17's axis attribute defaulted to 1; DFT-20's input defaults to -2.
+_DFT_AXIS = AttrInput("axis", 2, "int", 20, default=1)
+register(OpDef("DFT", 20, _dft, _dft_infer, _dft_vjp, legacy=Legacy(inputs=(_DFT_AXIS,))))
 
 
 # ---------------------------------------------------------------- STFT

@@ -2,7 +2,9 @@
 
 Each pass rewrites a graph in place through ``Graph``'s methods and returns
 ``PassResult(graph, changed)``; ``PassManager`` runs passes to a fixed point and verifies the
-graph between them. The general-purpose passes:
+result (after every pass with ``verify=True`` or ``GRAPHCAP_VERIFY_PASSES=1``). The fusion
+passes are pattern / check / rewrite rules (``pattern.py``, ``rewriter.py``). The
+general-purpose passes:
 
 - ``DeadCodeEliminationPass``: nodes whose outputs reach no graph output, unused initializers.
 - ``ConstantFoldingPass``: nodes of constants (and shapes known statically) become

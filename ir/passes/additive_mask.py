@@ -26,10 +26,11 @@ import math
 
 import numpy as np
 
-from ir.graph import Graph, Node, Value
+from ir.graph import Graph, Value
 from ir.ops.registry import op
-from ir.passes._match import node_of, same_dims, scalar_of, single_use, splice
 from ir.passes.base import Pass, PassResult
+from ir.passes.pattern import Const, Match, Or, Var, same_dims, scalar_of
+from ir.passes.rewriter import RewriteRule, apply_rules
 
 
 class AdditiveMaskPass(Pass):
@@ -39,41 +40,43 @@ class AdditiveMaskPass(Pass):
 
     def call(self, graph: Graph) -> PassResult:
         """Rewrite every match; see the module docstring for the rules."""
-        changed = False
-        while (found := _find(graph)) is not None:
-            where, scores, fill_first = found
-            mask, fill = where.inputs[0], where.inputs[1 if fill_first else 2]
-            assert mask is not None and fill is not None
-            zero = np.zeros((), scores.dtype)
-            start = len(graph.nodes)
-            additive = op.Where(mask, fill, zero) if fill_first else op.Where(mask, zero, fill)
-            splice(graph, start, where.outputs[0], op.Add(scores, additive), [where])
-            changed = True
-        return PassResult(graph, changed)
+        return PassResult(graph, apply_rules(graph, [_RULE]))
 
 
-def _find(graph: Graph) -> tuple[Node, Value, bool] | None:
-    for node in graph.nodes:
-        if node.op.domain or node.op.op_type != "Softmax":
-            continue
-        where = node_of(node.inputs[0], "Where")
-        found = None if where is None else _match(where)
-        if found is not None:
-            return found
-    return None
+def _pattern() -> Or:
+    """``Where(mask, fill, scores)`` or ``Where(mask, scores, fill)``, ``fill`` a constant."""
+    mask, scores = Var("mask"), Var("scores")
+    return Or(
+        op.Where(mask, Const("fill_if_true"), scores),
+        op.Where(mask, scores, Const("fill_if_false")),
+    )
 
 
-def _match(where: Node) -> tuple[Node, Value, bool] | None:
-    mask, a, b = where.inputs
-    out = where.outputs[0]
-    if mask is None or a is None or b is None or not single_use(out):
-        return None
-    for fill_first, fill, scores in ((True, a, b), (False, b, a)):
-        value = scalar_of(fill)
-        if value is None or not (math.isinf(value) and value < 0):
-            continue
-        if scores.dtype.kind != "f" or scores.type.shape is None or out.type.shape is None:
-            continue
-        if same_dims(scores.type.shape, out.type.shape):
-            return where, scores, fill_first
-    return None
+def _check(m: Match) -> bool:
+    """The fill is ``-inf``, the scores float and not broadcast, the only reader a Softmax."""
+    out, scores = m.value, m["scores"]
+    fill = scalar_of(m.get("fill_if_true") or m.get("fill_if_false"))
+    if fill is None or not (math.isinf(fill) and fill < 0):
+        return False
+    if len(out.uses) != 1 or out in out.graph.outputs:
+        return False
+    user, index = out.uses[0]
+    if user.op.key != ("", "Softmax") or index != 0:
+        return False
+    shapes = scores.type.shape, out.type.shape
+    if scores.dtype.kind != "f" or shapes[0] is None or shapes[1] is None:
+        return False
+    return same_dims(shapes[0], shapes[1])
+
+
+def _rewrite(m: Match) -> Value:
+    mask, scores = m["mask"], m["scores"]
+    zero = np.zeros((), scores.dtype)
+    if "fill_if_true" in m:
+        additive = op.Where(mask, m["fill_if_true"], zero)
+    else:
+        additive = op.Where(mask, zero, m["fill_if_false"])
+    return op.Add(scores, additive)
+
+
+_RULE = RewriteRule("additive_mask", _pattern(), _check, _rewrite)

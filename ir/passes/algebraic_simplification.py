@@ -6,8 +6,8 @@ Rules (a neutral constant is an initializer whose every element is 1, or 0):
   the constant cannot change the result's type: the output type equals ``x``'s, or the
   constant's dims are all 1 and its rank at most ``x``'s;
 - ``Transpose(Transpose(x))`` -> one ``Transpose`` (composed perm), or ``x`` for the identity;
-- ``Reshape(r(x), s)`` -> ``Reshape(x, s)`` when ``r`` only reshapes (``Reshape``,
-  ``Squeeze``, ``Unsqueeze``, ``Flatten``) and ``s`` is a constant without 0 (unless
+- ``Reshape(r(x), s)`` -> ``Reshape(x, s)`` when ``r`` only reshapes (``OpDef.reshape``:
+  ``Reshape``, ``Squeeze``, ``Unsqueeze``, ``Flatten``) and ``s`` is a constant without 0 (unless
   ``allowzero``): a 0 would copy a dim of the *intermediate* shape;
 - ``Cast(Cast(x, T1), T2)`` -> ``Cast(x, T2)``, or ``x`` when ``T2`` is ``x``'s dtype, when
   ``x -> T1`` is lossless (wider ints or floats, ints into a float whose mantissa holds them,
@@ -28,9 +28,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ir.graph import Graph, Node, Value
+from ir.ops.registry import OpDef
 from ir.passes.base import Pass, PassResult, emit_before, remove_if_dead, replace_value, same_type
-
-_SHAPE_ONLY = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten"})
 
 
 class AlgebraicSimplificationPass(Pass):
@@ -71,7 +70,7 @@ def _neutral(value: float, commutes: bool) -> Callable[[Graph, Node], Value | No
 
 
 def _transpose(graph: Graph, node: Node) -> Value | None:
-    inner, x = _inner(node, {"Transpose"})
+    inner, x = _inner(node, "Transpose")
     if inner is None or x is None or x.type.rank is None:
         return None
     p, q = (_perm(n, x.type.rank) for n in (inner, node))
@@ -87,7 +86,7 @@ def _perm(node: Node, rank: int) -> list[int]:
 
 
 def _reshape(graph: Graph, node: Node) -> Value | None:
-    inner, x = _inner(node, _SHAPE_ONLY)
+    inner, x = _inner(node, lambda op: op.reshape)
     shape = node.inputs[1]
     if inner is None or x is None or shape is None or shape.const is None:
         return None
@@ -97,7 +96,7 @@ def _reshape(graph: Graph, node: Node) -> Value | None:
 
 
 def _cast(graph: Graph, node: Node) -> Value | None:
-    inner, x = _inner(node, {"Cast"})
+    inner, x = _inner(node, "Cast")
     if inner is None or x is None or not _lossless(x.dtype, inner.outputs[0].dtype):
         return None
     if x.dtype == node.outputs[0].dtype:
@@ -124,11 +123,14 @@ def _where(graph: Graph, node: Node) -> Value | None:
     return x if x is not None and x is z and same_type(x, node.outputs[0]) else None
 
 
-def _inner(node: Node, op_types: set[str] | frozenset[str]) -> tuple[Node | None, Value | None]:
-    """The producer of ``node``'s first input when it is one of ``op_types``, and its input."""
+def _inner(node: Node, kind: str | Callable[[OpDef], bool]) -> tuple[Node | None, Value | None]:
+    """The producer of ``node``'s first input when it is a ``kind`` node, and its input.
+
+    ``kind`` is an op type, or a test of the op (one of its traits).
+    """
     x = node.inputs[0]
     inner = x.producer if x is not None else None
-    if inner is None or inner.op.op_type not in op_types:
+    if inner is None or not (kind(inner.op) if callable(kind) else inner.op.op_type == kind):
         return None, None
     return inner, inner.inputs[0]
 
@@ -142,7 +144,7 @@ _RULES: dict[str, Callable[[Graph, Node], Value | None]] = {
     "Transpose": _transpose,
     "Reshape": _reshape,
     "Cast": _cast,
-    "Neg": lambda graph, node: _inner(node, {"Neg"})[1],  # an involution: Neg(Neg(x)) = x
-    "Not": lambda graph, node: _inner(node, {"Not"})[1],
+    "Neg": lambda graph, node: _inner(node, "Neg")[1],  # an involution: Neg(Neg(x)) = x
+    "Not": lambda graph, node: _inner(node, "Not")[1],
     "Where": _where,
 }

@@ -3,9 +3,10 @@
 A pass is a class ``XxxPass`` with ``name`` and ``call(graph) -> PassResult``. Passes here
 rewrite the graph in place (``in_place = True``) through ``Graph``'s methods, so use lists stay
 right, and report whether they changed anything. ``PassManager`` runs a list of passes
-repeatedly until a whole round changes nothing (or ``steps`` rounds ran), verifying the graph
-after each pass when asked, and names the pass that broke an invariant and the passes that ran
-before it.
+repeatedly until a whole round changes nothing (or ``steps`` rounds ran) and verifies the
+result once; with per-pass verification on (``verify=True``, or the environment variable
+``GRAPHCAP_VERIFY_PASSES=1``, which the test suite sets) it verifies after every pass instead
+and names the pass that broke an invariant and the passes that ran before it.
 
 The helpers at the end are what several passes share: which nodes are deterministic,
 replacing a value while graph outputs keep their names, placing a new node before another,
@@ -14,6 +15,7 @@ removing a node whose outputs went unused, comparing types, and re-inferring typ
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,16 +66,26 @@ class Pass:
         return f"{type(self).__name__}()"
 
 
+VERIFY_PASSES_ENV = "GRAPHCAP_VERIFY_PASSES"
+
+
+def verify_each_pass() -> bool:
+    """Whether per-pass verification is asked for: ``GRAPHCAP_VERIFY_PASSES`` set, not ``0``."""
+    return os.environ.get(VERIFY_PASSES_ENV, "") not in ("", "0")
+
+
 class PassManager:
     """Run ``passes`` in order, round after round, until none changes the graph.
 
     Args:
         passes: the passes, run in this order in each round.
         steps: the most rounds to run.
-        verify: run ``graph.verify()`` after every pass.
+        verify: True: ``graph.verify()`` after every pass (a failure names the pass);
+            None (default): after every pass when ``GRAPHCAP_VERIFY_PASSES=1``, else once,
+            at the end; False: never (the caller verifies).
     """
 
-    def __init__(self, passes: Sequence[Pass], steps: int = 8, verify: bool = True) -> None:
+    def __init__(self, passes: Sequence[Pass], steps: int = 8, verify: bool | None = None):
         self.passes = list(passes)
         self.steps = steps
         self.verify = verify
@@ -82,9 +94,11 @@ class PassManager:
         """Run the passes on ``graph`` (in place) and say whether anything changed.
 
         Raises:
-            PassError: a pass raised or broke an invariant; the message names it and the
-                passes that ran before it.
+            PassError: a pass raised or broke an invariant; with per-pass verification
+                the message names the pass and the passes that ran before it, otherwise it
+                names the passes that ran.
         """
+        each = verify_each_pass() if self.verify is None else self.verify
         ran: list[str] = []
         changed_any = False
         for _ in range(self.steps):
@@ -96,7 +110,7 @@ class PassManager:
                     raise PassError(_blame(p, ran, f"raised {type(e).__name__}: {e}")) from e
                 graph = result.graph
                 ran.append(p.name)
-                if self.verify:
+                if each:
                     try:
                         graph.verify()
                     except GraphcapError as e:
@@ -105,7 +119,26 @@ class PassManager:
             changed_any |= changed
             if not changed:
                 break
+        if self.verify is None and not each:
+            verify_result(graph, ran)
         return PassResult(graph, changed_any)
+
+
+def verify_result(graph: Graph, ran: Sequence[str]) -> None:
+    """Verify the graph passes ``ran`` left (the check run once when not after every pass).
+
+    Raises:
+        PassError: it does not verify; the message names the passes and how to find the one
+            that broke it.
+    """
+    try:
+        graph.verify()
+    except GraphcapError as e:
+        names = ", ".join(dict.fromkeys(ran)) or "none"
+        raise PassError(
+            f"the graph does not verify after passes {names}: {e}; rerun with "
+            f"{VERIFY_PASSES_ENV}=1 (or verify=True) to name the pass that broke it"
+        ) from e
 
 
 def _blame(p: Pass, before: list[str], what: str) -> str:
@@ -114,19 +147,6 @@ def _blame(p: Pass, before: list[str], what: str) -> str:
 
 
 # ------------------------------------------------------------ helpers passes share
-
-# Ops whose result is drawn at random: never folded, merged or duplicated.
-_RANDOM_OPS = frozenset(
-    {
-        "Bernoulli",
-        "Dropout",
-        "Multinomial",
-        "RandomNormal",
-        "RandomNormalLike",
-        "RandomUniform",
-        "RandomUniformLike",
-    }
-)
 
 
 def subgraphs(node: Node) -> list[Graph]:
@@ -141,10 +161,10 @@ def subgraphs(node: Node) -> list[Graph]:
 def is_deterministic(node: Node) -> bool:
     """Whether ``node`` computes the same outputs every time from the same inputs.
 
-    Random ops (``Dropout``, ``RandomNormal``..., any op with a ``seed`` attribute) are not,
-    and neither is a node whose subgraph holds one. Passes never fold or merge those.
+    Random ops (``OpDef.random``: ``Dropout``) are not, and neither is a node whose
+    subgraph holds one. Passes never fold or merge those.
     """
-    if node.op.op_type in _RANDOM_OPS or "seed" in node.op.attrs:
+    if node.op.random:
         return False
     return all(is_deterministic(n) for g in subgraphs(node) for n in g.nodes)
 
@@ -172,12 +192,8 @@ def emit_before(
     graph: Graph, anchor: Node, op: OpDef, inputs: Sequence[Any], attrs: Mapping[str, Any]
 ) -> tuple[Value, ...]:
     """Apply ``op`` as a new node placed just before ``anchor`` (with its source location)."""
-    outs = graph.apply(op, inputs, attrs, meta=anchor.meta)
-    node = outs[0].producer
-    assert node is not None
-    graph.remove(node)  # apply appends; move it where its users can see it
-    graph.insert_before(anchor, node)
-    return outs
+    with graph.inserting_before(anchor):
+        return graph.apply(op, inputs, attrs, meta=anchor.meta)
 
 
 def remove_if_dead(graph: Graph, node: Node) -> bool:

@@ -6,9 +6,9 @@ Rules:
   registry kernel, ``op.kernel(*arrays, **node.attrs)``, exactly as the interpreter would, and
   its used outputs become initializers. ``tracer.nn.Linear``'s ``Transpose(weight)`` becomes a
   pre-transposed weight this way, and an LSTM's gate reordering becomes reordered weights.
-- ``Shape`` and ``Size`` of a value whose shape is static are folded (the kernel runs on a
-  zero-copy stand-in of that shape), and so is any int64 value whose symbolic value
-  (``Value.sym``: shape arithmetic) is all ints.
+- Shape-only ops (``OpDef.shape_only``: ``Shape``, ``Size``, ``EyeLike``) of a value whose
+  shape is static are folded (the kernel runs on a zero-copy stand-in of that shape), and so
+  is any int64 value whose symbolic value (``Value.sym``: shape arithmetic) is all ints.
 - A folded value keeps its name (the node's output is renamed out of the way), so graph
   outputs keep their names; a graph output may then be an initializer, which ONNX allows.
 - Initializers only the folded node read are dropped, and downstream types are re-inferred:
@@ -16,8 +16,7 @@ Rules:
 
 Does not fire:
 
-- on random ops (``Dropout``, ``Random*``, any op with a ``seed`` attribute) or on nodes
-  whose subgraph holds one;
+- on random ops (``OpDef.random``: ``Dropout``) or on nodes whose subgraph holds one;
 - when a result has more than ``size_limit`` elements *and* the results hold more elements
   than the constant inputs (so folding never grows the model by more than ``size_limit``
   elements per node: an ``Expand`` or ``ConstantOfShape`` to a huge tensor stays a node,
@@ -38,8 +37,6 @@ from ir.types import TensorType
 
 # 2**20 elements: 4 MiB of float32 that a single fold may add to the model.
 DEFAULT_SIZE_LIMIT = 1 << 20
-# Ops whose result depends on their input's shape only.
-_SHAPE_ONLY = frozenset({"Shape", "Size"})
 _KERNEL_ERRORS = (GraphcapError, ArithmeticError, IndexError, TypeError, ValueError)
 
 
@@ -79,7 +76,7 @@ class ConstantFoldingPass(Pass):
         if not is_deterministic(node):
             return unknown
         x = node.inputs[0] if node.inputs else None
-        if node.op.op_type in _SHAPE_ONLY and x is not None and x.type.is_static:
+        if node.op.shape_only and x is not None and x.type.is_static:
             stand_in = np.broadcast_to(np.zeros((), x.dtype), x.shape)  # type: ignore[arg-type]
             return self._run(node, [stand_in]) or unknown
         if all(v is None or v.const is not None for v in node.inputs):

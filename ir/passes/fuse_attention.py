@@ -29,15 +29,13 @@ constant (``torch.onnx.export`` computes sdpa's from shapes: constant-fold first
 
 from __future__ import annotations
 
-from functools import partial
-from typing import NamedTuple
-
 import numpy as np
 
-from ir.graph import Graph, Node, Value
+from ir.graph import Graph, Value
 from ir.ops.registry import ints, op
-from ir.passes import _match as pm
 from ir.passes.base import Pass, PassResult
+from ir.passes.pattern import Const, Match, Or, Pattern, Var, same_dims, scalar_of
+from ir.passes.rewriter import RewriteRule, apply_rules
 
 
 class FuseAttentionPass(Pass):
@@ -55,66 +53,55 @@ class FuseAttentionPass(Pass):
     def __init__(self, target: str = "decomposed") -> None:
         if target not in ("decomposed", "attention"):
             raise ValueError(f"target={target!r}: expected 'decomposed' or 'attention'")
-        self.fused = target == "attention"
+        self.rule = _ATTENTION if target == "attention" else _DECOMPOSED
 
     def call(self, graph: Graph) -> PassResult:
         """Rewrite every match; see the module docstring for the rules."""
-        match, rewrite = partial(_match, fused=self.fused), partial(_rewrite, fused=self.fused)
-        return PassResult(graph, pm.fuse_all(graph, ("Softmax",), match, rewrite))
+        return PassResult(graph, apply_rules(graph, [self.rule]))
 
 
-class _Attn(NamedTuple):
-    q: Value
-    kt: Value  # Transpose(K)
-    v: Value
-    mask: Value | None
-    scale: float
-    root: Node  # the last MatMul
-    nodes: list[Node]
+def _scaled(p: Pattern, name: str) -> Pattern:
+    """``p * <name>``, ``p / <name>_div`` (scalar constants) or ``p`` alone."""
+    return Or(op.Mul(p, Const(name)), op.Div(p, Const(f"{name}_div")), p)
 
 
-def _match(softmax: Node, fused: bool) -> _Attn | None:
-    probs, logits = softmax.outputs[0], softmax.inputs[0]
-    out = probs.uses[0][0] if len(probs.uses) == 1 and probs.uses[0][1] == 0 else None
-    if not (out and pm.node_of(out.outputs[0], "MatMul") and logits and (rank := logits.type.rank)):
-        return None
-    add = pm.node_of(logits, "Add")
-    for scores, mask in [*(pm.pairs(add) if add else []), (logits, None)]:
-        found = _scores(scores)
-        if found is None or not scores or (mask and logits.type != scores.type):
-            continue  # (a mask that broadcasts the scores up)
-        q, kt, scale, canonical, nodes = found
-        if (scale <= 0 or rank != 4) if fused else canonical:
-            continue  # Attention takes a positive scale, 4-D here; a canonical form stays
-        v, nodes = out.inputs[1], [*nodes, *([add] if mask and add else []), softmax, out]
-        axis_ok = softmax.full_attrs["axis"] % rank == rank - 1
-        if axis_ok and v and _types_ok(q, kt, v, mask) and pm.private(nodes, out):
-            return _Attn(q, kt, v, mask, scale, out, nodes)
-    return None
+def _pattern() -> Pattern:
+    """``MatMul(Softmax(MatMul(Q [* a], Transpose(K) [* b]) [* c] [+ mask]), V)``."""
+    q, k, v, mask = Var("q"), Var("k"), Var("v"), Var("mask")
+    kt = op.Transpose(k).named("kt")
+    scores = _scaled(op.MatMul(_scaled(q, "a"), _scaled(kt, "b")).named("qk"), "c")
+    logits = Or(op.Add(scores.named("scores"), mask), scores.named("scores"))
+    return op.MatMul(op.Softmax(logits.named("logits")).named("probs"), v)
 
 
-def _scores(v: Value | None) -> tuple[Value, Value, float, bool, list[Node]] | None:
-    """``(Q, K^T, scale, canonical, nodes)`` when ``v`` is ``MatMul(Q, Transpose(K))`` scaled."""
-    v, c, after = _unscale(v)
-    mm = pm.node_of(v, "MatMul")
-    q, a, on_q = _unscale(mm.inputs[0] if mm else None)
-    kt, b, on_k = _unscale(mm.inputs[1] if mm else None)
-    t = pm.node_of(kt, "Transpose")
-    if mm is None or t is None or kt is None or q is None:
-        return None
-    canonical = not after and not on_k and all(n.op.op_type == "Mul" for n in on_q)
-    return q, kt, a * b * c, canonical, [t, *on_q, *on_k, mm, *after]
+def _scale(m: Match) -> float | None:
+    """The product of the scales found, or None when one is zero or broadcasts its operand."""
+    scale = 1.0
+    for name, operand in (("a", m["q"]), ("b", m["kt"]), ("c", m["qk"])):
+        for key, inverse in ((name, False), (f"{name}_div", True)):
+            s = m.get(key)
+            if s is None:
+                continue
+            c = scalar_of(s)
+            if not c or (s.type.rank or 0) > (operand.type.rank or -1):
+                return None
+            scale *= 1 / c if inverse else c
+    return scale
 
 
-def _unscale(v: Value | None) -> tuple[Value | None, float, list[Node]]:
-    """``(x, s, [node])`` when ``v`` is ``x * s``, ``s * x`` or ``x / s`` with ``s`` a scalar."""
-    n = pm.node_of(v, "Mul", "Div")
-    div = n is not None and n.op.op_type == "Div"
-    for x, s in (pm.pairs(n)[:1] if div else pm.pairs(n)) if n else []:
-        c = pm.scalar_of(s)
-        if n and x and s and c and (s.type.rank or 0) <= (x.type.rank or -1):  # no broadcast
-            return x, (1 / c if div else c), [n]
-    return v, 1.0, []
+def _canonical(m: Match) -> bool:
+    """Already ``MatMul(Q [* s], Transpose(K)) [+ mask]``: one scale, a product, on ``Q``."""
+    return not any(key in m for key in ("a_div", "b", "b_div", "c", "c_div"))
+
+
+def _check(m: Match) -> bool:
+    """Softmax over the last axis of scores of float Q, K^T and V of one rank and batch."""
+    logits, scores, mask = m["logits"], m["scores"], m.get("mask")
+    rank = logits.type.rank
+    if not rank or (mask is not None and logits.type != scores.type):
+        return False  # (a mask that broadcasts the scores up)
+    axis_ok = m["probs"].producer.full_attrs["axis"] % rank == rank - 1
+    return axis_ok and _types_ok(m["q"], m["kt"], m["v"], mask) and _scale(m) is not None
 
 
 def _types_ok(q: Value, kt: Value, v: Value, mask: Value | None) -> bool:
@@ -124,26 +111,42 @@ def _types_ok(q: Value, kt: Value, v: Value, mask: Value | None) -> bool:
         return False
     ms = (None,) if mask is None else mask.type.shape or (None,)
     keys = mask is None or (ms[-1] is not None and ms[-1] == ks[-1] and mask.dtype == q.dtype)
-    same = pm.same_dims(qs[:-2], ks[:-2]) and pm.same_dims(qs[:-2], vs[:-2])
+    same = same_dims(qs[:-2], ks[:-2]) and same_dims(qs[:-2], vs[:-2])
     return keys and same and np.issubdtype(q.dtype, np.floating)
 
 
-def _rewrite(graph: Graph, m: _Attn, fused: bool) -> None:
-    """The canonical form, or one ``Attention`` node (``K`` from the Transpose's input)."""
-    start, mask = len(graph.nodes), m.mask
-    if not fused:
-        q = m.q if m.scale == 1.0 else op.Mul(m.q, np.asarray(m.scale, m.q.dtype))
-        s = op.MatMul(q, m.kt) if mask is None else op.Add(op.MatMul(q, m.kt), mask)
-        y = op.MatMul(op.Softmax(s, axis=-1), m.v)
-        return pm.splice(graph, start, m.root.outputs[0], y, m.nodes)
-    t = m.kt.producer
-    assert t is not None and t.inputs[0] is not None
-    perm = list(t.attrs.get("perm") or (3, 2, 1, 0))
+def _decomposed_rewrite(m: Match) -> Value:
+    """The canonical form: one scale, on ``Q`` (none when it is 1)."""
+    q, kt, mask, scale = m["q"], m["kt"], m.get("mask"), _scale(m)
+    if scale != 1.0:
+        q = op.Mul(q, np.asarray(scale, q.dtype))
+    s = op.MatMul(q, kt) if mask is None else op.Add(op.MatMul(q, kt), mask)
+    return op.MatMul(op.Softmax(s, axis=-1), m["v"])
+
+
+def _attention_rewrite(m: Match) -> Value:
+    """One ``Attention`` node; ``K`` is the Transpose's input, re-permuted when needed."""
+    q, k0, v, mask = m["q"], m["k"], m["v"], m.get("mask")
+    perm = list(m["kt"].producer.attrs.get("perm") or (3, 2, 1, 0))
     perm[-2:] = perm[:-3:-1]  # K = K0.transpose(perm) with its last two axes swapped back
-    k = t.inputs[0] if perm == [0, 1, 2, 3] else op.Transpose(t.inputs[0], perm=perm)
-    if mask is not None and (mask.ndim < 2 or mask.shape[-2] != m.q.shape[-2]):
-        rows = op.Shape(m.q, start=-2, end=-1)  # the query length
+    k = k0 if perm == [0, 1, 2, 3] else op.Transpose(k0, perm=perm)
+    if mask is not None and (mask.ndim < 2 or mask.shape[-2] != q.shape[-2]):
+        rows = op.Shape(q, start=-2, end=-1)  # the query length
         lead = ints([1] * (max(mask.ndim, 2) - 2))
         mask = op.Expand(mask, op.Concat(lead, rows, ints([1]), axis=0))
-    y = op.Attention(*([m.q, k, m.v] if mask is None else [m.q, k, m.v, mask]), scale=m.scale)
-    pm.splice(graph, start, m.root.outputs[0], y[0], m.nodes)
+    inputs = [q, k, v] if mask is None else [q, k, v, mask]
+    return op.Attention(*inputs, scale=_scale(m))[0]
+
+
+def _fused_check(m: Match) -> bool:
+    scale = _scale(m)  # Attention takes a positive scale, 4-D here
+    return _check(m) and scale is not None and scale > 0 and m["logits"].type.rank == 4
+
+
+_DECOMPOSED = RewriteRule(
+    "attention_decomposed",
+    _pattern(),
+    lambda m: _check(m) and not _canonical(m),
+    _decomposed_rewrite,
+)
+_ATTENTION = RewriteRule("attention", _pattern(), _fused_check, _attention_rewrite)

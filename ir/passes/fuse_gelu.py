@@ -23,14 +23,18 @@ result to another shape; or when ``x`` is not floating point.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
 
 from ir.graph import Graph, Node, Value
 from ir.ops.registry import op
-from ir.passes._match import close, node_of, pairs, private, scalar_of, single_use, splice
 from ir.passes.base import Pass, PassResult
+from ir.passes.pattern import Match, Pattern, State, Var, any_order, close, scalar_of
+from ir.passes.rewriter import RewriteRule, apply_rules
 
-_FLOATS = ("float16", "float32", "float64")
 _Poly = dict[int, float]  # power of x -> coefficient
+_MAX_DEPTH = 12
 
 
 class FuseGeluPass(Pass):
@@ -40,105 +44,93 @@ class FuseGeluPass(Pass):
 
     def call(self, graph: Graph) -> PassResult:
         """Rewrite every match; see the module docstring for the rules."""
-        changed = False
-        while (found := _find(graph)) is not None:
-            root, x, approximate, nodes = found
-            start = len(graph.nodes)
-            y = op.Gelu(x, approximate=approximate) if approximate != "none" else op.Gelu(x)
-            splice(graph, start, root.outputs[0], y, nodes)
-            changed = True
-        return PassResult(graph, changed)
+        return PassResult(graph, apply_rules(graph, _RULES))
 
 
-def _find(graph: Graph) -> tuple[Node, Value, str, list[Node]] | None:
-    roots = (n for n in graph.nodes if not n.op.domain and n.op.op_type in ("Mul", "Div"))
-    return next((m for m in map(_match, roots) if m is not None), None)
+def _gelu(fn: Callable[[Pattern], Pattern]) -> Pattern:
+    """``0.5 * x * (1 + fn(p))``, in any order and association, ``p`` a polynomial in ``x``."""
+    x = Var("x")
+    return any_order(op.Mul(op.Mul(0.5, x), op.Add(1.0, fn(_PolynomialIn(x, "p")))))
 
 
-def _match(root: Node) -> tuple[Node, Value, str, list[Node]] | None:
-    nodes: list[Node] = []
-    coef, leaves = _product(root.outputs[0], nodes, root)
-    if len(leaves) != 2 or not close(coef, 0.5):
-        return None
-    for x, p in (leaves, leaves[::-1]):
-        add = node_of(p, "Add")
-        if add is None or not single_use(p) or x.const is not None:
-            continue
-        for one, e in pairs(add):
-            fn = node_of(e, "Erf", "Tanh")
-            if fn is None or not close(scalar_of(one), 1.0) or not single_use(e):
-                continue
-            found = [*nodes, add, fn]
-            form = _form(fn, x, found)
-            if form and str(x.dtype) in _FLOATS and root.outputs[0].type == x.type:
-                return (root, x, form, found) if private(found, root) else None
-    return None
+def _is_gelu_input(m: Match) -> bool:
+    """``x`` is a floating-point value, not a constant, shaped as the result."""
+    x = m["x"]
+    floating = np.issubdtype(x.dtype, np.floating)
+    return floating and x.const is None and m.value.type == x.type
 
 
-def _form(fn: Node, x: Value, nodes: list[Node]) -> str | None:
-    """The ``approximate`` attribute when ``fn``'s argument is GELU's polynomial in ``x``."""
-    poly = _poly(fn.inputs[0], x, nodes)
-    if poly is None:
-        return None
-    if fn.op.op_type == "Erf":
-        return "none" if set(poly) == {1} and close(poly[1], math.sqrt(0.5)) else None
-    k = poly.get(1)
-    if set(poly) == {1, 3} and close(k, math.sqrt(2 / math.pi)):
-        return "tanh" if k and close(poly[3] / k, 0.044715) else None
-    return None
+def _erf_check(m: Match) -> bool:
+    p = m["p"]  # erf's argument must be x / sqrt(2)
+    return _is_gelu_input(m) and set(p) == {1} and close(p[1], math.sqrt(0.5))
 
 
-def _product(v: Value, nodes: list[Node], root: Node) -> tuple[float, list[Value]]:
-    """``v`` as constant * product of leaves, through single-use Mul and Div-by-constant."""
-    n = node_of(v, "Mul", "Div")
-    if n is None or (n is not root and not single_use(v)):
-        c = scalar_of(v)
-        return (c, []) if c is not None else (1.0, [v])
-    a, b = n.inputs[0], n.inputs[1]
-    assert a is not None and b is not None
-    if n.op.op_type == "Div":
-        d = scalar_of(b)
-        if not d:
-            return 1.0, [v]
-        ca, la = _product(a, nodes, root)
-        nodes.append(n)
-        return ca / d, la
-    ca, la = _product(a, nodes, root)
-    cb, lb = _product(b, nodes, root)
-    nodes.append(n)
-    return ca * cb, la + lb
+def _tanh_check(m: Match) -> bool:
+    p = m["p"]  # tanh's argument must be sqrt(2 / pi) * (x + 0.044715 * x**3)
+    if not _is_gelu_input(m) or set(p) != {1, 3}:
+        return False
+    return close(p[1], math.sqrt(2 / math.pi)) and close(p[3] / p[1], 0.044715)
 
 
-def _poly(v: Value | None, x: Value, nodes: list[Node], depth: int = 0) -> _Poly | None:
+class _PolynomialIn(Pattern):
+    """A polynomial in the value ``x`` bound (matched earlier), its coefficients bound to ``name``.
+
+    Read through single-use ``Add``, ``Sub``, ``Mul``, ``Neg``, ``Div`` by a constant and
+    ``Pow`` by 1, 2 or 3, at most ``_MAX_DEPTH`` deep.
+    """
+
+    def __init__(self, x: Var, name: str) -> None:
+        self.x = x
+        self.name = name
+
+    def fits(self, value: Value | None, state: State) -> Iterator[State]:
+        x = state.bound.get(self.x.name)
+        nodes: list[Node] = []
+        poly = None if x is None else _poly(value, x, nodes, 0)
+        if poly is not None:
+            yield state.add(*nodes).bind(self.name, poly)
+
+
+def _poly(v: Value | None, x: Value, nodes: list[Node], depth: int) -> _Poly | None:
     """``v`` as a polynomial in ``x``, or None when it is not one (or is too deep)."""
     if v is x:
         return {1: 1.0}
     c = scalar_of(v)
     if c is not None:
         return {0: c}
-    n = node_of(v, "Add", "Sub", "Mul", "Div", "Pow", "Neg")
-    if n is None or not single_use(v) or depth > 12:
+    n = None if v is None else v.producer
+    kinds = ("Add", "Sub", "Mul", "Div", "Pow", "Neg")
+    if n is None or n.op.domain or n.op.op_type not in kinds or depth > _MAX_DEPTH:
+        return None
+    if v is None or len(v.uses) != 1 or v in v.graph.outputs:
         return None
     a = _poly(n.inputs[0], x, nodes, depth + 1)
     b = _poly(n.inputs[1], x, nodes, depth + 1) if len(n.inputs) > 1 else {0: -1.0}
     if a is None or b is None:
         return None
-    t = n.op.op_type
-    if t in ("Add", "Sub"):
-        s = 1.0 if t == "Add" else -1.0
-        out = {p: a.get(p, 0.0) + s * b.get(p, 0.0) for p in {*a, *b}}
-    elif t in ("Mul", "Neg"):
-        out = _times(a, b)
-    elif t == "Div" and set(b) == {0} and b[0]:
-        out = {p: q / b[0] for p, q in a.items()}
-    elif t == "Pow" and set(b) == {0} and b[0] in (1.0, 2.0, 3.0):
-        out = {0: 1.0}
-        for _ in range(int(b[0])):
-            out = _times(out, a)
-    else:
+    out = _combine(n.op.op_type, a, b)
+    if out is None:
         return None
     nodes.append(n)
     return {p: q for p, q in out.items() if q != 0.0}
+
+
+def _combine(op_type: str, a: _Poly, b: _Poly) -> _Poly | None:
+    """``a <op> b``; None where the result is not a polynomial this pass reads."""
+    constant = b[0] if set(b) == {0} else None
+    if op_type in ("Add", "Sub"):
+        sign = 1.0 if op_type == "Add" else -1.0
+        return {p: a.get(p, 0.0) + sign * b.get(p, 0.0) for p in {*a, *b}}
+    if op_type in ("Mul", "Neg"):
+        return _times(a, b)
+    if op_type == "Div" and constant:
+        return {p: q / constant for p, q in a.items()}
+    if op_type == "Pow" and constant in (1.0, 2.0, 3.0):
+        out = {0: 1.0}
+        for _ in range(int(constant)):
+            out = _times(out, a)
+        return out
+    return None
 
 
 def _times(a: _Poly, b: _Poly) -> _Poly:
@@ -147,3 +139,11 @@ def _times(a: _Poly, b: _Poly) -> _Poly:
         for r, s in b.items():
             out[p + r] = out.get(p + r, 0.0) + q * s
     return out
+
+
+_RULES = [
+    RewriteRule("gelu_erf", _gelu(op.Erf), _erf_check, lambda m: op.Gelu(m["x"])),
+    RewriteRule(
+        "gelu_tanh", _gelu(op.Tanh), _tanh_check, lambda m: op.Gelu(m["x"], approximate="tanh")
+    ),
+]

@@ -22,10 +22,11 @@ It does not fire when:
 
 from __future__ import annotations
 
-from ir.graph import Graph, Node, Value
+from ir.graph import Graph, Value
 from ir.ops.registry import op
-from ir.passes._match import fuse_all, node_of, pairs, single_use, splice
 from ir.passes.base import Pass, PassResult
+from ir.passes.pattern import Match, Or, Pattern, Var
+from ir.passes.rewriter import RewriteRule, apply_rules
 
 _FLOATS = ("float16", "float32", "float64")
 
@@ -37,64 +38,96 @@ class FuseGemmPass(Pass):
 
     def call(self, graph: Graph) -> PassResult:
         """Rewrite every match; see the module docstring for the rules."""
-        return PassResult(graph, fuse_all(graph, ("Add", "Gemm"), _match, _rewrite))
+        return PassResult(graph, apply_rules(graph, _RULES))
 
 
-# (root, matmul, A, B, C, attrs)
-_Match = tuple[Node, Node | None, Value, Value, Value | None, dict[str, float]]
+def _operand(side: str) -> Pattern:
+    """Operand ``side`` ("a" or "b"): ``Transpose(<side>_t)`` to absorb, or the value as is."""
+    return Or(op.Transpose(Var(f"{side}_t")).named(f"{side}_transposed"), Var(side))
 
 
-def _match(node: Node) -> _Match | None:
-    return _match_add(node) if node.op.op_type == "Add" else _match_gemm(node)
+# ---------------------------------------------------------------- Add(MatMul(A, B), C)
 
 
-def _match_add(add: Node) -> _Match | None:
-    for prod, bias in pairs(add):
-        mm = node_of(prod, "MatMul")
-        if mm is None or not single_use(prod) or bias is None:
+def _linear_check(m: Match) -> bool:
+    a, b, c = _given(m, "a"), _given(m, "b"), m["c"]
+    if not (_is_2d(a) and _is_2d(b) and str(a.dtype) in _FLOATS) or c is None:
+        return False
+    return c.dtype == a.dtype and _broadcasts(c, m["product"].shape) and _transposes_ok(m)
+
+
+def _linear_rewrite(m: Match) -> Value:
+    (a, trans_a), (b, trans_b) = _untransposed(m, "a"), _untransposed(m, "b")
+    return op.Gemm(a, b, m["c"], **_flags(trans_a, trans_b))
+
+
+# ---------------------------------------------------------------- Gemm(Transpose(A), ...)
+
+
+def _transposed_gemm_check(m: Match) -> bool:
+    absorbs = "a_transposed" in m or "b_transposed" in m
+    return absorbs and _transposes_ok(m)
+
+
+def _transposed_gemm_rewrite(m: Match) -> Value:
+    attrs = m.root.full_attrs
+    (a, trans_a), (b, trans_b) = _untransposed(m, "a"), _untransposed(m, "b")
+    scales = {k: attrs[k] for k in ("alpha", "beta") if attrs[k] != 1.0}
+    flags = _flags(attrs["transA"] ^ trans_a, attrs["transB"] ^ trans_b)
+    return op.Gemm(a, b, m["c"], **flags, **scales)
+
+
+_RULES = [
+    RewriteRule(
+        "matmul_add",
+        op.Add(op.MatMul(_operand("a"), _operand("b")).named("product"), Var("c")),
+        _linear_check,
+        _linear_rewrite,
+    ),
+    RewriteRule(
+        "gemm_transpose",
+        op.Gemm(_operand("a"), _operand("b"), Var("c")),
+        _transposed_gemm_check,
+        _transposed_gemm_rewrite,
+    ),
+]
+
+
+# ---------------------------------------------------------------- shared conditions
+
+
+def _given(m: Match, side: str) -> Value:
+    """The operand as the MatMul or Gemm is given it (the Transpose's output, if any)."""
+    return m.get(f"{side}_transposed") or m[side]
+
+
+def _untransposed(m: Match, side: str) -> tuple[Value, int]:
+    """The operand for the new Gemm and its ``trans`` flag: 1 when a Transpose is absorbed."""
+    if f"{side}_t" in m:
+        return m[f"{side}_t"], 1
+    return m[side], 0
+
+
+def _transposes_ok(m: Match) -> bool:
+    """Each absorbed Transpose is of a 2-D value, with perm ``[1, 0]`` or none."""
+    for side in ("a", "b"):
+        t = m.get(f"{side}_transposed")
+        if t is None:
             continue
-        a, b = mm.inputs[0], mm.inputs[1]
-        assert a is not None and b is not None and prod is not None
-        if not (_is_2d(a) and _is_2d(b) and str(a.dtype) in _FLOATS):
-            continue
-        if bias.dtype != a.dtype or not _broadcasts(bias, prod.shape):
-            continue
-        a, ta = _untranspose(a)
-        b, tb = _untranspose(b)
-        return add, mm, a, b, bias, {"transA": ta, "transB": tb}
-    return None
+        perm = t.producer.attrs.get("perm")
+        if not _is_2d(t) or (perm is not None and list(perm) != [1, 0]):
+            return False
+    return True
 
 
-def _match_gemm(gemm: Node) -> _Match | None:
-    """A Gemm with a transposed operand left to absorb."""
-    attrs = gemm.full_attrs
-    a, b = gemm.inputs[0], gemm.inputs[1]
-    assert a is not None and b is not None
-    a2, ta = _untranspose(a)
-    b2, tb = _untranspose(b)
-    if a2 is a and b2 is b:
-        return None
-    trans = {"transA": attrs["transA"] ^ ta, "transB": attrs["transB"] ^ tb}
-    extra = {k: attrs[k] for k in ("alpha", "beta") if attrs[k] != 1.0}
-    c = gemm.inputs[2] if len(gemm.inputs) > 2 else None
-    return gemm, None, a2, b2, c, {**trans, **extra}
+def _flags(trans_a: int, trans_b: int) -> dict[str, int]:
+    # Flags only when set, so the text form stays the plain ``Gemm(a, b, c)``.
+    flags = {"transA": trans_a, "transB": trans_b}
+    return {k: v for k, v in flags.items() if v}
 
 
 def _is_2d(v: Value) -> bool:
     return v.type.shape is not None and len(v.type.shape) == 2
-
-
-def _untranspose(v: Value) -> tuple[Value, int]:
-    """``(X, 1)`` when ``v`` is a single-use 2-D ``Transpose(X)``, else ``(v, 0)``."""
-    t = node_of(v, "Transpose")
-    if t is None or not single_use(v) or not _is_2d(v):
-        return v, 0
-    perm = t.attrs.get("perm")
-    if perm is not None and list(perm) != [1, 0]:
-        return v, 0
-    x = t.inputs[0]
-    assert x is not None
-    return x, 1
 
 
 def _broadcasts(c: Value, out: tuple[object, ...]) -> bool:
@@ -104,17 +137,3 @@ def _broadcasts(c: Value, out: tuple[object, ...]) -> bool:
         return False
     tail = out[len(out) - len(shape) :]
     return all(d == 1 or (d is not None and d == o) for d, o in zip(shape, tail, strict=True))
-
-
-def _rewrite(graph: Graph, found: _Match) -> None:
-    root, mm, a, b, c, attrs = found
-    start = len(graph.nodes)
-    # Flags only when set, so the text form stays the plain ``Gemm(a, b, c)``.
-    given = {k: v for k, v in attrs.items() if v or not k.startswith("trans")}
-    y = op.Gemm(a, b, c, **given)
-    matched = [n for n in (root, mm) if n is not None]
-    for v in (*(mm.inputs if mm else ()), *root.inputs):
-        t = node_of(v, "Transpose")
-        if t is not None:
-            matched.append(t)
-    splice(graph, start, root.outputs[0], y, matched)

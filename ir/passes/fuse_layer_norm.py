@@ -27,8 +27,9 @@ import numpy as np
 
 from ir.graph import Graph, Node, Value
 from ir.ops.registry import op
-from ir.passes import _match as pm
 from ir.passes.base import Pass, PassResult
+from ir.passes.pattern import Const, Match, Or, Pattern, Var, close, same_dims, scalar_of
+from ir.passes.rewriter import RewriteRule, apply_rules
 
 
 class FuseLayerNormPass(Pass):
@@ -38,112 +39,99 @@ class FuseLayerNormPass(Pass):
 
     def call(self, graph: Graph) -> PassResult:
         """Rewrite every match; see the module docstring for the rules."""
-        return PassResult(graph, pm.fuse_all(graph, ("Div", "Mul"), _match, _rewrite))
+        return PassResult(graph, apply_rules(graph, [_RULE]))
 
 
-_Match = tuple[Node, Value, int, float, Value | None, Value | None, list[Node]]
+def _centred(x: Var, name: str) -> Pattern:
+    """``x - ReduceMean(x)``, the mean bound to ``<name>_mean``."""
+    mean = op.ReduceMean(x, Var(f"{name}_axes")).named(f"{name}_mean")
+    return op.Sub(x, mean).named(name)
 
 
-def _rewrite(graph: Graph, found: _Match) -> None:
-    root, x, k, eps, scale, bias, nodes = found
-    start = len(graph.nodes)
+def _pattern() -> Pattern:
+    """``d / Sqrt(var + eps) [* gamma] [+ beta]``, ``d`` centred ``x``, in every form above."""
+    x = Var("x")
+    d = _centred(x, "d")
+    d2 = _centred(x, "d2")  # d itself, or the mean taken again
+    square = Or(op.Pow(d2, 2.0), op.Mul(d2, d2))
+    total = op.ReduceSum(square, Var("var_axes")).named("var_reduce")
+    variance = Or(
+        op.ReduceMean(square, Var("var_axes")).named("var_reduce"),
+        op.Div(total, Const("n")),
+        op.Mul(total, Const("inverse_n")),
+    )
+    biased = op.Add(variance, Const("eps"))
+    inverse_std = Or(op.Reciprocal(op.Sqrt(biased)), op.Pow(biased, -0.5))
+    norm = Or(op.Div(d, op.Sqrt(biased)), op.Mul(d, inverse_std))
+    gamma, beta = Var("gamma"), Var("beta")
+    return Or(op.Add(op.Mul(norm, gamma), beta), op.Mul(norm, gamma), norm)
+
+
+def _check(m: Match) -> bool:
+    x = m["x"]
+    k = _normalized_rank(m)
+    if k is None or not np.issubdtype(x.dtype, np.floating) or m.value.type != x.type:
+        return False
+    dims = x.shape[x.ndim - k :]
+    for name in ("gamma", "beta"):  # shaped as the normalized dims, or the result broadcasts
+        w = m.get(name)
+        if w is not None and not same_dims(w.type.shape or (None,), dims):
+            return False
+    static = all(isinstance(d, int) for d in dims)
+    if "n" in m or "inverse_n" in m:  # ReduceSum over n, the count of normalized elements
+        count = math.prod(d for d in dims if isinstance(d, int))
+        if not static or not close(_divisor(m), count):
+            return False
+    return "gamma" in m or static  # a scale of ones needs a static shape
+
+
+def _divisor(m: Match) -> float | None:
+    """The ``n`` that the variance's ``ReduceSum`` is divided by (``/ n`` or ``* 1/n``)."""
+    if "n" in m:
+        return scalar_of(m["n"])
+    inverse = scalar_of(m["inverse_n"])
+    return 1 / inverse if inverse else None
+
+
+def _rewrite(m: Match) -> Value:
+    x, k = m["x"], _normalized_rank(m)
+    assert k is not None
+    scale = m.get("gamma")
     if scale is None:
         dims = [d for d in x.shape[x.ndim - k :] if isinstance(d, int)]  # all are: checked
-        scale = graph.constant(np.ones(dims, x.dtype), "layer_norm_scale")
-    inputs = [x, scale] if bias is None else [x, scale, bias]
-    y = op.LayerNormalization(*inputs, axis=-k, epsilon=eps)[0]
-    pm.splice(graph, start, root.outputs[0], y, nodes)
+        scale = x.graph.constant(np.ones(dims, x.dtype), "layer_norm_scale")
+    inputs = [x, scale] if "beta" not in m else [x, scale, m["beta"]]
+    eps = scalar_of(m["eps"])
+    return op.LayerNormalization(*inputs, axis=-k, epsilon=eps)[0]
 
 
-def _match(norm: Node) -> _Match | None:
-    """``norm`` divides by the standard deviation, or multiplies by its inverse."""
-    div = norm.op.op_type == "Div"
-    for d, std in [(norm.inputs[0], norm.inputs[1])] if div else pm.pairs(norm):
-        centred, sd = _centred(d), _std(std, inverse=not div)
-        if centred is None or sd is None or not np.issubdtype(centred[0].dtype, np.floating):
-            continue
-        (x, axes, nodes), (var_eps, eps, std_nodes) = centred, sd
-        k = x.ndim - min(axes)
-        if axes != tuple(range(x.ndim - k, x.ndim)) or not (var := _variance(var_eps, x, axes)):
-            continue
-        nodes += [*std_nodes, *var, norm]
-        dims = x.shape[x.ndim - k :]
-        root, scale, bias = _affine(norm, dims, x, nodes)
-        static = scale is not None or all(isinstance(d, int) for d in dims)
-        if static and root.outputs[0].type == x.type and pm.private(nodes, root):
-            return root, x, k, eps, scale, bias, nodes
-    return None
-
-
-def _centred(d: Value | None) -> tuple[Value, tuple[int, ...], list[Node]] | None:
-    """``(x, axes, nodes)`` when ``d`` is ``x - ReduceMean(x, axes, keepdims=1)``."""
-    sub = pm.node_of(d, "Sub")
-    mean = pm.node_of(sub.inputs[1], "ReduceMean") if sub else None
-    if sub is None or mean is None or mean.inputs[0] is not sub.inputs[0]:
+def _normalized_rank(m: Match) -> int | None:
+    """``k`` when every reduction is over the same trailing ``k`` axes of ``x``, else None."""
+    x = m["x"]
+    axes = _reduce_axes(m["d_mean"].producer)
+    if axes is None:
         return None
-    x, axes = sub.inputs[0], pm.reduce_axes(mean)
-    return None if x is None or axes is None else (x, axes, [sub, mean])
+    k = x.ndim - min(axes)
+    same = [_reduce_axes(m[name].producer) for name in ("d2_mean", "var_reduce")]
+    if axes != tuple(range(x.ndim - k, x.ndim)) or any(a != axes for a in same):
+        return None
+    return k
 
 
-def _std(v: Value | None, inverse: bool) -> tuple[Value, float, list[Node]] | None:
-    """``(var, eps, nodes)`` when ``v`` is ``Sqrt(var + eps)``, or its inverse."""
-    if not inverse and (sqrt := pm.node_of(v, "Sqrt")):
-        nodes, ve = [sqrt], sqrt.inputs[0]
-    elif inverse and (p := pm.node_of(v, "Pow")) and pm.close(pm.scalar_of(p.inputs[1]), -0.5):
-        nodes, ve = [p], p.inputs[0]
-    elif (
-        inverse and (r := pm.node_of(v, "Reciprocal")) and (sqrt := pm.node_of(r.inputs[0], "Sqrt"))
-    ):
-        nodes, ve = [r, sqrt], sqrt.inputs[0]
-    else:
+def _reduce_axes(reduce: Node) -> tuple[int, ...] | None:
+    """The sorted non-negative axes of a ``Reduce*`` node that keeps dims, else None.
+
+    Constant ``axes``, or none at all (every axis); anything else gives None.
+    """
+    x = reduce.inputs[0]
+    given = reduce.inputs[1] if len(reduce.inputs) > 1 else None
+    if x is None or x.type.shape is None or not reduce.full_attrs["keepdims"]:
         return None
-    if (add := pm.node_of(ve, "Add")) is None:
+    if given is None:
+        return tuple(range(x.ndim)) or None
+    if given.const is None or given.const.size == 0:
         return None
-    for var, eps in pm.pairs(add):
-        if var is not None and (e := pm.scalar_of(eps)) is not None:
-            return var, e, [*nodes, add]
-    return None
+    return tuple(sorted(int(a) % x.ndim for a in given.const.reshape(-1)))
 
 
-def _variance(v: Value, x: Value, axes: tuple[int, ...]) -> list[Node] | None:
-    """The nodes computing ``v``, when it is the biased variance of ``x`` over ``axes``."""
-    scaled = pm.node_of(v, "Div", "Mul")
-    reduce = pm.node_of(scaled.inputs[0] if scaled else v, "ReduceMean", "ReduceSum")
-    if reduce is None or pm.reduce_axes(reduce) != axes:
-        return None
-    nodes = [reduce] if scaled is None else [reduce, scaled]
-    if reduce.op.op_type == "ReduceSum":  # over n, the count of normalized elements
-        n = math.prod(float(d) if isinstance(d, int) else math.nan for d in x.shape[min(axes) :])
-        c = pm.scalar_of(scaled.inputs[1]) if scaled else None
-        if scaled is None or not c or not pm.close(c if scaled.op.op_type == "Div" else 1 / c, n):
-            return None
-    elif scaled is not None:
-        return None
-    if (power := pm.node_of(reduce.inputs[0], "Pow", "Mul")) is None:
-        return None
-    a, b = power.inputs[0], power.inputs[1]
-    centred = _centred(a)
-    square = a is b if power.op.op_type == "Mul" else pm.close(pm.scalar_of(b), 2.0)
-    if not square or centred is None or centred[0] is not x or centred[1] != axes:
-        return None
-    return [*nodes, power, *centred[2]]
-
-
-def _affine(
-    norm: Node, dims: tuple[object, ...], x: Value, nodes: list[Node]
-) -> tuple[Node, Value | None, Value | None]:
-    """The last node of ``norm [* gamma] [+ beta]``, and gamma and beta (None when absent)."""
-    root, found = norm, []
-    for op_type in ("Mul", "Add"):
-        out = root.outputs[0]
-        user = out.uses[0][0] if len(out.uses) == 1 else None
-        if user is None or user.op.domain or user.op.op_type != op_type:
-            break
-        w = next(w for v, w in pm.pairs(user) if v is out)
-        if w is None or w is out or not pm.same_dims(w.type.shape or (None,), dims):
-            break
-        root = user
-        nodes.append(user)
-        found.append(w)
-    scale, bias = (*found, None, None)[:2]
-    return root, scale, bias
+_RULE = RewriteRule("layer_norm", _pattern(), _check, _rewrite)

@@ -6,12 +6,15 @@ Rules (``y`` is the node's output, ``x`` its first input):
 - ``Dropout(x)`` in inference: no ``training_mode`` input, or a constant false one, and its
   mask output unused;
 - ``Cast(x)`` to ``x``'s own dtype;
-- ``Reshape``, ``Expand``, ``Squeeze``, ``Unsqueeze``, ``Flatten`` whose output type equals
-  ``x``'s, every dim known (ints, or symbols: equal names are equal sizes);
+- a node that only reshapes ``x`` or broadcasts it to a target shape (``OpDef.reshape`` or
+  ``OpDef.shape_input``: ``Reshape``, ``Expand``, ``Squeeze``, ``Unsqueeze``, ``Flatten``)
+  whose output type equals ``x``'s, every dim known (ints, or symbols: equal names are
+  equal sizes);
 - a chain of two of those (``Squeeze(Unsqueeze(x))``, ``Reshape(Reshape(x))``...) whose
   output type equals the first one's input type: they only re-read the row-major order;
 - ``Transpose`` whose permutation is the identity;
-- ``Concat``, ``Sum``, ``Max``, ``Min``, ``Mean`` of a single input.
+- an n-ary op (``OpDef.nary``: ``Concat``, ``Sum``, ``Max``, ``Min``, ``Mean``) of a single
+  input.
 
 Does not fire:
 
@@ -26,11 +29,8 @@ Does not fire:
 from __future__ import annotations
 
 from ir.graph import Graph, Node, Value
+from ir.ops.registry import OpDef
 from ir.passes.base import Pass, PassResult, remove_if_dead, replace_value, same_type
-
-# Ops that only change the shape: the row-major element order is kept.
-_RESHAPES = frozenset({"Reshape", "Expand", "Squeeze", "Unsqueeze", "Flatten"})
-_VARIADIC = frozenset({"Concat", "Sum", "Max", "Min", "Mean"})
 
 
 class IdentityEliminationPass(Pass):
@@ -60,7 +60,7 @@ def _passthrough(graph: Graph, node: Node) -> Value | None:
         return x
     if op_type == "Dropout":
         return x if _inference_dropout(graph, node) else None
-    if op_type in _VARIADIC:
+    if node.op.nary:
         return x if len(node.inputs) == 1 and same_type(x, y) else None
     if op_type == "Cast":
         return x if x.dtype == y.dtype else None
@@ -70,15 +70,24 @@ def _passthrough(graph: Graph, node: Node) -> Value | None:
             return None
         order = range(rank - 1, -1, -1) if perm is None else perm
         return x if [int(i) for i in order] == list(range(rank)) else None
-    if op_type in _RESHAPES:
+    if _reshapes(node.op):
         if same_type(x, y):
             return x
         inner = x.producer
-        if inner is not None and inner.op.op_type in _RESHAPES:
+        if inner is not None and _reshapes(inner.op):
             source = inner.inputs[0]
             if source is not None and same_type(source, y):
                 return source
     return None
+
+
+def _reshapes(op: OpDef) -> bool:
+    """Whether ``op`` keeps input 0's row-major element order, changing only the shape.
+
+    Reshapes do; so does broadcasting to a target shape, which repeats elements only where
+    the shape grows (a chain back to the source type never grew).
+    """
+    return op.reshape or op.shape_input is not None
 
 
 def _inference_dropout(graph: Graph, node: Node) -> bool:

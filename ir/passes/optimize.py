@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ir.errors import GraphcapError
 from ir.graph import Graph
 from ir.passes.algebraic_simplification import AlgebraicSimplificationPass
-from ir.passes.base import Pass, PassManager
+from ir.passes.base import Pass, PassManager, verify_each_pass, verify_result
 from ir.passes.constant_folding import ConstantFoldingPass
 from ir.passes.cse import CommonSubexpressionEliminationPass
 from ir.passes.dead_code_elimination import DeadCodeEliminationPass
@@ -13,7 +14,9 @@ from ir.passes.identity_elimination import IdentityEliminationPass
 LEVELS = (0, 1, 2, 3)
 
 
-def optimize(graph: Graph, level: int = 1, *, verify: bool = True, copy: bool = True) -> Graph:
+def optimize(
+    graph: Graph, level: int = 1, *, verify: bool | None = None, copy: bool = True
+) -> Graph:
     """Optimize ``graph`` with the passes of ``level``.
 
     Levels:
@@ -28,10 +31,16 @@ def optimize(graph: Graph, level: int = 1, *, verify: bool = True, copy: bool = 
     Each stage runs its passes round after round until none changes the graph. Graph inputs
     are untouched, and graph outputs keep their names and order.
 
+    Verification (``verify``): by default the result is verified once, at the end; with
+    ``GRAPHCAP_VERIFY_PASSES=1`` in the environment (the test suite sets it) or
+    ``verify=True``, the given graph is verified first and the graph after every pass, so a
+    failure names the pass that broke it (several times slower). ``verify=False`` skips it.
+
     Args:
         graph: the graph to optimize.
         level: 0, 1, 2 or 3.
-        verify: verify the graph first and after every pass (a failure names the pass).
+        verify: None (default: once at the end, or per pass under the environment
+            variable), True (per pass) or False (never).
         copy: optimize ``graph.copy()`` and leave ``graph`` alone; otherwise work in place.
 
     Returns:
@@ -39,16 +48,26 @@ def optimize(graph: Graph, level: int = 1, *, verify: bool = True, copy: bool = 
 
     Raises:
         ValueError: ``level`` is not one of 0, 1, 2, 3.
-        GraphInvariantError: ``verify`` and the given graph does not verify.
+        GraphInvariantError: the given graph does not verify.
         PassError: a pass raised or left a graph that does not verify.
     """
     if level not in LEVELS:
         raise ValueError(f"optimize: level={level!r}; expected one of {list(LEVELS)}")
+    each = verify_each_pass() if verify is None else verify
     out = graph.copy() if copy else graph
-    if verify:
+    if each or (level == 0 and verify is None):
         out.verify()  # a broken input is not blamed on the first pass
+    ran: list[str] = []
     for passes in pipeline(level):
-        PassManager(passes, verify=verify)(out)
+        PassManager(passes, verify=each)(out)
+        ran += [p.name for p in passes]
+    if verify is None and not each and ran:
+        try:
+            out.verify()
+        except GraphcapError:
+            if copy:
+                graph.verify()  # a broken input is reported as such, not blamed on a pass
+            verify_result(out, ran)
     return out
 
 

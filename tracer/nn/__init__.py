@@ -1,8 +1,15 @@
 """``tracer.nn``: modules, parameters, initialisers and the functional API (PyTorch's names)."""
 
 from tracer.nn import functional, init, utils
+from tracer.nn.activation import Hardtanh, Mish, SiLU
 from tracer.nn.attention import MultiheadAttention
+from tracer.nn.batchnorm import BatchNorm1d, BatchNorm2d
+from tracer.nn.bilinear import Bilinear
 from tracer.nn.containers import ModuleDict, ModuleList, Sequential
+from tracer.nn.conv import Conv1d, Conv2d
+from tracer.nn.distance import CosineSimilarity, PairwiseDistance
+from tracer.nn.embedding_bag import EmbeddingBag
+from tracer.nn.flatten import Flatten, Unflatten
 from tracer.nn.layers import (
     GELU,
     Dropout,
@@ -18,8 +25,32 @@ from tracer.nn.layers import (
     Softplus,
     Tanh,
 )
+from tracer.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CosineEmbeddingLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MarginRankingLoss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from tracer.nn.module import Module, Parameter
+from tracer.nn.padding import ConstantPad1d, ConstantPad2d, ZeroPad1d, ZeroPad2d
+from tracer.nn.pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
 from tracer.nn.rnn import GRU, LSTM, RNN
+from tracer.nn.rnn_cell import GRUCell, LSTMCell, RNNCell
 from tracer.nn.transformer import (
     PositionalEmbedding,
     SinusoidalPositionalEmbedding,
@@ -27,35 +58,76 @@ from tracer.nn.transformer import (
     TransformerEncoder,
     TransformerEncoderLayer,
 )
+from tracer.nn.transformer_model import Transformer, TransformerDecoder
 
 __all__ = [
-    "GELU",
-    "GRU",
-    "LSTM",
-    "RNN",
-    "MultiheadAttention",
-    "PositionalEmbedding",
-    "SinusoidalPositionalEmbedding",
-    "TransformerDecoderLayer",
-    "TransformerEncoder",
-    "TransformerEncoderLayer",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool1d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Bilinear",
+    "ConstantPad1d",
+    "ConstantPad2d",
+    "Conv1d",
+    "Conv2d",
+    "CosineEmbeddingLoss",
+    "CosineSimilarity",
+    "CrossEntropyLoss",
     "Dropout",
     "Embedding",
+    "EmbeddingBag",
+    "Flatten",
+    "GELU",
+    "GRU",
+    "GRUCell",
+    "Hardtanh",
+    "HuberLoss",
     "Identity",
+    "KLDivLoss",
+    "L1Loss",
+    "LSTM",
+    "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
     "LogSoftmax",
+    "MSELoss",
+    "MarginRankingLoss",
+    "MaxPool1d",
+    "MaxPool2d",
+    "Mish",
     "Module",
     "ModuleDict",
     "ModuleList",
+    "MultiheadAttention",
+    "NLLLoss",
+    "PairwiseDistance",
     "Parameter",
+    "PositionalEmbedding",
+    "RNN",
+    "RNNCell",
     "ReLU",
     "Sequential",
+    "SiLU",
     "Sigmoid",
+    "SinusoidalPositionalEmbedding",
+    "SmoothL1Loss",
     "Softmax",
     "Softplus",
     "Tanh",
+    "Transformer",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
+    "Unflatten",
+    "ZeroPad1d",
+    "ZeroPad2d",
     "functional",
     "init",
     "utils",

@@ -8,11 +8,11 @@ exactly as PyTorch defines it.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from ir.errors import DTypeError
-from ir.ops.registry import get
-from tracer._tensor_base import apply
+from ir.ops.registry import op
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -24,7 +24,13 @@ def _reduction(reduction: str, size_average: bool | None, reduce: bool | None) -
     if size_average is not None or reduce is not None:  # PyTorch's legacy arguments
         size_average = True if size_average is None else size_average
         reduce = True if reduce is None else reduce
-        return "mean" if size_average and reduce else "sum" if reduce else "none"
+        legacy = "mean" if size_average and reduce else "sum" if reduce else "none"
+        warnings.warn(
+            f"size_average and reduce args will be deprecated, please use reduction='{legacy}' "
+            "instead.",
+            stacklevel=3,
+        )
+        return legacy
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{reduction} is not a valid value for reduction")
     return reduction
@@ -96,14 +102,17 @@ def _hard_cross_entropy(
     reduction: str,
     label_smoothing: float,
 ) -> Any:
-    sce = get("SoftmaxCrossEntropyLoss")
-    attrs = {"ignore_index": int(ignore_index)}
+    ignore = int(ignore_index)
     if label_smoothing == 0.0:
-        loss, _ = apply(sce, (input, target, weight), {**attrs, "reduction": reduction})
+        loss, _ = op.SoftmaxCrossEntropyLoss(
+            input, target, weight, ignore_index=ignore, reduction=reduction
+        )
         return loss
     # PyTorch: (1 - eps) * nll + eps / C * smooth, where smooth = -sum_c w_c log p_c per
     # position (0 where ignored), both normalised like the weighted nll for "mean".
-    nll, log_prob = apply(sce, (input, target, weight), {**attrs, "reduction": "none"})
+    nll, log_prob = op.SoftmaxCrossEntropyLoss(
+        input, target, weight, ignore_index=ignore, reduction="none"
+    )
     ndim = input._data.ndim
     lp = log_prob if weight is None else log_prob * _class_weight_view(weight, ndim)
     ignored = target == ignore_index
@@ -116,7 +125,7 @@ def _hard_cross_entropy(
         denom = ignored.logical_not().to(loss.dtype).sum()
     else:
         safe = target.masked_fill(ignored, 0)
-        picked = apply(get("Gather"), (weight, safe), {"axis": 0})
+        picked = op.Gather(weight, safe, axis=0)
         denom = picked.masked_fill(ignored, 0.0).sum()
     return loss.sum() / denom
 
@@ -168,7 +177,7 @@ def nll_loss(
         input = input.unsqueeze(0)
         target = target.unsqueeze(0)
     attrs = {"ignore_index": int(ignore_index), "reduction": reduction}
-    loss = apply(get("NegativeLogLikelihoodLoss"), (input, target, weight), attrs)
+    loss = op.NegativeLogLikelihoodLoss(input, target, weight, **attrs)
     return loss.squeeze(0) if unbatched and reduction == "none" else loss
 
 
@@ -195,27 +204,10 @@ def binary_cross_entropy_with_logits(
             f"Target size ({list(target._data.shape)}) must be the same as input size "
             f"({list(input._data.shape)})"
         )
-    softplus_neg = apply(get("Softplus"), (-input,), {})
+    softplus_neg = op.Softplus(-input)
     if pos_weight is not None:
         softplus_neg = softplus_neg * ((pos_weight - 1) * target + 1)
     loss = (1 - target) * input + softplus_neg
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
-
-
-def mse_loss(
-    input: Tensor,
-    target: Tensor,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-) -> Tensor:
-    """Squared error ``(input - target)^2``, reduced; the two broadcast.
-
-    Raises:
-        ValueError: an unknown reduction.
-    """
-    reduction = _reduction(reduction, size_average, reduce)
-    diff = input - target
-    return _reduce(diff * diff, reduction)

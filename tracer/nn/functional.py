@@ -3,7 +3,9 @@
 Where ONNX has a native op that runtimes fuse, the function lowers to it: ``gelu`` to
 ``Gelu``, ``layer_norm`` to ``LayerNormalization``, ``dropout`` to ``Dropout``,
 ``softmax`` to ``Softmax``, ``embedding`` to ``Gather``, ``pad`` to ``Pad``, ``cross_entropy``
-to ``SoftmaxCrossEntropyLoss`` and ``nll_loss`` to ``NegativeLogLikelihoodLoss``. Everything
+to ``SoftmaxCrossEntropyLoss``, ``nll_loss`` to ``NegativeLogLikelihoodLoss``, ``conv1d``/
+``conv2d`` to ``Conv``, ``batch_norm`` to ``BatchNormalization``, the pools to ``MaxPool``/
+``AveragePool``/``Global*Pool`` and ``mish`` to ``Mish``. Everything
 is recorded by autograd and by ``tracer.trace``. Signatures and semantics are PyTorch's;
 ``inplace=True`` is accepted for compatibility, but results are computed out of place.
 """
@@ -18,40 +20,89 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ir.errors import DTypeError
-from ir.ops.registry import get
+from ir.ops.registry import op
 from tracer._creation import ones
 from tracer._functions import where
 from tracer._math import const
-from tracer._tensor_base import apply
 from tracer.autograd import is_grad_enabled
+from tracer.nn._conv import batch_norm, conv1d, conv2d
+from tracer.nn._embedding_bag import embedding_bag
+from tracer.nn._functional_misc import (
+    bilinear,
+    cosine_similarity,
+    hardtanh,
+    mish,
+    pairwise_distance,
+)
 from tracer.nn._loss import (
     binary_cross_entropy_with_logits,
     cross_entropy,
-    mse_loss,
     nll_loss,
+)
+from tracer.nn._loss_pointwise import (
+    binary_cross_entropy,
+    cosine_embedding_loss,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    margin_ranking_loss,
+    mse_loss,
+    smooth_l1_loss,
+)
+from tracer.nn._pool import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
 )
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
 
 __all__ = [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool1d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "batch_norm",
+    "bilinear",
+    "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "conv1d",
+    "conv2d",
+    "cosine_embedding_loss",
+    "cosine_similarity",
     "cross_entropy",
     "dropout",
     "elu",
     "embedding",
+    "embedding_bag",
     "gelu",
+    "hardtanh",
+    "huber_loss",
+    "kl_div",
+    "l1_loss",
     "layer_norm",
     "leaky_relu",
     "linear",
     "log_softmax",
+    "margin_ranking_loss",
+    "max_pool1d",
+    "max_pool2d",
+    "mish",
     "mse_loss",
     "nll_loss",
     "pad",
+    "pairwise_distance",
     "relu",
     "scaled_dot_product_attention",
     "sigmoid",
     "silu",
+    "smooth_l1_loss",
     "softmax",
     "softplus",
     "tanh",
@@ -98,14 +149,14 @@ def embedding(
             f"embedding: index out of range: indices must be in [0, {n}), got values in "
             f"[{input._data.min()}, {input._data.max()}]"
         )
-    out = apply(get("Gather"), (weight, input), {"axis": 0})
+    out = op.Gather(weight, input, axis=0)
     if padding_idx is None or not (weight._requires_grad and is_grad_enabled()):
         return out
     padding_idx = _padding_index(padding_idx, n)
     # Same values, but the padding positions read a detached copy: no gradient reaches them.
     keep = (input != padding_idx).unsqueeze(-1)
-    frozen = apply(get("Gather"), (weight.detach(), input), {"axis": 0})
-    return apply(get("Where"), (keep, out, frozen), {})
+    frozen = op.Gather(weight.detach(), input, axis=0)
+    return op.Where(keep, out, frozen)
 
 
 def _padding_index(padding_idx: int, n: int) -> int:
@@ -130,17 +181,17 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """
     if approximate not in ("none", "tanh"):
         raise ValueError(f"approximate argument must be either none or tanh, got {approximate!r}")
-    return apply(get("Gelu"), (input,), {"approximate": approximate})
+    return op.Gelu(input, approximate=approximate)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``x`` where positive, else ``negative_slope * x`` (ONNX LeakyRelu)."""
-    return apply(get("LeakyRelu"), (input,), {"alpha": float(negative_slope)})
+    return op.LeakyRelu(input, alpha=float(negative_slope))
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``x`` where positive, else ``alpha * (exp(x) - 1)`` (ONNX Elu)."""
-    return apply(get("Elu"), (input,), {"alpha": float(alpha)})
+    return op.Elu(input, alpha=float(alpha))
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -165,11 +216,11 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     out, since the two differ there by less than ``exp(-20)``.
     """
     z = input if beta == 1 else input * beta
-    out = apply(get("Softplus"), (z,), {})
+    out = op.Softplus(z)
     if beta != 1:
         out = out / beta
     if threshold != 20.0:
-        out = apply(get("Where"), (z > threshold, input, out), {})
+        out = op.Where(z > threshold, input, out)
     return out
 
 
@@ -216,7 +267,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if not training or p == 0.0:
         return input
     ratio = np.asarray(p, dtype=input._data.dtype)
-    out, _mask = apply(get("Dropout"), (input, ratio, np.asarray(True)), {})
+    out, _mask = op.Dropout(input, ratio, np.asarray(True))
     return out
 
 
@@ -242,9 +293,7 @@ def layer_norm(
             f"[*, {', '.join(map(str, shape))}], but got input of size{list(input._data.shape)}"
         )
     scale: Any = weight if weight is not None else np.ones(shape, input._data.dtype)
-    out, _mean, _inv = apply(
-        get("LayerNormalization"), (input, scale, bias), {"axis": -k, "epsilon": float(eps)}
-    )
+    out, _mean, _inv = op.LayerNormalization(input, scale, bias, axis=-k, epsilon=float(eps))
     return out
 
 
@@ -276,7 +325,7 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: Any = 
         begins[ndim - 1 - i], ends[ndim - 1 - i] = int(pad[2 * i]), int(pad[2 * i + 1])
     pads = np.asarray(begins + ends, np.int64)
     fill = const(0 if value is None else value, input._data.dtype) if mode == "constant" else None
-    return apply(get("Pad"), (input, pads, fill), {"mode": modes[mode]})
+    return op.Pad(input, pads, fill, mode=modes[mode])
 
 
 # ---------------------------------------------------------------- attention

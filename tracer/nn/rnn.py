@@ -9,11 +9,14 @@ weights are reordered into ONNX's gate order (LSTM ``ifgo`` -> ``iofc``, GRU ``r
 ``zrh`` with ``linear_before_reset=1``) with registry ops (``Split``/``Concat``), so the
 gradients flow back to the PyTorch-layout parameters.
 
-Instead of PyTorch's packed sequences, ``forward`` takes ``lengths``: an integer tensor of
-per-sequence lengths. Padded positions never leak into states or outputs: outputs past a
-sequence's length are zero and the final states are those of its last valid step (the
-reverse direction starts at that step), as ``pack_padded_sequence`` followed by
-``pad_packed_sequence(total_length=seq)`` gives in PyTorch.
+``forward`` takes a padded batch with ``lengths`` (an integer tensor of per-sequence
+lengths), or PyTorch's :class:`~tracer.nn.utils.rnn.PackedSequence`, which is run as the
+padded batch with its lengths and returned packed in the same layout (final states in the
+caller's batch order, as PyTorch). Both lower to ONNX ``sequence_lens``. Padded positions
+never leak into states or outputs: outputs past a sequence's length are zero and the final
+states are those of its last valid step (the reverse direction starts at that step), as
+``pack_padded_sequence`` followed by ``pad_packed_sequence(total_length=seq)`` gives in
+PyTorch.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import tracer
 from ir.ops.registry import op
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's customary name
 from tracer.nn.module import Module, Parameter
+from tracer.nn.utils.rnn import PackedSequence, pad_packed_sequence, repack
 from tracer.tensor import Tensor
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
@@ -115,6 +119,9 @@ class RNNBase(Module):
     @property
     def _suffixes(self) -> tuple[str, ...]:
         return ("", "_reverse") if self.bidirectional else ("",)
+
+    def flatten_parameters(self) -> None:
+        """Accepted for PyTorch compatibility; a no-op (there is no cuDNN weight buffer)."""
 
     def reset_parameters(self) -> None:
         """Draw every parameter from U(-1/√hidden_size, 1/√hidden_size), as PyTorch does."""
@@ -226,7 +233,22 @@ class RNNBase(Module):
         return x, [tracer.cat(acc) if len(acc) > 1 else acc[0] for acc in finals]
 
     def _forward(
-        self, x: Tensor, hx: tuple[Tensor | None, ...], lengths: Tensor | None
+        self, x: Any, hx: tuple[Tensor | None, ...], lengths: Tensor | None
+    ) -> tuple[Any, list[Tensor]]:
+        if isinstance(x, PackedSequence):
+            if lengths is not None:
+                raise ValueError(f"{type(self).__name__}: a PackedSequence carries its lengths")
+            padded, lengths = pad_packed_sequence(x)
+            y, finals = self._forward_padded(padded, hx, lengths, time_major=True)
+            return repack(y, x), finals
+        return self._forward_padded(x, hx, lengths, time_major=False)
+
+    def _forward_padded(
+        self,
+        x: Tensor,
+        hx: tuple[Tensor | None, ...],
+        lengths: Tensor | None,
+        time_major: bool,
     ) -> tuple[Tensor, list[Tensor]]:
         batched = self._check_input(x)
         names = ("h_0", "c_0")
@@ -235,7 +257,7 @@ class RNNBase(Module):
             if lengths is not None:
                 lengths = lengths.reshape(1)
             hx = tuple(None if h is None else h.unsqueeze(1) for h in hx)
-        elif self.batch_first:
+        elif self.batch_first and not time_major:
             x = x.transpose(0, 1)
         batch = x.shape[1]
         for h, name in zip(hx, names, strict=False):
@@ -249,7 +271,7 @@ class RNNBase(Module):
         y, finals = self._run(x, list(hx), lengths)
         if not batched:
             return y.squeeze(1), [f.squeeze(1) for f in finals]
-        if self.batch_first:
+        if self.batch_first and not time_major:
             y = y.transpose(0, 1)
         return y, finals
 
@@ -294,20 +316,21 @@ class RNN(RNNBase):
         )  # fmt: skip
 
     def forward(
-        self, input: Tensor, hx: Tensor | None = None, lengths: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+        self, input: Any, hx: Tensor | None = None, lengths: Tensor | None = None
+    ) -> tuple[Any, Tensor]:
         """Run the RNN.
 
         Args:
             input: ``[seq, batch, input_size]`` (``[batch, seq, ...]`` if ``batch_first``) or
-                unbatched ``[seq, input_size]``.
+                unbatched ``[seq, input_size]``, or a ``PackedSequence``.
             hx: initial hidden state ``[num_layers * num_directions, batch, hidden_size]``
                 (zeros if None).
             lengths: optional integer tensor ``[batch]`` of valid lengths.
 
         Returns:
             ``(output, h_n)``: ``output`` ``[seq, batch, num_directions * hidden_size]``
-            (zero past each length), ``h_n`` the final hidden states.
+            (zero past each length; packed like ``input`` if that is packed), ``h_n`` the
+            final hidden states.
         """
         y, (h_n,) = self._forward(input, (hx,), lengths)
         return y, h_n
@@ -332,22 +355,22 @@ class LSTM(RNNBase):
 
     def forward(
         self,
-        input: Tensor,
+        input: Any,
         hx: tuple[Tensor, Tensor] | None = None,
         lengths: Tensor | None = None,
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    ) -> tuple[Any, tuple[Tensor, Tensor]]:
         """Run the LSTM.
 
         Args:
             input: ``[seq, batch, input_size]`` (``[batch, seq, ...]`` if ``batch_first``) or
-                unbatched ``[seq, input_size]``.
+                unbatched ``[seq, input_size]``, or a ``PackedSequence``.
             hx: optional ``(h_0, c_0)``, each ``[num_layers * num_directions, batch,
                 hidden_size]`` (zeros if None).
             lengths: optional integer tensor ``[batch]`` of valid lengths.
 
         Returns:
             ``(output, (h_n, c_n))`` with PyTorch's shapes; ``output`` is zero past each
-            length.
+            length (packed like ``input`` if that is packed).
 
         Raises:
             ValueError: ``hx`` is not a pair, or a state of the wrong shape.
@@ -378,8 +401,8 @@ class GRU(RNNBase):
         super().__init__("GRU", *args, **kwargs)
 
     def forward(
-        self, input: Tensor, hx: Tensor | None = None, lengths: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+        self, input: Any, hx: Tensor | None = None, lengths: Tensor | None = None
+    ) -> tuple[Any, Tensor]:
         """Run the GRU; arguments and results as :meth:`RNN.forward`."""
         y, (h_n,) = self._forward(input, (hx,), lengths)
         return y, h_n
