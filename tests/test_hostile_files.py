@@ -159,13 +159,21 @@ CASES: dict[str, tuple[Callable[[], onnx.ModelProto | bytes], type[Exception], s
         ExportError,
         "has 2 outputs but num_outputs=3",
     ),
-    "pads of the wrong length": (
+    "a kernel_shape longer than the spatial axes": (
         lambda: _model(
-            [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2], pads=[1, 1, 1])],
+            [helper.make_node("LpPool", ["x"], ["y"], kernel_shape=[2, 2])],
             inputs=[helper.make_tensor_value_info("x", F, [1, 1, 8])],
         ),
         ShapeError,
-        "pads must be 2 non-negative ints",
+        "kernel_shape has 2 entries for 1 spatial axes",
+    ),
+    "a block size of 0": (
+        lambda: _model(
+            [helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=0)],
+            inputs=[helper.make_tensor_value_info("x", F, [1, 4, 2, 2])],
+        ),
+        ShapeError,
+        "DepthToSpace",
     ),
     "a required attribute missing (Cast's to)": (
         lambda: _model([helper.make_node("Cast", ["x"], ["y"])]),

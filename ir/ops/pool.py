@@ -250,6 +250,10 @@ class WindowAttrs:
                 pads depend on the size).
         """
         nsp = len(kernel)
+        if nsp != len(sizes):
+            raise ShapeError(f"kernel_shape has {nsp} entries for {len(sizes)} spatial axes")
+        if min(kernel, default=1) < 1:
+            raise ShapeError(f"kernel_shape must be positive, got {list(kernel)}")
         strides = spatial_attr(self.strides, nsp, 1, "strides")
         dil = spatial_attr(self.dilations, nsp, 1, "dilations")
         kern = tuple(int(k) for k in kernel)
