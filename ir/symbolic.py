@@ -162,7 +162,7 @@ def _check_inputs(node: Node) -> None:
     lo, hi = node.op.num_inputs
     n = len(node.inputs)
     optional = node.op.optional_inputs
-    absent = [i for i in range(lo) if (i >= n or node.inputs[i] is None) and i not in optional]
+    absent = node.op.absent_inputs(node.inputs)
     if absent or (hi is not None and n > hi):
         takes = f"{lo}..{hi}" if hi is not None else f"{lo} or more"
         raise GraphInvariantError(

@@ -231,6 +231,15 @@ class OpDef:
         if self.shape_input is not None and hi is not None and not 0 < self.shape_input < hi:
             raise ValueError(f"op {self.op_type}: shape_input={self.shape_input} is no input")
 
+    def absent_inputs(self, inputs: Sequence[object | None]) -> list[int]:
+        """Positions of required inputs that ``inputs`` (None: not given) leave out."""
+        lo = self.num_inputs[0]
+        return [
+            i
+            for i in range(lo)
+            if (i >= len(inputs) or inputs[i] is None) and i not in self.optional_inputs
+        ]
+
     @property
     def key(self) -> tuple[str, str]:
         """Registry key ``(domain, op_type)``."""
