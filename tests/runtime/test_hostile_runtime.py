@@ -27,7 +27,7 @@ from runtime import Interpreter, Session
 from runtime.errors import FeedError
 from runtime.signature import Signature
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 F, I64 = TensorProto.FLOAT, TensorProto.INT64
 
 
