@@ -186,6 +186,9 @@ class OpDef:
         commutative: a binary op whose result is the same with its two inputs swapped (Add,
             Mul): rewrite patterns match its operands in either order.
         legacy: how older ONNX versions of the op differ (see :class:`Legacy`).
+        optional_inputs: inputs among the first ``num_inputs[0]`` that may be absent: ONNX
+            keeps their positions (``Loop``'s M and cond, ``EmbedLayerNormalization``'s
+            segment ids and table), which a signature's defaults cannot say.
     """
 
     op_type: str
@@ -206,6 +209,7 @@ class OpDef:
     nary: bool = False
     commutative: bool = False
     legacy: Legacy = Legacy()
+    optional_inputs: tuple[int, ...] = ()
     attrs: Mapping[str, Any] = field(init=False)
     num_inputs: tuple[int, int | None] = field(init=False)
 
@@ -224,6 +228,15 @@ class OpDef:
         hi = counts[1]
         if self.shape_input is not None and hi is not None and not 0 < self.shape_input < hi:
             raise ValueError(f"op {self.op_type}: shape_input={self.shape_input} is no input")
+
+    def absent_inputs(self, inputs: Sequence[object | None]) -> list[int]:
+        """Positions of required inputs that ``inputs`` (None: not given) leave out."""
+        lo = self.num_inputs[0]
+        return [
+            i
+            for i in range(lo)
+            if (i >= len(inputs) or inputs[i] is None) and i not in self.optional_inputs
+        ]
 
     @property
     def key(self) -> tuple[str, str]:
