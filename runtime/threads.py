@@ -16,11 +16,9 @@ with OpenBLAS's default threads than with one (issue 13; ``bench/README.md``).
 from __future__ import annotations
 
 import os
-from typing import Any
 
 _MAX_DEFAULT = 4
 _num_threads: int | None = None  # None until set_num_threads or the first get
-_controller: Any = None
 
 
 def _cpus() -> int:
@@ -48,14 +46,12 @@ def default_num_threads() -> int:
 
 
 def _limit_blas(n: int) -> None:
-    global _controller
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # a dependency; without it BLAS keeps its own setting
         return
-    if _controller is None:
-        _controller = ThreadpoolController()
-    _controller.limit(limits=n, user_api="blas")
+    # A new controller each time: it finds the BLAS libraries loaded since (torch's, say).
+    ThreadpoolController().limit(limits=n, user_api="blas")
 
 
 def check_num_threads(n: int | None, what: str = "num_threads") -> None:
