@@ -404,8 +404,8 @@ def _add_leaf(leaves: dict[Tensor, Tensor], leaf: Tensor, g: Tensor) -> None:
 
 def _sum(a: Any, b: Any) -> Any:
     """``a + b`` for two gradients of one tensor; in NumPy unless the sum is recorded."""
-    if _state.grad_enabled or a._data.dtype != b._data.dtype:  # create_graph, or promotion
-        return a + b
+    if _state.grad_enabled or _state.tracer is not None or a._data.dtype != b._data.dtype:
+        return a + b  # create_graph, a trace recording the backward, or promotion
     return wrap(a._data + b._data)
 
 
