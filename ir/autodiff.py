@@ -20,10 +20,11 @@ import numpy as np
 
 from ir.errors import GraphcapError, ShapeError, UnsupportedOpError
 from ir.graph import Graph, Node, Value
+from ir.ops.recurrent import DOMAIN as GRAPHCAP_DOMAIN
 from ir.ops.registry import VjpContext, op
 from ir.passes.dead_code_elimination import DeadCodeEliminationPass
 
-__all__ = ["depends_on", "grad", "grad_name"]
+__all__ = ["depends_on", "grad", "grad_name", "inline_vjp"]
 
 
 def grad_name(name: str) -> str:
@@ -50,7 +51,8 @@ def grad(
             ``of``'s), one per output when ``of`` is a list. By default ``of`` must be a
             scalar and the seed is 1, as in ``loss.backward()``.
         standard_only: lower graphcap's recurrent backward ops into standard ONNX ops, so
-            the result contains default-domain ops only. False keeps them (faster on the
+            the result has no op of graphcap's own domain (onnxruntime's ``com.microsoft``
+            ops of a graph read from its optimizer's files stay). False keeps them (faster on the
             NumPy interpreter; onnxruntime cannot run them).
 
     Returns:
@@ -60,9 +62,12 @@ def grad(
         a zero gradient.
 
     Raises:
-        ValueError: an unknown or non-floating name, or a non-scalar ``of`` without a seed.
+        ValueError: an unknown or non-floating name, a non-scalar ``of`` without a seed, or
+            a graph traced for inference whose trace left gradient-only code out (its
+            ``meta["baked"]`` holds a ``grad-mode`` decision).
         UnsupportedOpError: a node on the path has no vjp rule (the message names it).
     """
+    _check_not_for_inference(graph)
     g = graph.copy()
     targets = [_output(g, name) for name in ([of] if isinstance(of, str | None) else of)]
     seeds: list[str | None] = [seed] if isinstance(seed, str | None) else list(seed)
@@ -90,6 +95,19 @@ def grad(
     return g
 
 
+def _check_not_for_inference(graph: Graph) -> None:
+    """Refuse a graph whose trace left gradient-only code out (``tracer.trace``'s default)."""
+    baked = graph.meta.get("baked")
+    for decision in baked if isinstance(baked, list) else ():
+        if isinstance(decision, dict) and decision.get("kind") == "grad-mode":
+            raise ValueError(
+                f"grad: the graph was traced for inference, which left out the "
+                f"{decision.get('what')} at {decision.get('source')}, so its gradients would "
+                "differ from eager autograd's; trace it with tracer.trace(..., "
+                "differentiable=True)"
+            )
+
+
 def depends_on(graph: Graph, of: Sequence[str], names: Sequence[str]) -> list[bool]:
     """Whether some output in ``of`` depends, through float values, on each of ``names``.
 
@@ -103,6 +121,48 @@ def depends_on(graph: Graph, of: Sequence[str], names: Sequence[str]) -> list[bo
         path, _ = _on_path(graph, targets, [source])
         result.append(bool(path) or source in targets)
     return result
+
+
+def inline_vjp(
+    target: Graph,
+    body: Graph,
+    args: Sequence[Value],
+    seeds: Sequence[Value | None],
+    wrt: Sequence[int],
+) -> list[Value | None]:
+    """Emit ``body`` applied to ``args`` into ``target``, then its vector-Jacobian product.
+
+    This is how control-flow vjp rules differentiate a subgraph: the body's nodes are copied
+    into the graph being built (an ``If`` branch's gradient graph, a backward ``Loop`` body)
+    and every node's vjp rule runs on the copies.
+
+    Args:
+        target: the graph to emit into.
+        body: the subgraph; it is not modified.
+        args: values of ``target`` standing for ``body``'s inputs, then its captures.
+        seeds: the cotangent of each body output (None: zero).
+        wrt: indices into ``args`` to differentiate by.
+
+    Returns:
+        The cotangent of each ``args[i]`` for ``i`` in ``wrt``; None where no seeded output
+        depends on it. Forward nodes nothing reads are left for dead-code elimination.
+    """
+    values = {id(v): a for v, a in zip([*body.inputs, *body.captures], args, strict=True)}
+    for v in body.initializers.values():
+        assert v.const is not None
+        values[id(v)] = target.constant(v.const, hint=v.name)
+    for n in body.nodes:
+        inputs = [None if x is None else values[id(x)] for x in n.inputs]
+        outs = target.apply(n.op, inputs, n.attrs, meta=n.meta)
+        values.update((id(old), new) for old, new in zip(n.outputs, outs, strict=True))
+    initial: dict[Value, Value] = {}
+    for o, s in zip(body.outputs, seeds, strict=True):
+        t = values[id(o)]
+        if s is not None and t.dtype.kind == "f":
+            initial[t] = op.Add(initial[t], s) if t in initial else s
+    sources = [args[i] for i in wrt]
+    cot = _backward(target, initial, sources) if initial else {}
+    return [cot.get(s) for s in sources]
 
 
 def _output(g: Graph, of: str | None) -> Value:
@@ -222,11 +282,15 @@ def _zeros_like(v: Value) -> Value:
 
 
 def _lower_to_standard(g: Graph) -> None:
-    if any(n.op.domain for n in g.nodes):
+    # graphcap's own domain is what other runtimes lack; onnxruntime's com.microsoft ops
+    # (in graphs read from its optimizer's files) stay, as they came in.
+    if any(n.op.domain == GRAPHCAP_DOMAIN for n in g.nodes):
         from ir.lower_recurrent import lower_recurrent_grads
 
         lower_recurrent_grads(g)
-    custom = sorted({f"{n.op.domain}::{n.op.op_type}" for n in g.nodes if n.op.domain})
+    custom = sorted(
+        {f"{n.op.domain}::{n.op.op_type}" for n in g.nodes if n.op.domain == GRAPHCAP_DOMAIN}
+    )
     if custom:
         raise UnsupportedOpError(
             f"grad: the backward graph needs non-standard ops {custom}; pass "

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ir.errors import GraphcapError
+from ir.dims import Expr
+from ir.errors import GraphcapError, GraphInvariantError, ShapeError
 from ir.ops.registry import InferContext
 from ir.types import Dim, TensorType
 
@@ -27,50 +28,58 @@ _MAX_SYMBOLIC_SIZE = 16
 
 
 class Sym:
-    """A dimension expression that supports the integer arithmetic shape code uses."""
+    """A dimension expression in the integer arithmetic shape code uses (see ``ir.dims``).
 
-    __slots__ = ("name",)
+    Arithmetic gives a ``Sym`` in normal form, or a plain int when the symbols cancel
+    (``seq - seq``), so kernels computing shapes on object arrays simplify as they go.
+    """
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    __slots__ = ("expr",)
 
-    def _wrap(self) -> str:
-        return f"({self.name})" if any(c in self.name for c in "+-*/") else self.name
+    def __init__(self, name: str | Expr) -> None:
+        self.expr = name if isinstance(name, Expr) else Expr.of(name)
+
+    @property
+    def name(self) -> str:
+        """The canonical text of the expression."""
+        return self.expr.text
 
     @staticmethod
-    def _of(x: Any) -> str:
-        return x._wrap() if isinstance(x, Sym) else str(int(x))
+    def _make(expr: Expr) -> Any:
+        value = expr.constant
+        return Sym(expr) if value is None else value
+
+    @staticmethod
+    def _of(x: Any) -> Expr:
+        return x.expr if isinstance(x, Sym) else Expr.of(int(x))
 
     def __add__(self, other: Any) -> Any:
-        return self if _is_int(other, 0) else Sym(f"{self.name}+{Sym._of(other)}")
+        return Sym._make(self.expr + Sym._of(other))
 
-    def __radd__(self, other: Any) -> Any:
-        return self if _is_int(other, 0) else Sym(f"{Sym._of(other)}+{self.name}")
+    __radd__ = __add__
 
     def __sub__(self, other: Any) -> Any:
-        return self if _is_int(other, 0) else Sym(f"{self.name}-{Sym._of(other)}")
+        return Sym._make(self.expr - Sym._of(other))
 
     def __rsub__(self, other: Any) -> Any:
-        return Sym(f"{Sym._of(other)}-{self._wrap()}")
+        return Sym._make(Sym._of(other) - self.expr)
 
     def __mul__(self, other: Any) -> Any:
-        return self if _is_int(other, 1) else Sym(f"{self._wrap()}*{Sym._of(other)}")
+        return Sym._make(self.expr * Sym._of(other))
 
-    def __rmul__(self, other: Any) -> Any:
-        return self if _is_int(other, 1) else Sym(f"{Sym._of(other)}*{self._wrap()}")
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Any:
+        return Sym._make(-self.expr)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sym) and other.name == self.name
+        return isinstance(other, Sym) and other.expr == self.expr
 
     def __hash__(self) -> int:
-        return hash(self.name)
+        return hash(self.expr)
 
     def __repr__(self) -> str:
         return self.name
-
-
-def _is_int(x: Any, value: int) -> bool:
-    return not isinstance(x, Sym) and int(x) == value
 
 
 def _to_object(sym: tuple[Dim, ...] | None, t: TensorType) -> np.ndarray | None:
@@ -141,21 +150,51 @@ def _symbolic_outputs(node: Node, types: list[TensorType]) -> list[tuple[Dim, ..
     return none
 
 
+def _call(node: Node, types: list[TensorType | None]) -> str:
+    """``Op(f32[2, 3], _)`` and the source line, for error messages."""
+    where = f" (traced at {node.meta['source']})" if "source" in node.meta else ""
+    args = ", ".join("_" if t is None else str(t) for t in types)
+    return f"{node.op.op_type}({args}){where}"
+
+
+def _check_inputs(node: Node) -> None:
+    """Refuse a node with more inputs than its op takes, or without one it needs."""
+    lo, hi = node.op.num_inputs
+    n = len(node.inputs)
+    optional = node.op.optional_inputs
+    absent = node.op.absent_inputs(node.inputs)
+    if absent or (hi is not None and n > hi):
+        takes = f"{lo}..{hi}" if hi is not None else f"{lo} or more"
+        raise GraphInvariantError(
+            f"node {node.name} ({node.op.op_type}) has {n} input(s)"
+            + (f", without required input(s) {absent}" if absent else "")
+            + f"; {node.op.op_type} takes {takes}, the first {lo} required"
+            + (f" but {list(optional)}" if optional else "")
+        )
+
+
 def infer_node(node: Node) -> tuple[list[TensorType], list[tuple[Dim, ...] | None]]:
     """Output types (from the op's shape rule) and symbolic values of ``node``.
 
     Raises:
+        GraphInvariantError: the node has more inputs than its op takes, or lacks one it
+            needs.
         GraphcapError: the shape rule rejected the inputs; the message names the node and
-            the source line it was traced from.
+            the source line it was traced from. A rule that fails in any other way on
+            inputs or attributes it does not expect (a malformed file) raises ShapeError.
     """
+    _check_inputs(node)
     values = [None if v is None else v.const for v in node.inputs]
     dims = [None if v is None else v.sym for v in node.inputs]
     types = [None if v is None else v.type for v in node.inputs]
     try:
         out = node.op.infer(InferContext(values, dims), *types, **node.full_attrs)
     except GraphcapError as err:
-        where = f" (traced at {node.meta['source']})" if "source" in node.meta else ""
-        args = ", ".join("_" if t is None else str(t) for t in types)
-        raise type(err)(f"{node.op.op_type}({args}){where}: {err}") from err
+        raise type(err)(f"{_call(node, types)}: {err}") from err
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, ArithmeticError) as err:
+        raise ShapeError(
+            f"{_call(node, types)}: the shape rule cannot handle these inputs and attributes "
+            f"{node.attrs}: {type(err).__name__}: {err}"
+        ) from err
     out_types = list(out) if isinstance(out, tuple) else [out]
     return out_types, _symbolic_outputs(node, out_types)

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tracer._signature import DynamicAxes
 from tracer._tensor_base import TensorBase
-from tracer.trace import DynamicAxes
 
 
 class DynamicShapes:

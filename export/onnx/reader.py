@@ -2,8 +2,10 @@
 
 The graph is built through ``Graph.add_input``, ``Graph.add_initializer`` and
 ``Graph.apply``, so every type comes from the registry's shape rules; the file's declared
-types (``value_info``, graph outputs) then fill in what the rules leave unknown, and a
-declared type that contradicts a rule is an error. Values keep the file's names.
+types (``value_info``, graph outputs) then fill in what the rules leave unknown (placeholder
+symbols and ``dim_value: -1`` read as unknown: ``declared``); a declared shape that
+contradicts a rule is ignored with a warning, a declared dtype that does is an error. Values
+keep the file's names.
 
 What loading normalises:
 
@@ -21,33 +23,42 @@ What loading normalises:
   dropped, and Concat gets its old default ``axis=1``. Besides, every op's
   ``consumed_inputs`` (before 6) is dropped, Split without sizes before 18 gets
   ``num_outputs`` and a string ``Cast.to`` becomes its code.
-- Graph-valued attributes (Scan bodies) become ``ir.Graph`` values, read the same way;
-  a body must be self-contained (reading a value of the graph around it is refused), and
-  Scan-8 (batched, with a ``sequence_lens`` input) is refused: the registry has Scan-9 on.
+- Graph-valued attributes (If branches, Loop and Scan bodies) become ``ir.Graph`` values,
+  read the same way. A name a subgraph reads from the graphs around it becomes a capture of
+  the subgraph (and of every subgraph between), and the node gets that outer value as one
+  of its last inputs (``ir.graph`` explains the convention; ``export.onnx.subgraphs`` does
+  the bookkeeping). Scan-8 (batched, with a ``sequence_lens`` input) is refused: the
+  registry has Scan-9 on.
 - Node ``metadata_props["source"]`` goes to ``node.meta["source"]``, model
   ``metadata_props["graphcap.<key>"]`` (JSON) to ``graph.meta[key]``.
 
 Ops the registry lacks are all counted before anything is built and reported in one
-:class:`UnsupportedOpError`. External data is read only from files inside the model's folder.
+:class:`UnsupportedOpError`. Files come from anyone: every node is checked against its ONNX
+schema and the registry's form before it is built (``export.onnx.checks``), and every tensor
+against its data before it is read (``export.onnx.tensors``); external data is read only
+from regular files inside the model's folder.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import warnings
 from collections import Counter
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
-from onnx import AttributeProto, TensorProto, numpy_helper
+from onnx import AttributeProto
 
 import ir.ops  # noqa: F401  (registers every op family)
+from export.onnx import checks
 from export.onnx.compat import compatible
+from export.onnx.declared import declared_type, input_symbols
+from export.onnx.subgraphs import align_captures, body_types
+from export.onnx.tensors import read_model, tensor_array, tensor_stand_in
 from ir import dtypes as D  # noqa: N812 - the project's short name
-from ir.errors import DTypeError, ExportError, GraphcapError, UnsupportedOpError
+from ir.errors import ExportError, GraphcapError, UnsupportedOpError
 from ir.graph import Graph, Value
 from ir.ops import registry
 from ir.ops.registry import OpDef
@@ -58,26 +69,26 @@ def load(path: str | os.PathLike[str]) -> Graph:
     """Read the ONNX file at ``path`` (and its external data) as an ``ir.Graph``.
 
     Raises:
-        ExportError: the file is not an ONNX model, or cannot be represented (see
-            :func:`from_model`).
+        FileNotFoundError: no such file.
+        ExportError: the file is not a regular file, not an ONNX model, or a model that
+            cannot be represented (see :func:`from_model`).
         UnsupportedOpError: the model uses ops the registry does not have (all listed).
     """
     path = Path(path)
-    try:
-        model = onnx.load(os.fspath(path), load_external_data=False)
-    except DecodeError as err:
-        raise ExportError(
-            f"{path} is not an ONNX model (protobuf could not parse it: {err})"
-        ) from None
-    return from_model(model, base_dir=path.parent)
+    return from_model(read_model(path), base_dir=path.parent)
 
 
-def from_model(model: onnx.ModelProto, base_dir: str | Path | None = None) -> Graph:
+def from_model(
+    model: onnx.ModelProto, base_dir: str | Path | None = None, *, weights: bool = True
+) -> Graph:
     """Build an ``ir.Graph`` from an ONNX model.
 
     Args:
         model: the model; tensors with external data are read from ``base_dir``.
         base_dir: the folder the model was loaded from; needed only for external data.
+        weights: False to read only small tensors and stand large ones in with zeros that
+            take no memory (``export.onnx.tensors.tensor_stand_in``): a graph with the
+            model's types, for checking shapes, not for running.
 
     Returns:
         A graph that verifies, in the registry's opset-20 form.
@@ -85,21 +96,15 @@ def from_model(model: onnx.ModelProto, base_dir: str | Path | None = None) -> Gr
     Raises:
         UnsupportedOpError: one error listing every op the registry lacks, with counts.
         ExportError: an older form that cannot be normalised, unreadable or unsafe external
-            data, a declared type that contradicts the registry's shape rules.
+            data, a declared dtype that contradicts the registry's shape rules.
         DTypeError: a tensor of an element type graphcap does not support.
     """
-    declared = _declared_opset(model)
+    checks.check_text(model)
+    declared = checks.declared_opset(model)
     _refuse_unsupported(model.graph, declared or 0)
     if declared is None:
         raise ExportError("the model imports no default-domain ('' or 'ai.onnx') opset")
-    return _Reader(model, declared, base_dir).read()
-
-
-def _declared_opset(model: onnx.ModelProto) -> int | None:
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx"):
-            return int(entry.version)
-    return None
+    return _Reader(model, declared, base_dir, weights=weights).read()
 
 
 def _domain(domain: str) -> str:
@@ -148,80 +153,6 @@ def _refuse_unsupported(graph: onnx.GraphProto, opset: int) -> None:
 # ---------------------------------------------------------------- tensors and types
 
 
-def tensor_array(t: TensorProto, base_dir: str | Path | None, where: str = "") -> np.ndarray:
-    """A ``TensorProto`` as a NumPy array, reading external data only inside ``base_dir``.
-
-    Raises:
-        DTypeError: an element type graphcap does not support.
-        ExportError: external data that is absolute, outside ``base_dir``, missing or short.
-    """
-    label = where or f"tensor {t.name!r}"
-    try:
-        dtype = D.from_onnx(t.data_type)
-    except DTypeError as err:
-        raise DTypeError(f"{label}: {err}") from None
-    if t.data_location != TensorProto.EXTERNAL:
-        return np.asarray(numpy_helper.to_array(t), dtype=dtype)
-    info = {e.key: e.value for e in t.external_data}
-    location = info.get("location", "")
-    if base_dir is None:
-        raise ExportError(
-            f"{label} is stored in external file {location!r}; pass base_dir, the model's "
-            "folder (export.load does)"
-        )
-    file = _inside(Path(base_dir), location, label)
-    count = int(np.prod(t.dims, dtype=np.int64))
-    nbytes = count * dtype.itemsize
-    if "length" in info and int(info["length"]) != nbytes:
-        raise ExportError(
-            f"{label}: external data length {info['length']} does not match its shape "
-            f"{list(t.dims)} of {dtype} ({nbytes} bytes)"
-        )
-    with open(file, "rb") as f:
-        f.seek(int(info.get("offset", 0)))
-        arr = np.fromfile(f, dtype=dtype.newbyteorder("<"), count=count)
-    if arr.size != count:
-        raise ExportError(f"{label}: external file {location!r} ends before the tensor's data")
-    return arr.astype(dtype, copy=False).reshape(tuple(t.dims))
-
-
-def _inside(base_dir: Path, location: str, label: str) -> Path:
-    """``location`` resolved under ``base_dir``; refuses absolute paths and escapes."""
-    win = PureWindowsPath(location)
-    if not location or os.path.isabs(location) or win.is_absolute() or win.drive:
-        raise ExportError(
-            f"{label}: external data location {location!r} is absolute (or empty); ONNX "
-            "external data must be a path relative to the model's folder"
-        )
-    base = os.path.realpath(base_dir)
-    target = os.path.realpath(os.path.join(base, location))
-    if os.path.commonpath([base, target]) != base:
-        raise ExportError(
-            f"{label}: external data location {location!r} resolves outside the model's "
-            f"folder {base}; refusing to read it"
-        )
-    if not os.path.isfile(target):
-        raise ExportError(f"{label}: external data file {location!r} is missing in {base}")
-    return Path(target)
-
-
-def _declared(vi: onnx.ValueInfoProto) -> tuple[np.dtype | None, tuple[Dim, ...] | None]:
-    """The dtype and shape a ``ValueInfoProto`` declares (None where it says nothing)."""
-    if not vi.type.HasField("tensor_type"):
-        return None, None
-    tt = vi.type.tensor_type
-    dtype = D.from_onnx(tt.elem_type) if tt.elem_type else None
-    if not tt.HasField("shape"):
-        return dtype, None
-    dims: list[Dim] = []
-    for d in tt.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or None)
-    return dtype, tuple(dims)
-
-
 def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> Any:
     kind = AttributeProto.AttributeType
     if a.type == kind.FLOAT:
@@ -229,7 +160,7 @@ def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> A
     if a.type == kind.INT:
         return int(a.i)
     if a.type == kind.STRING:
-        return a.s.decode()
+        return checks.text(a.s, where, a.name)
     if a.type == kind.TENSOR:
         return tensor_array(a.t, base_dir, f"{where}: attribute {a.name}")
     if a.type == kind.FLOATS:
@@ -237,7 +168,7 @@ def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> A
     if a.type == kind.INTS:
         return [int(x) for x in a.ints]
     if a.type == kind.STRINGS:
-        return [s.decode() for s in a.strings]
+        return [checks.text(s, where, a.name) for s in a.strings]
     raise ExportError(f"{where}: attribute {a.name} of type {kind.Name(a.type)} is not supported")
 
 
@@ -264,11 +195,23 @@ class _Reader:
         base_dir: str | Path | None,
         subgraph: onnx.GraphProto | None = None,
         hints: list[TensorType | None] | None = None,
+        parent: _Reader | None = None,
+        unsized: bool = False,
+        bound: set[str] | None = None,
+        *,
+        weights: bool = True,
     ) -> None:
         self.model = model
         self.opset = opset
         self.base_dir = base_dir
+        self.weights = weights
+        self.tensor = tensor_array if weights else tensor_stand_in
         self.is_body = subgraph is not None
+        self.parent = parent  # the reader of the enclosing graph (subgraphs only)
+        self.unsized = unsized  # captures get the outer values' dtypes and ranks only
+        # Outer values this subgraph reads, by name, in the order first read.
+        self.captured: dict[str, Value] = {}
+        self._bodies: dict[int, dict[str, Value]] = {}  # id(subgraph) -> its captured
         self.hints = hints or []  # body input types implied by the node (ONNX may omit them)
         g = self.proto = model.graph if subgraph is None else subgraph
         self.graph = Graph(g.name or ("body" if self.is_body else "main"))
@@ -280,22 +223,28 @@ class _Reader:
             *(vi.name for vi in g.input),
             *(name for n in g.node for name in n.output),
         }
-        self.declared = {vi.name: _declared(vi) for vi in (*g.value_info, *g.output)}
+        # The main graph's input symbols: other declared symbols are placeholders (unknown).
+        inits = [t.name for t in g.initializer]
+        self.bound = input_symbols(g.input, skip=inits) if bound is None else bound
+        self.declared = {
+            vi.name: declared_type(vi, self.bound) for vi in (*g.value_info, *g.output)
+        }
 
     def read(self) -> Graph:
         g = self.proto
         if len(g.sparse_initializer):
             raise ExportError("sparse initializers are not supported")
         for t in g.initializer:
-            self.values[t.name] = self.graph.add_initializer(t.name, tensor_array(t, self.base_dir))
+            self.values[t.name] = self.graph.add_initializer(t.name, self.tensor(t, self.base_dir))
         for i, vi in enumerate(g.input):
             if vi.name in self.values:
                 continue  # an initializer also listed as an input (required before IR 4)
-            dtype, shape = _declared(vi)
+            # The main graph's inputs define the symbols; a body's declare placeholders too.
+            dtype, shape = declared_type(vi, self.bound if self.is_body else None)
             hint = self.hints[i] if i < len(self.hints) else None
             if hint is not None:
                 dtype = dtype or hint.dtype
-                shape = hint.shape if shape is None else shape
+                shape = _fill(shape, hint.shape)
             if dtype is None:
                 raise ExportError(f"graph input {vi.name!r} is not a tensor of known dtype")
             self.values[vi.name] = self.graph.add_input(vi.name, dtype, shape)
@@ -315,7 +264,7 @@ class _Reader:
             return self.graph
         for entry in self.model.metadata_props:
             if entry.key.startswith("graphcap."):
-                self.graph.meta[entry.key.removeprefix("graphcap.")] = _json(entry)
+                self.graph.meta[entry.key.removeprefix("graphcap.")] = checks.metadata_json(entry)
         return self.graph
 
     # ------------------------------------------------------------ one node
@@ -326,14 +275,26 @@ class _Reader:
             self._constant(n, where)
             return
         op = registry.get(n.op_type, domain)
+        schema = checks.schema_of(op, self.opset)
+        if schema is not None:
+            checks.check_form(n, schema, where)
         inputs = [self._input(name, where) for name in n.input]
-        attrs = {a.name: self._attr(a, where, n, inputs) for a in n.attribute}
+        # By name: subgraphs capture outer values in the order read, which must not depend
+        # on the file's attribute order (the writer sorts them).
+        attributes = sorted(n.attribute, key=lambda a: a.name)
+        attrs = {a.name: self._attr(a, where, n, inputs) for a in attributes}
         meta: dict[str, Any] = {e.key: e.value for e in n.metadata_props if e.key == "source"}
         if any(e.key == "stop_gradient" and e.value == "1" for e in n.metadata_props):
             meta["stop_gradient"] = True
         inputs, attrs = self._normalise(n, op, inputs, attrs, where)
         while inputs and inputs[-1] is None:
             inputs.pop()  # absent trailing inputs: one canonical form
+        bodies = [attrs[k] for k in sorted(attrs) if isinstance(attrs[k], Graph)]
+        if bodies:  # in attribute-name order, as the writer writes them
+            # Captures follow the node's own inputs, whose positions are fixed (Loop's
+            # optional M and cond hold theirs even when absent).
+            inputs += [None] * (op.fixed_inputs - len(inputs))
+            inputs += align_captures(bodies, [self._bodies.pop(id(g)) for g in bodies])
         if self.opset < op.legacy.flat_2d:
             self._coerced_2d(n, op, inputs[0], attrs, meta, where)
             return
@@ -344,6 +305,11 @@ class _Reader:
                 f"have no counterpart in graphcap's {op.op_type} (attributes "
                 f"{sorted(op.attrs)}, ONNX opset-{op.since} form)"
             )
+        checks.check_arity(op, inputs, attrs, where)
+        if op.num_outputs is None and attrs.get("num_outputs", len(n.output)) != len(n.output):
+            raise ExportError(
+                f"{where} has {len(n.output)} outputs but num_outputs={attrs['num_outputs']}"
+            )
         self._apply(op, inputs, attrs, meta, list(n.output), n.name, where)
 
     def _attr(
@@ -351,17 +317,53 @@ class _Reader:
     ) -> Any:
         if a.type != AttributeProto.GRAPH:
             return _attr_value(a, self.base_dir, where)
-        hints = _scan_body_types(n, inputs) if n.op_type == "Scan" else None
-        return _Reader(self.model, self.opset, self.base_dir, a.g, hints).read()
+        # The branch an If does not take need not type-check on the outer values' sizes
+        # (affine grids branch on the rank), so branches see captured dtypes and ranks only.
+        unsized = n.op_type == "If"
+        hints = body_types(n, inputs)
+        reader = _Reader(
+            self.model,
+            self.opset,
+            self.base_dir,
+            a.g,
+            hints,
+            self,
+            unsized,
+            self.bound,
+            weights=self.weights,
+        )
+        body = reader.read()
+        self._bodies[id(body)] = reader.captured
+        return body
 
     def _input(self, name: str, where: str) -> Value | None:
         if not name:
             return None
         if name not in self.values and self.is_body:
-            raise UnsupportedOpError(
-                f"subgraphs reading outer-scope values are unsupported (graphcap's subgraphs "
-                f"are self-contained): {where} in subgraph {self.graph.name!r} reads {name!r}"
+            outer = self._outer(name, where)
+            shape = outer.type.shape
+            if self.unsized and shape is not None:
+                shape = (None,) * len(shape)
+            self.values[name] = self.graph.add_capture(name, outer.dtype, shape)
+            self.captured[name] = outer
+        return self._defined(name, where)
+
+    def _outer(self, name: str, where: str) -> Value:
+        """The value ``name`` of the enclosing graph (captured there too when it is a body)."""
+        assert self.parent is not None
+        parent = self.parent
+        if name in parent.values:
+            return parent.values[name]
+        if not parent.is_body:
+            raise ExportError(
+                f"{where} in subgraph {self.graph.name!r} reads {name!r}, which no enclosing "
+                "graph defines before the node holding the subgraph"
             )
+        value = parent._input(name, where)
+        assert value is not None
+        return value
+
+    def _defined(self, name: str, where: str) -> Value:
         if name not in self.values:
             raise ExportError(
                 f"{where} uses {name!r} before it is defined; ONNX nodes must be in "
@@ -370,11 +372,20 @@ class _Reader:
         return self.values[name]
 
     def _constant(self, n: onnx.NodeProto, where: str) -> None:
-        if len(n.attribute) != 1:
-            raise ExportError(f"{where}: a Constant needs exactly one value attribute")
+        if len(n.attribute) != 1 or len(n.output) != 1 or not n.output[0] or n.input:
+            raise ExportError(
+                f"{where}: a Constant has no inputs, one named output and one value "
+                f"attribute; this one has {len(n.input)}, {list(n.output)} and "
+                f"{[a.name for a in n.attribute]}"
+            )
         a = n.attribute[0]
+        kinds = {"value": "TENSOR", "value_float": "FLOAT", "value_floats": "FLOATS"}
+        kinds |= {"value_int": "INT", "value_ints": "INTS"}
+        given = AttributeProto.AttributeType.Name(a.type)
+        if kinds.get(a.name, given) != given:
+            raise ExportError(f"{where}: Constant {a.name} is {given}; expected {kinds[a.name]}")
         forms = {
-            "value": lambda: tensor_array(a.t, self.base_dir, where),
+            "value": lambda: self.tensor(a.t, self.base_dir, where),
             "value_float": lambda: np.asarray(a.f, dtype=np.float32),
             "value_floats": lambda: np.asarray(a.floats, dtype=np.float32),
             "value_int": lambda: np.asarray(a.i, dtype=np.int64),
@@ -416,7 +427,7 @@ class _Reader:
         if op_type == "Split" and v < 18 and (len(inputs) < 2 or inputs[1] is None):
             attrs.setdefault("num_outputs", len(n.output))
         if op_type == "Cast" and isinstance(attrs.get("to"), str):
-            attrs["to"] = int(TensorProto.DataType.Value(attrs["to"].upper()))
+            attrs["to"] = checks.type_code(attrs["to"], where)
         value = attrs.get("value")
         if op_type == "ConstantOfShape" and isinstance(value, np.ndarray) and value.size == 1:
             attrs["value"] = value.reshape(())
@@ -485,7 +496,12 @@ class _Reader:
             i += 1
 
     def _refine(self, v: Value, where: str) -> None:
-        """Fill dims the shape rules leave unknown from the file's declared type."""
+        """Fill dims the shape rules leave unknown from the file's declared type.
+
+        A declared shape that contradicts the rule (a stale ``value_info``: another rank or
+        another size) is dropped with a warning, as onnxruntime does; a declared dtype that
+        contradicts it is an error (onnxruntime refuses the model too).
+        """
         dtype, shape = self.declared.get(v.name, (None, None))
         if dtype is not None and dtype != v.dtype:
             raise ExportError(
@@ -502,34 +518,21 @@ class _Reader:
             isinstance(a, int) and isinstance(b, int) and a != b
             for a, b in zip(ours, shape, strict=False)
         ):
-            declared = TensorType(v.dtype, shape)
-            raise ExportError(
-                f"{where}: the file declares %{v.name} as {declared}; the registry's rule "
-                f"gives {v.type}"
+            warnings.warn(
+                f"{where}: the file declares %{v.name} as {TensorType(v.dtype, shape)} but the "
+                f"op's shape rule gives {v.type}; the declaration (a stale value_info or "
+                "output type?) is ignored",
+                stacklevel=2,
             )
+            return
         dims = tuple(b if a is None else a for a, b in zip(ours, shape, strict=True))
         v.type = TensorType(v.dtype, dims)
 
 
-def _scan_body_types(n: onnx.NodeProto, inputs: list[Value | None]) -> list[TensorType | None]:
-    """The types a Scan body's inputs get from the node: states as given, scan slices."""
-    ints = {a.name: list(a.ints) for a in n.attribute if a.type == AttributeProto.INTS}
-    m = next((int(a.i) for a in n.attribute if a.name == "num_scan_inputs"), 0)
-    n_states = len(inputs) - m
-    axes = ints.get("scan_input_axes") or [0] * m
-    types: list[TensorType | None] = []
-    for i, x in enumerate(inputs):
-        if x is None or i < n_states or x.type.shape is None or i - n_states >= len(axes):
-            types.append(None if x is None else x.type)
-            continue
-        shape = list(x.type.shape)
-        del shape[axes[i - n_states] % max(len(shape), 1)]
-        types.append(TensorType(x.dtype, tuple(shape)))
-    return types
-
-
-def _json(entry: onnx.StringStringEntryProto) -> Any:
-    try:
-        return json.loads(entry.value)
-    except ValueError as err:
-        raise ExportError(f"model metadata {entry.key!r} is not valid JSON: {err}") from None
+def _fill(shape: tuple[Dim, ...] | None, known: tuple[Dim, ...] | None) -> tuple[Dim, ...] | None:
+    """``shape`` with its unknown dims taken from ``known`` (when the ranks agree)."""
+    if shape is None or known is None:
+        return known if shape is None else shape
+    if len(shape) != len(known):
+        return shape
+    return tuple(k if d is None else d for d, k in zip(shape, known, strict=True))

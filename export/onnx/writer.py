@@ -11,9 +11,11 @@ change are written as they are; Reduce* ``axes`` inputs (opset 18) become attrib
 they are constants and Split's ``num_outputs`` (18) becomes a ``split`` input; anything else
 that needs a newer opset raises :class:`ExportError` naming the node and the opset it needs.
 
-A graph-valued attribute (a Scan body) is written as a ``GraphProto`` without opset
-imports (subgraphs use the model's); body values whose names are taken elsewhere in the model
-get fresh names there, because ONNX wants one static assignment across all scopes.
+A graph-valued attribute (an If branch, a Loop or Scan body) is written as a ``GraphProto``
+without opset imports (subgraphs use the model's); body values whose names are taken
+elsewhere in the model get fresh names there, because ONNX wants one static assignment
+across all scopes. A subgraph's captures are not written as inputs: the node's captured
+inputs are dropped and the subgraph reads the outer values by name, as ONNX does.
 
 Metadata: a node's ``meta["source"]`` goes to the node's ``metadata_props["source"]``, and
 each ``graph.meta[key]`` to the model's ``metadata_props["graphcap.<key>"]`` as JSON.
@@ -21,9 +23,11 @@ each ``graph.meta[key]`` to the model's ``metadata_props["graphcap.<key>"]`` as 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
-import secrets
+import re
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +37,8 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, defs, helper, numpy_helper
 
+from export.onnx import files
+from export.onnx.microsoft import contrib_schema
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError, ExportError
 from ir.graph import Graph, Node, Value
@@ -86,10 +92,16 @@ def save(
     """Write ``graph`` to ``path`` as an ONNX file, atomically.
 
     The model is written to a temporary file in the same folder and moved over ``path`` with
-    ``os.replace``, so an existing file is either the old model or the new one, never a
-    half-written one. With external data, tensors of ``EXTERNAL_MIN_BYTES`` or more go to one
-    file ``<path name>.data`` beside the model (its ``location`` is that bare file name); it
-    is written the same way and moved into place just before the model.
+    one ``os.replace``, so ``path`` holds the old model or the new one, never a half-written
+    one. With external data, tensors of ``EXTERNAL_MIN_BYTES`` or more go to one file
+    beside the model named after the model and a digest of its content,
+    ``<path name>.<16 hex>.data`` (its ``location`` is that bare file name). It is written
+    and moved into place first, under its new name, so the old model keeps its own data
+    until the model's rename switches both at once; then data files of earlier saves of
+    ``path`` (that name pattern) are removed. A process killed at any point leaves the old
+    model with its data, or the new one with its data; the temporary files (and data) it
+    leaves are removed by the next save to ``path``. Saves into one folder hold a lock on
+    it (``export.onnx.files``).
 
     Args:
         graph: the graph to write.
@@ -114,28 +126,63 @@ def save(
             f"graph {graph.name!r} needs about {estimate} bytes, over protobuf's limit of "
             f"{size_limit}; save with external_data=True (or None) to store weights beside it"
         )
-    temps: list[tuple[Path, Path]] = []  # (temporary, final), committed in this order
-    try:
-        if external_data:
-            location = path.name + ".data"
-            tmp = _temp_beside(path.with_name(location))
-            temps.append((tmp, path.with_name(location)))
+    with files.folder_lock(path.parent):
+        files.sweep(path, extra=r"\.data")
+        temps: list[Path] = []  # removed at the end unless committed
+        location = None
+        try:
+            if external_data:
+                tmp = files.temp_beside(path.with_name(path.name + ".data"))
+                temps.append(tmp)
+                with open(tmp, "wb") as f:
+                    ext = _ExternalWriter(f)
+                    model = _build(graph, opset, ext)
+                    _sync(f)
+                location = f"{path.name}.{ext.digest.hexdigest()}.data"
+                _locate(model, location)
+                final = path.with_name(location)
+                if final.exists():  # the same bytes, from an earlier save
+                    tmp.unlink()
+                else:
+                    files.commit(tmp, final)
+                    temps.append(final)  # removed if the model that reads it fails
+                data = _serialize(model)
+            else:
+                data = _serialize(_build(graph, opset, _inline_tensor))
+            tmp = files.temp_beside(path)
+            temps.append(tmp)
             with open(tmp, "wb") as f:
-                data = _serialize(_build(graph, opset, _ExternalWriter(f, location)))
+                _write_all(f, data)
                 _sync(f)
-        else:
-            data = _serialize(_build(graph, opset, _inline_tensor))
-        tmp = _temp_beside(path)
-        temps.append((tmp, path))
-        with open(tmp, "wb") as f:
-            _write_all(f, data)
-            _sync(f)
-        for tmp, final in temps:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in temps:
-            if tmp.exists():
-                tmp.unlink()
+            files.commit(tmp, path)
+            temps.clear()
+        finally:
+            for tmp in temps:
+                if tmp.exists():
+                    tmp.unlink()
+        _drop_stale_data(path, keep=location)
+
+
+def data_files(path: Path) -> list[Path]:
+    """External data files a save of ``path`` wrote (``<name>.<16 hex>.data``), by name."""
+    pattern = re.compile(rf"{re.escape(path.name)}\.[0-9a-f]{{16}}\.data")
+    return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
+
+
+def _drop_stale_data(path: Path, keep: str | None) -> None:
+    """Remove data files of earlier saves of ``path``: the model now in place reads ``keep``."""
+    for p in data_files(path):
+        if p.name != keep:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def _locate(model: onnx.ModelProto, location: str) -> None:
+    """Point every external tensor of ``model`` at ``location``."""
+    for t in model.graph.initializer:
+        for entry in t.external_data:
+            if entry.key == "location":
+                entry.value = location
 
 
 # ---------------------------------------------------------------- files
@@ -154,24 +201,22 @@ def _sync(f: IO[bytes]) -> None:
     os.fsync(f.fileno())
 
 
-def _temp_beside(path: Path) -> Path:
-    """Create an empty, unique temporary file in ``path``'s folder (mode from the umask)."""
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        except FileExistsError:
-            continue
-        return tmp
-
-
 class _ExternalWriter:
-    """Writes tensors to one data file and returns protos that point at them."""
+    """Writes tensors to one data file and returns protos that point at them.
 
-    def __init__(self, f: IO[bytes], location: str) -> None:
+    The protos' ``location`` is a placeholder until the data is complete: the file is named
+    after ``digest``, the hash of everything written (see :func:`save`).
+    """
+
+    def __init__(self, f: IO[bytes]) -> None:
         self.f = f
-        self.location = location
+        self.location = "pending"
         self.offset = 0
+        self.digest = hashlib.blake2b(digest_size=8)
+
+    def _write(self, data: bytes | memoryview) -> None:
+        _write_all(self.f, data)
+        self.digest.update(data)
 
     def __call__(self, name: str, array: np.ndarray) -> TensorProto:
         if array.nbytes < EXTERNAL_MIN_BYTES:
@@ -179,10 +224,10 @@ class _ExternalWriter:
         D.to_onnx(array.dtype)
         if array.nbytes >= 1 << 20 and self.offset % _ALIGN:
             pad = _ALIGN - self.offset % _ALIGN
-            self.f.write(b"\0" * pad)
+            self._write(b"\0" * pad)
             self.offset += pad
         flat = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1)
-        _write_all(self.f, flat.view(np.uint8).data)
+        self._write(flat.view(np.uint8).data)
         t = TensorProto(name=name, data_type=D.to_onnx(array.dtype), dims=array.shape)
         t.data_location = TensorProto.EXTERNAL
         for key, value in (
@@ -229,7 +274,7 @@ def _check_opset(opset: int | None, graph: Graph) -> int:
 def _build(graph: Graph, opset: int, tensor: TensorWriter) -> onnx.ModelProto:
     names = _Names(v.name for v in graph.values())
     extra: list[TensorProto] = []
-    nodes = [_node_proto(n, opset, names, extra) for n in graph.nodes]
+    nodes = [_node_proto(n, opset, names, extra, {}) for n in graph.nodes]
     outputs = {id(v) for v in graph.outputs}
     written = {name for n in nodes for name in n.output}
     inner = [
@@ -265,6 +310,7 @@ def _build(graph: Graph, opset: int, tensor: TensorWriter) -> onnx.ModelProto:
 def _kept(graph: Graph, nodes: list[onnx.NodeProto]) -> list[Value]:
     """Initializers minus those whose every use an older form turned into an attribute."""
     used = {name for n in nodes for name in n.input} | {v.name for v in graph.outputs}
+    used |= {x.name for n in graph.nodes for x in _captured(n) if x is not None}
     return [v for v in graph.initializers.values() if not v.uses or v.name in used]
 
 
@@ -286,20 +332,30 @@ def _all_nodes(graph: Graph) -> Iterable[Node]:
                 yield from _all_nodes(value)
 
 
-def _subgraph(body: Graph, opset: int, names: _Names) -> onnx.GraphProto:
-    """A graph attribute (a Scan body) as a ``GraphProto``, without opset imports.
+def _captured(node: Node) -> tuple[Value | None, ...]:
+    """The node's last inputs that feed its subgraphs' captures."""
+    count = node.num_captured
+    return node.inputs[len(node.inputs) - count :] if count else ()
+
+
+def _subgraph(body: Graph, opset: int, names: _Names, outer: list[str]) -> onnx.GraphProto:
+    """A graph attribute (If branch, Loop or Scan body) as a ``GraphProto``, no opset imports.
 
     ONNX wants one static assignment across a graph and its subgraphs, so a body value whose
-    name is taken elsewhere in the model is written under a fresh name.
+    name is taken elsewhere in the model is written under a fresh name. Captures are written
+    as reads of the outer values, whose names in the file are ``outer``.
     """
-    rename = {}
+    rename = {v.name: name for v, name in zip(body.captures, outer, strict=True)}
+    captures = {id(v) for v in body.captures}
     for v in body.values():
+        if id(v) in captures:
+            continue
         if v.name in names.used:
             rename[v.name] = names.fresh(v.name)
         else:
             names.used.add(v.name)
     extra: list[TensorProto] = []
-    nodes = [_node_proto(n, opset, names, extra) for n in body.nodes]
+    nodes = [_node_proto(n, opset, names, extra, rename) for n in body.nodes]
     outputs = {id(v) for v in body.outputs}
     inner = [v for n in body.nodes for v in n.outputs if id(v) not in outputs]
     proto = helper.make_graph(
@@ -367,11 +423,15 @@ class _Names:
 def schema_at(op: OpDef, opset: int, node: str = "") -> defs.OpSchema:
     """The ONNX schema of ``op`` that a model of default-domain ``opset`` uses.
 
-    Ops of other domains are written at the version the registry implements.
+    Ops of other domains are written at the version the registry implements; onnxruntime's
+    contrib ops get its schema (``export.onnx.microsoft``).
 
     Raises:
         ExportError: the op does not exist yet at that opset.
     """
+    contrib = contrib_schema(op.op_type, op.domain)
+    if contrib is not None:  # onnxruntime's contrib ops: one version each
+        return contrib
     opset = opset if op.domain == "" else op.since
     try:
         return defs.get_schema(op.op_type, opset, op.domain)
@@ -390,10 +450,14 @@ def schema_at(op: OpDef, opset: int, node: str = "") -> defs.OpSchema:
         ) from None
 
 
-def _node_proto(node: Node, opset: int, names: _Names, extra: list[TensorProto]) -> onnx.NodeProto:
+def _node_proto(
+    node: Node, opset: int, names: _Names, extra: list[TensorProto], scope: Mapping[str, str]
+) -> onnx.NodeProto:
+    """``node`` as a ``NodeProto``; ``scope`` renames the values of the graph it is in."""
     op = node.op
     schema = schema_at(op, opset, node.name)
-    inputs: list[Any] = list(node.inputs)
+    inputs: list[Any] = list(node.inputs[: len(node.inputs) - node.num_captured])
+    outer = [scope.get(x.name, x.name) for x in _captured(node) if x is not None]
     attrs = {k: v for k, v in node.attrs.items() if v is not None}
     if schema.since_version < op.since:
         inputs, attrs = _older_form(node, schema, inputs, attrs, names, extra)
@@ -408,7 +472,7 @@ def _node_proto(node: Node, opset: int, names: _Names, extra: list[TensorProto])
         domain=op.domain,
     )
     for key in sorted(attrs):
-        proto.attribute.append(_attribute(node, schema, key, attrs[key], opset, names))
+        proto.attribute.append(_attribute(node, schema, key, attrs[key], opset, names, outer))
     if "source" in node.meta:
         proto.metadata_props.add(key="source", value=str(node.meta["source"]))
     if node.meta.get("stop_gradient"):  # a traced detach(), for graphs differentiated later
@@ -435,7 +499,13 @@ def _output_names(node: Node, schema: defs.OpSchema) -> list[str]:
 
 
 def _attribute(
-    node: Node, schema: defs.OpSchema, key: str, value: Any, opset: int, names: _Names
+    node: Node,
+    schema: defs.OpSchema,
+    key: str,
+    value: Any,
+    opset: int,
+    names: _Names,
+    outer: list[str],
 ) -> AttributeProto:
     spec = schema.attributes.get(key)
     if spec is None:
@@ -465,7 +535,7 @@ def _attribute(
                 arr = arr.reshape(1)  # onnxruntime insists on a 1-D, one-element value
             value = _inline_tensor("", arr)
         elif t == kind.GRAPH and isinstance(value, Graph):
-            value = _subgraph(value, opset, names)
+            value = _subgraph(value, opset, names, outer)
         else:
             raise TypeError(f"attribute type {kind.Name(t)} is not written by graphcap")
     except (TypeError, ValueError, DTypeError) as err:
