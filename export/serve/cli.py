@@ -224,6 +224,9 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(address)
+    # Listening before the banner says so: a client that connects as soon as it reads
+    # "listening on" waits in the backlog while uvicorn starts, instead of being refused.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
