@@ -366,3 +366,19 @@ def test_bench_script_prints_one_json_line() -> None:
     report = json.loads(line)
     assert set(report["results"]) == {"add_16", "matmul_64x64", "relu_1000", "chain10_256_fwd_bwd"}
     assert report["results"]["add_16"]["graphcap_grad"] > 0
+
+
+@pytest.mark.slow
+def test_bench_steps_print_a_json_line_per_workload() -> None:
+    script = DEMO_PATH.parent.parent / "bench" / "eager_overhead.py"
+    res = subprocess.run(
+        [sys.executable, str(script), "--steps", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [d["workload"] for d in lines] == ["transformer_step", "gelu_transformer", "lstm_lm"]
+    for d in lines:
+        assert d["results"]["graphcap"]["backward_ms"] > 0

@@ -1,10 +1,12 @@
 """``compile``: run a module or function as captured graphs on a runtime, joined to autograd.
 
 ``compiled = tracer.compile(model)`` behaves as ``model``: each call looks up a graph for the
-call's signature (per tensor argument: dtype and shape, with the axes named in
-``dynamic_axes`` symbolic; the module's train/eval mode; whether gradients are wanted;
+call's signature (per tensor argument: dtype and shape, with its dynamic axes symbolic; the
+module's train/eval mode; whether gradients are wanted;
 non-tensor arguments by value; the identity of the parameters). A new signature is captured
 by tracing the eager code once, so a graph is never reused for calls it does not describe.
+An axis becomes dynamic when declared in ``dynamic_axes``, or, by default (``dynamic=None``,
+as ``torch.compile``), once a call brings a second size there (``tracer._dynamic``).
 
 Parameters and buffers become graph inputs, fed on every call, so optimizer updates and
 ``load_state_dict`` are seen without re-capturing. When gradients are wanted the captured
@@ -25,12 +27,14 @@ import numpy as np
 
 import ir
 from ir.autodiff import grad_name
+from ir.errors import GraphcapError
 from ir.graph import Graph, Value
 from ir.ops.registry import OpDef
 from ir.partition import split
 from runtime import Session
 from runtime.threads import check_num_threads
 from tracer import _state
+from tracer._dynamic import DynamicShapes
 from tracer._signature import DynamicAxes, input_names_of
 from tracer._tensor_base import TensorBase, wrap
 from tracer.pytree import TreeSpec, leaf_names, tree_flatten, tree_unflatten
@@ -47,6 +51,7 @@ def compile(
     backend: str = "onnxruntime",
     device: str = "cpu",
     optimize: int = 2,
+    dynamic: bool | None = None,
     dynamic_axes: DynamicAxes | None = None,
     num_threads: int | None = None,
 ) -> Any:
@@ -57,8 +62,12 @@ def compile(
         backend: ``"onnxruntime"`` or ``"interpreter"`` (graphcap's NumPy runtime).
         device: ``"cpu"`` or ``"cuda"`` (onnxruntime only; falls back to CPU with a warning).
         optimize: ``ir.optimize`` level (0-3) applied to every captured graph.
+        dynamic: as ``torch.compile``'s: ``None`` captures each size as it is until an axis
+            of a tensor argument shows a second size, then captures once more with that
+            axis dynamic; ``True`` makes every axis dynamic from the first call; ``False``
+            only the ``dynamic_axes`` (one capture per shape otherwise).
         dynamic_axes: per argument name, the axes whose size may change without a new
-            capture (as in :func:`tracer.trace`); other sizes are part of the signature.
+            capture (as in :func:`tracer.trace`), whatever ``dynamic`` says.
         num_threads: onnxruntime's intra-op threads for this function's sessions; None:
             :func:`tracer.get_num_threads` when a session opens.
 
@@ -68,9 +77,9 @@ def compile(
     check_num_threads(num_threads)
     if fn is None:
         return lambda f: Compiled(
-            f, backend, device, optimize, dynamic_axes, num_threads=num_threads
+            f, backend, device, optimize, dynamic_axes, dynamic, num_threads=num_threads
         )
-    return Compiled(fn, backend, device, optimize, dynamic_axes, num_threads=num_threads)
+    return Compiled(fn, backend, device, optimize, dynamic_axes, dynamic, num_threads=num_threads)
 
 
 class Compiled:
@@ -88,6 +97,7 @@ class Compiled:
         device: str,
         optimize: int,
         dynamic_axes: DynamicAxes | None,
+        dynamic: bool | None = None,
         *,
         num_threads: int | None = None,
     ) -> None:
@@ -100,7 +110,7 @@ class Compiled:
         self.backend = backend
         self.device = device
         self.level = optimize
-        self.dynamic_axes = {k: dict(_axes(v, k)) for k, v in (dynamic_axes or {}).items()}
+        self.dynamic = DynamicShapes(dynamic, dynamic_axes)
         self.captures = 0
         self._entries: dict[Any, _Entry] = {}
         self._names: dict[tuple[int, tuple[str, ...]], list[str]] = {}
@@ -119,10 +129,19 @@ class Compiled:
         values = [*args, *kwargs.values()]
         leaves, specs = _flatten_arguments(names, values)
         owned = _owned_tensors(self.fn)
+        leaf_names = [n for n, _ in leaves]
+        self.dynamic.observe(leaf_names, [v for _, v in leaves])
         key = self._key(leaves, specs, owned)
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._capture(names, values, leaves, owned)
+            try:
+                entry = self._capture(names, values, leaves, owned)
+            except GraphcapError:
+                if not self.dynamic.give_up(leaf_names):
+                    raise
+                # Some marked axis cannot be symbolic in this code: capture sizes as they are.
+                key = self._key(leaves, specs, owned)
+                entry = self._entries.get(key) or self._capture(names, values, leaves, owned)
             self._entries[key] = entry
         return entry.call([v for _, v in leaves])
 
@@ -138,8 +157,7 @@ class Compiled:
         parts: list[Any] = [getattr(self.fn, "training", None), _state.grad_enabled, *specs]
         for name, v in leaves:
             if isinstance(v, TensorBase):
-                dynamic = self.dynamic_axes.get(name, {})
-                shape = tuple(dynamic.get(i, n) for i, n in enumerate(v._data.shape))
+                shape = self.dynamic.key(name, v._data.shape)
                 parts.append((name, v._data.dtype.str, shape, v._requires_grad))
             else:
                 parts.append((name, type(v).__name__, repr(v)))
@@ -155,7 +173,7 @@ class Compiled:
     ) -> _Entry:
         example = dict(zip(names, values, strict=True))
         tensors = {n: v for n, v in leaves if isinstance(v, TensorBase)}
-        dynamic = {k: v for k, v in self.dynamic_axes.items() if k in tensors}
+        dynamic = self.dynamic.for_capture(list(tensors))
         # Traced in the call's own grad mode: code that branches on it (F.embedding's
         # padding mask) is captured as it runs eagerly.
         graph, tr = capture(self.fn, example, dynamic)
@@ -347,13 +365,6 @@ def _owned_tensors(fn: Any) -> list[TensorBase]:
 
 def _argument_names(fn: Any, n_args: int, kwargs: Mapping[str, Any]) -> list[str]:
     return input_names_of(fn, tuple(range(n_args)), dict(kwargs), None)
-
-
-def _axes(spec: Mapping[int, str] | Sequence[int], name: str) -> Mapping[int, str]:
-    """``{axis: symbol}``; a bare list of axes names them ``<name>_<axis>``, as ``trace``."""
-    if isinstance(spec, Mapping):
-        return {int(a): str(s) for a, s in spec.items()}
-    return {int(a): f"{name}_{int(a)}" for a in spec}
 
 
 def _flatten_arguments(

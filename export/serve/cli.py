@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from runtime.ort_backend import parse_device
+
 EXTRA = "pip install 'graphcap[serve]'"
 USAGE, FAILED = 2, 1
 
@@ -156,8 +158,6 @@ def run_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(format="graphcap serve: %(message)s", level=logging.INFO)
     try:
-        from runtime.ort_backend import parse_device
-
         parse_device(args.device)
     except ValueError as err:
         return _fail(str(err), USAGE)
