@@ -32,6 +32,7 @@ from ir.graph import Graph, Value
 from ir.ops.registry import OpDef
 from ir.partition import split
 from runtime import Session
+from runtime.threads import check_num_threads
 from tracer import _state
 from tracer._dynamic import DynamicShapes
 from tracer._signature import DynamicAxes, input_names_of
@@ -52,6 +53,7 @@ def compile(
     optimize: int = 2,
     dynamic: bool | None = None,
     dynamic_axes: DynamicAxes | None = None,
+    num_threads: int | None = None,
 ) -> Any:
     """Compile ``fn`` (a module or function of tensors); usable as a decorator.
 
@@ -66,13 +68,18 @@ def compile(
             only the ``dynamic_axes`` (one capture per shape otherwise).
         dynamic_axes: per argument name, the axes whose size may change without a new
             capture (as in :func:`tracer.trace`), whatever ``dynamic`` says.
+        num_threads: onnxruntime's intra-op threads for this function's sessions; None:
+            :func:`tracer.get_num_threads` when a session opens.
 
     Returns:
         A :class:`Compiled` callable.
     """
+    check_num_threads(num_threads)
     if fn is None:
-        return lambda f: Compiled(f, backend, device, optimize, dynamic_axes, dynamic)
-    return Compiled(fn, backend, device, optimize, dynamic_axes, dynamic)
+        return lambda f: Compiled(
+            f, backend, device, optimize, dynamic_axes, dynamic, num_threads=num_threads
+        )
+    return Compiled(fn, backend, device, optimize, dynamic_axes, dynamic, num_threads=num_threads)
 
 
 class Compiled:
@@ -91,10 +98,13 @@ class Compiled:
         optimize: int,
         dynamic_axes: DynamicAxes | None,
         dynamic: bool | None = None,
+        *,
+        num_threads: int | None = None,
     ) -> None:
         if backend not in ("onnxruntime", "interpreter"):
             raise ValueError(f"backend={backend!r}: expected 'onnxruntime' or 'interpreter'")
         self.fn = fn
+        self.num_threads = num_threads
         # What tracing the wrapper names its graph after: the module's or function's name.
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.backend = backend
@@ -306,7 +316,7 @@ def _no_shape_rule(ctx: Any, *types: Any) -> Any:
 
 
 def _session(owner: Compiled, graph: Graph) -> Any:
-    return Session(graph, owner.device, owner.backend)
+    return Session(graph, owner.device, owner.backend, intra_op_threads=owner.num_threads)
 
 
 def _differentiable(graph: Graph, wanted: list[str]) -> list[str]:

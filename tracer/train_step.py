@@ -34,6 +34,7 @@ from ir.graph import Graph, Value
 from ir.ops.registry import op, scalar
 from runtime import Interpreter
 from runtime.ort_backend import OrtBackend
+from runtime.threads import check_num_threads
 from tracer._dynamic import DynamicShapes
 from tracer._step_grads import GradOptions, clip
 from tracer._tensor_base import TensorBase, wrap
@@ -207,6 +208,7 @@ def compile_step(
     norm_type: float = 2.0,
     clip_value: float | None = None,
     accumulation_steps: int = 1,
+    num_threads: int | None = None,
 ) -> TrainStep:
     """Compile ``loss_fn`` plus backward plus ``optimizer.step()`` into one graph per signature.
 
@@ -230,18 +232,22 @@ def compile_step(
         accumulation_steps: n > 1 accumulates gradients over n calls (micro-batches) and
             updates on every n-th with their mean (then clipped): with a mean loss and
             equal micro-batches, the update of one call on the n batches joined.
+        num_threads: onnxruntime's intra-op threads for the step's sessions; None:
+            :func:`tracer.get_num_threads` when a session opens.
 
     Returns:
         A :class:`TrainStep`.
 
     Raises:
-        ValueError: a clipping or accumulation setting out of range.
+        ValueError: a clipping or accumulation setting out of range, or ``num_threads``
+            not a positive int.
     """
+    check_num_threads(num_threads)
     names = {id(p): n for n, p in model.named_parameters()} if model is not None else None
     options = GradOptions(max_norm, norm_type, clip_value, accumulation_steps)
     return TrainStep(
         loss_fn, optimizer, names, backend, device, optimize, dynamic_axes, model=model,
-        dynamic=dynamic, grads=options,
+        dynamic=dynamic, grads=options, num_threads=num_threads,
     )  # fmt: skip
 
 
@@ -268,9 +274,11 @@ class TrainStep:
         model: Any = None,
         dynamic: bool | None = None,
         grads: GradOptions | None = None,
+        num_threads: int | None = None,
     ) -> None:
         if backend not in ("onnxruntime", "interpreter"):
             raise ValueError(f"backend={backend!r}: expected 'onnxruntime' or 'interpreter'")
+        self.num_threads = num_threads
         self.loss_fn = loss_fn
         self.model = model
         self.optimizer = optimizer
@@ -346,7 +354,8 @@ class TrainStep:
             if key in self._graphs:
                 return self._graphs[key]
             built = self._build(names, batch, update)
-        entry = self._graphs[key] = (built, _runner(built.graph, self.backend, self.device))
+        runner = _runner(built.graph, self.backend, self.device, self.num_threads)
+        entry = self._graphs[key] = (built, runner)
         return entry
 
     def _build(self, names: Sequence[str], batch: Sequence[Any], update: bool) -> TrainStepGraph:
@@ -472,10 +481,12 @@ def _to_numpy(value: Any) -> np.ndarray:
 class _OrtRunner:
     """Runs on onnxruntime with every input and output an ``OrtValue`` left in place."""
 
-    def __init__(self, graph: Graph, device: str) -> None:
+    def __init__(self, graph: Graph, device: str, num_threads: int | None) -> None:
         import onnxruntime as ort  # imported when used: the interpreter needs none of it
 
-        self.backend = OrtBackend(to_model(graph), device, io_binding=True, stacklevel=4)
+        self.backend = OrtBackend(
+            to_model(graph), device, intra_op_threads=num_threads, io_binding=True, stacklevel=4
+        )
         self._ort = ort
 
     def place(self, array: np.ndarray) -> Any:
@@ -500,5 +511,7 @@ class _InterpreterRunner:
         return self.interpreter.run(dict(feeds))
 
 
-def _runner(graph: Graph, backend: str, device: str) -> Any:
-    return _OrtRunner(graph, device) if backend == "onnxruntime" else _InterpreterRunner(graph)
+def _runner(graph: Graph, backend: str, device: str, num_threads: int | None) -> Any:
+    if backend == "onnxruntime":
+        return _OrtRunner(graph, device, num_threads)
+    return _InterpreterRunner(graph)
