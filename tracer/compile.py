@@ -209,6 +209,8 @@ class _Entry:
         self.outputs = outputs
         self.structure = structure
         self.session = session
+        # Optimization drops inputs nothing reads (a pooler a head never uses): not fed.
+        self.fed = {v.name for v in forward.inputs}
         self.op: OpDef | None = None  # the autograd op, when gradients are wanted
 
     @classmethod
@@ -249,7 +251,7 @@ class _Entry:
             outs = (outs,) if isinstance(outs, TensorBase) else outs
             results = list(outs[: len(self.outputs)])
         else:
-            feeds = {n: t._data for n, t in zip(self.inputs, tensors, strict=True)}
+            feeds = {n: t._data for n, t in zip(self.inputs, tensors, strict=True) if n in self.fed}
             arrays = self.session.run(feeds)
             results = [wrap(np.asarray(arrays[n])) for n in self.outputs]
         return tree_unflatten(self.structure, results)
@@ -269,7 +271,7 @@ def _autograd_op(
     backward_inputs = {v.name for v in backward.inputs}
 
     def kernel(*arrays: np.ndarray) -> Any:
-        feeds = dict(zip(entry.inputs, arrays, strict=True))
+        feeds = {n: a for n, a in zip(entry.inputs, arrays, strict=True) if n in entry.fed}
         outs = entry.session.run(feeds)
         result = tuple(np.asarray(outs[n]) for n in returned)
         return result[0] if len(result) == 1 else result
