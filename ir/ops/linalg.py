@@ -97,7 +97,7 @@ def _gemm(
     transA: int = 0,  # noqa: N803 - ONNX's attribute name
     transB: int = 0,  # noqa: N803
 ) -> np.ndarray:
-    y = np.matmul(a.T if transA else a, b.T if transB else b)
+    y = _matmul(a.T if transA else a, b.T if transB else b)  # float16 through float32
     if alpha != 1.0:
         y = y * alpha
     if c is not None:
