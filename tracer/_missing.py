@@ -96,8 +96,9 @@ HINTS: dict[str, str] = {
     "torch.nn.functional.unfold": "graphcap has no im2col; use F.conv1d / F.conv2d",
     "torch.nn.functional.fold": "graphcap has no col2im; use F.conv1d / F.conv2d",
     "torch.Tensor.register_hook": (
-        "graphcap has no tensor hooks; read .grad after backward(), or get any tensor's "
-        "gradient with tracer.autograd.grad(loss, [tensor])"
+        "graphcap has no gradient hooks but register_post_accumulate_grad_hook (on leaves); "
+        "read .grad after backward(), or get any tensor's gradient with "
+        "tracer.autograd.grad(loss, [tensor])"
     ),
     "torch.Tensor.retain_grad": (
         "graphcap keeps .grad for leaves only; get a non-leaf's gradient with "
