@@ -339,13 +339,14 @@ __all__ = [
 ]
 
 # Subpackages, imported last: they build on everything above (``tracer.nn`` as ``torch.nn``).
-from tracer import accelerator, cuda, data, metrics, nn, onnx, optim, utils  # noqa: E402
+from tracer import accelerator, cuda, data, distributed, metrics, nn, onnx, optim, utils  # noqa: E402
 from tracer.serialization import load, save  # noqa: E402
 
 __all__ += [
     "accelerator",
     "cuda",
     "data",
+    "distributed",
     "load",
     "metrics",
     "nn",
