@@ -112,3 +112,26 @@ def test_a_dead_tensor_leaves_the_hook_table() -> None:
     assert len(_hooks.POST_ACCUMULATE) == 1
     del w
     assert not _hooks.POST_ACCUMULATE  # the engine is back on its usual path
+
+
+def test_final_callbacks_run_once_after_every_grad_is_written() -> None:
+    x, w1, w2 = _chain()
+    seen: list[object] = []
+
+    def last() -> None:  # both .grad are final here, including w1's, reached after w2's hook
+        seen.append((w1.grad.numpy().copy(), w2.grad.numpy().copy()))
+        _hooks.queue_callback(lambda: seen.append("queued by a callback"))
+
+    with w2.register_post_accumulate_grad_hook(lambda t: _hooks.queue_callback(last)):
+        _loss(x, w1, w2).backward()
+    x2, v1, v2 = _chain()
+    _loss(x2, v1, v2).backward()
+    assert len(seen) == 2 and seen[1] == "queued by a callback"
+    grads = seen[0]
+    assert isinstance(grads, tuple)
+    np.testing.assert_array_equal(grads[0], v1.grad.numpy())
+    np.testing.assert_array_equal(grads[1], v2.grad.numpy())
+    _loss(x, w1, w2).backward()  # callbacks belong to one backward: none run now
+    assert len(seen) == 2
+    with pytest.raises(RuntimeError, match="during backward pass"):
+        _hooks.queue_callback(lambda: None)

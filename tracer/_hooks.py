@@ -7,13 +7,18 @@ all-reduce on it, so communication starts while the rest of the backward still r
 
 The hooks live in a table keyed weakly by tensor, not on the tensor: an eager tensor then
 carries no extra field, and the engine takes its usual path while the table is empty.
+
+A hook may also :func:`queue_callback` a function to run when the whole ``backward()`` has
+finished (PyTorch's ``Variable._execution_engine.queue_callback``): the all-reduce waits
+there for the buckets still in flight.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -111,3 +116,35 @@ def run_post_accumulate_hooks(tensor: Any) -> None:
     if entry is not None:
         for hook in list(entry[1].values()):
             hook(tensor)
+
+
+_FINAL: list[list[Callable[[], None]]] = []
+"""One queue of final callbacks per ``backward()`` running (a hook may run another)."""
+
+
+def queue_callback(callback: Callable[[], None]) -> None:
+    """Run ``callback()`` when the ``backward()`` now running has written every ``.grad``.
+
+    Callbacks run in the order queued, once; one may queue another.
+
+    Raises:
+        RuntimeError: no backward is running (call it from a hook).
+    """
+    if not _FINAL:
+        raise RuntimeError("Final callbacks can only be installed during backward pass.")
+    _FINAL[-1].append(callback)
+
+
+@contextlib.contextmanager
+def final_callbacks() -> Iterator[None]:
+    """Scope one ``backward()``: callbacks queued inside run as it ends without an error."""
+    queue: list[Callable[[], None]] = []
+    _FINAL.append(queue)
+    try:
+        yield
+        i = 0
+        while i < len(queue):  # a callback may queue more
+            queue[i]()
+            i += 1
+    finally:
+        _FINAL.pop()

@@ -18,7 +18,12 @@ import numpy as np
 
 from ir.errors import GraphcapError, ShapeError, UnsupportedOpError
 from tracer import _state
-from tracer._hooks import POST_ACCUMULATE, hooked_leaves, run_post_accumulate_hooks
+from tracer._hooks import (
+    POST_ACCUMULATE,
+    final_callbacks,
+    hooked_leaves,
+    run_post_accumulate_hooks,
+)
 from tracer._node import Node
 from tracer._tensor_base import TensorBase, wrap
 
@@ -116,14 +121,15 @@ def backward(
     roots, grads = _roots_and_grads(tensors, grad_tensors)
     retain = create_graph if retain_graph is None else retain_graph
     targets = None if inputs is None else list(inputs)
-    # Leaves with post-accumulate hooks get .grad (and their hooks) during the walk, at
-    # their last use; the others, all at the end.
-    results = _run(roots, grads, targets, retain, create_graph, accumulate=True)
-    leaves = targets if targets is not None else list(results.leaves)
-    for leaf in leaves:
-        g = results.grad_of(leaf)
-        if g is not None:
-            _accumulate(leaf, g, create_graph)
+    with final_callbacks():  # what hooks queued runs once every .grad below is written
+        # Leaves with post-accumulate hooks get .grad (and their hooks) during the walk, at
+        # their last use; the others, all at the end.
+        results = _run(roots, grads, targets, retain, create_graph, accumulate=True)
+        leaves = targets if targets is not None else list(results.leaves)
+        for leaf in leaves:
+            g = results.grad_of(leaf)
+            if g is not None:
+                _accumulate(leaf, g, create_graph)
 
 
 def grad(
@@ -269,9 +275,9 @@ def _final_uses(order: list[Node], targets: list[Tensor] | None) -> dict[Node | 
     for leaf in hooked_leaves():
         last.setdefault(leaf, None)  # a root itself, or unreached (then it gets nothing)
     finals: dict[Node | None, list[Any]] = {}
-    for leaf, node in last.items():
+    for leaf, final in last.items():
         if allowed is None or id(leaf) in allowed:
-            finals.setdefault(node, []).append(leaf)
+            finals.setdefault(final, []).append(leaf)
     return finals
 
 
