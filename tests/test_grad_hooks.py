@@ -25,10 +25,13 @@ def _loss(x: tracer.Tensor, w1: tracer.Tensor, w2: tracer.Tensor) -> tracer.Tens
 def test_hooks_fire_during_the_walk_as_each_grad_becomes_final() -> None:
     x, w1, w2 = _chain()
     seen: list[tuple[str, np.ndarray, bool]] = []
-    with w2.register_post_accumulate_grad_hook(
-        lambda t: seen.append(("w2", t.grad.numpy().copy(), w1.grad is None))
-    ), w1.register_post_accumulate_grad_hook(
-        lambda t: seen.append(("w1", t.grad.numpy().copy(), w2.grad is None))
+    with (
+        w2.register_post_accumulate_grad_hook(
+            lambda t: seen.append(("w2", t.grad.numpy().copy(), w1.grad is None))
+        ),
+        w1.register_post_accumulate_grad_hook(
+            lambda t: seen.append(("w1", t.grad.numpy().copy(), w2.grad is None))
+        ),
     ):
         _loss(x, w1, w2).backward()
     # w2 is final first; at that point the engine has not reached w1 yet.

@@ -27,6 +27,7 @@ MODULES = (
     "tracer.distributed",
     "tracer.utils.data",
     "tracer.nn.modules",
+    "tracer.nn.parallel",
     "tracer.onnx",
     "tracer.cuda",
     "tracer.metrics",
@@ -417,6 +418,7 @@ SNAPSHOT: dict[str, list[str]] = {
         "functional",
         "init",
         "modules",
+        "parallel",
         "parameter",
         "utils",
     ],
@@ -548,6 +550,9 @@ SNAPSHOT: dict[str, list[str]] = {
         "rnn",
         "sparse",
         "transformer",
+    ],
+    "tracer.nn.parallel": [
+        "DistributedDataParallel",
     ],
     "tracer.onnx": [
         "export",

@@ -82,8 +82,9 @@ HINTS: dict[str, str] = {
     "torch.profiler": "graphcap has no profiler; time with time.perf_counter or cProfile",
     "torch.Size": "shapes are plain tuples of ints: use tuple(t.shape)",
     "torch.nn.DataParallel": (
-        "graphcap runs an eager model in one process on the CPU; for a GPU, compile it: "
-        "tracer.compile(model, device='cuda')"
+        "graphcap runs an eager model in one process on the CPU; for several processes (or "
+        "machines) use tracer.nn.parallel.DistributedDataParallel under mpirun; for a GPU, "
+        "compile it: tracer.compile(model, device='cuda')"
     ),
     "torch.nn.Conv3d": "graphcap's convolutions are nn.Conv1d and nn.Conv2d",
     "torch.nn.ConvTranspose1d": "graphcap's convolutions are nn.Conv1d and nn.Conv2d",

@@ -226,7 +226,10 @@ def _toposort(roots: list[Tensor]) -> list[Node]:
                 f"trying to backward through the graph a second time (at op {node.op.op_type}); "
                 "its saved values were freed: pass retain_graph=True to the first backward"
             )
-        for edge in node.edges:
+        # Last input pushed first: the data path (usually the first input) is expanded first
+        # and so runs last, and short parameter branches (W.t()) run early, so their
+        # gradients, and post-accumulate hooks such as DDP's all-reduce, come early.
+        for edge in reversed(node.edges):
             if type(edge) is tuple and edge[0] not in seen:
                 stack.append((edge[0], False))  # noqa: PERF401 - a generator costs more here
     order.reverse()

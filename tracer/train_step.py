@@ -15,6 +15,10 @@ Weights and optimizer state live in the runtime between steps: on onnxruntime as
 ``OrtValue``s (on the GPU with ``device="cuda"``, through IOBinding) that each step's outputs
 replace. ``step.sync()`` writes them back into the eager parameters and optimizer, so eager
 code (evaluation, ``state_dict``, checkpoints) sees the trained model.
+
+Under data parallelism (``model`` a ``tracer.nn.parallel.DistributedDataParallel``) the step
+is two graphs: one computes the loss and the gradients, the other the update; between them
+``model.reduce_gradients`` averages the gradients over the processes.
 """
 
 from __future__ import annotations
@@ -66,6 +70,10 @@ class TrainStepGraph:
     loss: str = "loss"
     groups: list[int] = field(default_factory=list)  # param group index of each parameter
     hyper: list[dict[str, Any]] = field(default_factory=list)  # each group's baked settings
+    # Split steps (split=True): ``backward`` maps batch + params to loss + ``grads`` (one per
+    # parameter, in order); ``graph`` then maps lrs + params + grads + states to the updates.
+    backward: Graph | None = None
+    grads: list[str] = field(default_factory=list)
 
 
 def build_train_step(
@@ -76,6 +84,7 @@ def build_train_step(
     names: Mapping[int, str] | None = None,
     dynamic_axes: DynamicAxes | None = None,
     optimize: int = 2,
+    split: bool = False,
 ) -> TrainStepGraph:
     """Trace ``loss_fn`` on ``example_batch`` and build the train-step graph.
 
@@ -86,6 +95,8 @@ def build_train_step(
         names: ``id(parameter) -> name`` (e.g. from ``model.named_parameters()``).
         dynamic_axes: batch axes that may change size, as in :func:`tracer.trace`.
         optimize: ``ir.optimize`` level for the graph.
+        split: two graphs, loss and gradients, then the update (see ``TrainStepGraph``),
+            so that something can run between them (the gradients' all-reduce).
 
     Raises:
         ValueError: the loss is not a float scalar, or depends on no optimizer parameter.
@@ -116,25 +127,51 @@ def build_train_step(
     if optimize:  # before differentiating: fusions give smaller backward graphs (see docs)
         graph = ir.optimize(graph, optimize)
     joint = ir.grad(graph, list(params), of="loss")
-    step = _append_updates(joint, optimizer, params, groups)
+    if split:
+        step = _update_graph(joint, optimizer, params, groups)
+        step.backward = ir.optimize(joint, optimize) if optimize else joint
+    else:
+        step = _append_updates(joint, optimizer, params, groups)
     step.batch = batch
     if optimize:
         step.graph = ir.optimize(step.graph, optimize)
     return step
 
 
-def _append_updates(
-    g: Graph, optimizer: Any, params: dict[str, TensorBase], groups: list[int]
+def _update_graph(
+    joint: Graph, optimizer: Any, params: dict[str, TensorBase], groups: list[int]
 ) -> TrainStepGraph:
-    """Add lr and state inputs and the optimizer's update; outputs become loss + updates."""
-    by_name = {v.name: v for v in g.outputs}
+    """A graph of its own for the update: parameters and gradients come in as inputs."""
+    g = Graph("update")
+    grads: dict[str, Value] = {}
+    for value in joint.outputs[1:]:  # after the loss, one gradient per parameter, in order
+        grads[value.name] = g.add_input(value.name, value.dtype, value.shape)
+    for name, p in params.items():
+        g.add_input(name, p._data.dtype, p._data.shape)
+    step = _append_updates(g, optimizer, params, groups, grads)
+    step.grads = list(grads)
+    return step
+
+
+def _append_updates(
+    g: Graph,
+    optimizer: Any,
+    params: dict[str, TensorBase],
+    groups: list[int],
+    grads: dict[str, Value] | None = None,
+) -> TrainStepGraph:
+    """Add lr and state inputs and the optimizer's update; outputs become loss + updates.
+
+    ``grads`` (by gradient name) are the update graph's inputs, when it has no loss.
+    """
+    by_name = {v.name: v for v in g.outputs} if grads is None else grads
     lrs = [
         g.add_input("lr" if i == 0 else f"lr_{i}", np.float64, ())
         for i in range(len(optimizer.param_groups))
     ]
     states: dict[str, tuple[str, str]] = {}
     updates: dict[str, str] = {}
-    g.set_outputs([by_name["loss"]])  # the gradients become intermediate values
+    g.set_outputs([by_name["loss"]] if grads is None else [])  # gradients: intermediate
     for (name, p), gi in zip(params.items(), groups, strict=True):
         group = optimizer.param_groups[gi]
         state_values: dict[str, Value] = {}
@@ -173,7 +210,9 @@ def compile_step(
         optimizer: a ``tracer.optim`` optimizer; its learning rates are read on every call,
             its other hyper-parameters are baked into the graph (a change captures anew).
         model: the module: names the parameters in the graph; its train/eval mode (and
-            ``loss_fn``'s, when a module) is part of the signature.
+            ``loss_fn``'s, when a module) is part of the signature. A model with a
+            ``reduce_gradients(arrays)`` method (``DistributedDataParallel``) gets the
+            gradients of each step, to average them over the processes, before the update.
         backend: ``"onnxruntime"`` or ``"interpreter"``.
         device: ``"cpu"`` or ``"cuda"`` (onnxruntime; state then stays on the GPU).
         optimize: ``ir.optimize`` level.
@@ -217,6 +256,9 @@ class TrainStep:
         self.device = device
         self.level = optimize
         self.dynamic_axes = dynamic_axes
+        self.reduce_gradients: Callable[[list[np.ndarray]], None] | None = getattr(
+            model, "reduce_gradients", None
+        )
         self.captures = 0
         self._names: dict[int, list[str]] = {}
         self._graphs: dict[Any, tuple[TrainStepGraph, Any]] = {}
@@ -235,9 +277,12 @@ class TrainStep:
                 names=self.names,
                 dynamic_axes=self.dynamic_axes,
                 optimize=self.level,
+                split=self.reduce_gradients is not None,
             )
             self.captures += 1
             runner = _runner(built.graph, self.backend, self.device)
+            if built.backward is not None:
+                runner = _SplitRunner(built, runner, self)
             entry = self._graphs[key] = (built, runner)
         built, runner = entry
         if self._store is None or set(self._store.values) != {*built.params, *built.states}:
@@ -380,3 +425,27 @@ class _InterpreterRunner:
 
 def _runner(graph: Graph, backend: str, device: str) -> Any:
     return _OrtRunner(graph, device) if backend == "onnxruntime" else _InterpreterRunner(graph)
+
+
+class _SplitRunner:
+    """Runs a split step: loss and gradients, ``reduce_gradients`` on them, then the update."""
+
+    def __init__(self, built: TrainStepGraph, update: Any, step: TrainStep) -> None:
+        assert built.backward is not None and step.reduce_gradients is not None
+        self.backward = _runner(built.backward, step.backend, step.device)
+        self.update = update
+        self.reduce = step.reduce_gradients
+        self.grads, self.loss = built.grads, built.loss
+        self.backward_inputs = [v.name for v in built.backward.inputs]
+        self.update_inputs = {v.name for v in built.graph.inputs} - set(built.grads)
+
+    def place(self, array: np.ndarray) -> Any:
+        return self.update.place(array)
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        outs = self.backward.run({n: feeds[n] for n in self.backward_inputs})
+        grads = [np.array(_to_numpy(outs[n])) for n in self.grads]  # owned, writable
+        self.reduce(grads)
+        update_feeds = {n: feeds[n] for n in self.update_inputs}
+        update_feeds.update(zip(self.grads, grads, strict=True))
+        return {**self.update.run(update_feeds), self.loss: outs[self.loss]}
