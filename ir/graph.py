@@ -1,10 +1,11 @@
 """The IR: ``Value``, ``Node`` and ``Graph``, ONNX-style and in SSA form.
 
-A ``Value`` is a graph input, an initializer (a named constant array), or exactly one output
-of one ``Node``; it knows its producer and its uses. Nodes are kept in topological order, in
-a linked ``NodeList`` (insertion and removal anywhere are O(1)). Change a graph only through
-its methods (``apply``, ``append``, ``insert_before``/``insert_after``, ``remove``,
-``replace_all_uses_with``, ``set_outputs``) so use lists stay right in both directions.
+A ``Value`` is a graph input, a capture, an initializer (a named constant array), or exactly
+one output of one ``Node``; it knows its producer and its uses. Nodes are kept in
+topological order, in a linked ``NodeList`` (insertion and removal anywhere are O(1)).
+Change a graph only through its methods (``apply``, ``append``, ``insert_before``/
+``insert_after``, ``remove``, ``replace_all_uses_with``, ``set_outputs``) so use lists
+stay right in both directions.
 ``Graph.verify`` checks every invariant and re-runs the registry's shape rules.
 
 ``Value`` implements the registry's ``__graphcap_bind__`` hook, so applying an op to values
@@ -12,6 +13,15 @@ its methods (``apply``, ``append``, ``insert_before``/``insert_after``, ``remove
 write rewrites. New nodes go at the end, or where ``with graph.inserting_before(node):`` (or
 ``inserting_after``) says. Fresh value and node names come from counters (as torch.fx's), so
 naming n nodes costs O(n), not O(n²).
+
+Subgraphs (``If`` branches, ``Loop`` and ``Scan`` bodies) are graphs held in a node's
+attributes. ONNX lets a subgraph read values of the graphs around it by name; here such a
+read is explicit: the subgraph declares a *capture* (``add_capture``, a placeholder value
+like an input) and the node that holds it passes the outer value as one of its last inputs,
+one per capture, in order (every subgraph of a node has the same captures). So a graph never
+reads another graph's values, and use lists, dead-code elimination, liveness and autodiff
+see the dependency like any other input. The ONNX writer drops those inputs and names the
+outer values inside the subgraph; the reader does the reverse.
 """
 
 from __future__ import annotations
@@ -30,13 +40,14 @@ from ir.types import Dim, TensorType
 
 
 class Value:
-    """An SSA value: a typed tensor that is a graph input, an initializer or a node output.
+    """An SSA value: a graph input or capture, an initializer or a node output.
 
     Attributes:
         graph: the graph the value belongs to.
         name: unique within the graph.
         type: dtype and (possibly symbolic) shape.
-        producer: the node whose output this is, or None for inputs and initializers.
+        producer: the node whose output this is, or None for inputs, captures and
+            initializers.
         index: which output of ``producer``.
         uses: ``(node, input_index)`` pairs, in insertion order.
         const: the array of an initializer, None otherwise.
@@ -143,6 +154,16 @@ class Node:
         """Attributes with the registry's defaults filled in."""
         return self.op.full_attrs(self.attrs)
 
+    @property
+    def subgraphs(self) -> list[Graph]:
+        """The graphs held in the node's attributes, in attribute-name order."""
+        return [self.attrs[k] for k in sorted(self.attrs) if isinstance(self.attrs[k], Graph)]
+
+    @property
+    def num_captured(self) -> int:
+        """How many of the node's last inputs feed its subgraphs' captures (0 without any)."""
+        return max((len(g.captures) for g in self.subgraphs), default=0)
+
     def format(self) -> str:
         """One line of text: ``%3 = Add(%1, %2) : f32[batch, 8]  # model.py:41``."""
         outs = ", ".join(f"%{v.name}" for v in self.outputs)
@@ -173,6 +194,8 @@ class Graph:
     Attributes:
         name: graph name (the ONNX graph's name on export).
         inputs: graph input values, in signature order.
+        captures: placeholders for values of the graph around this one that this subgraph
+            reads; the node holding the subgraph passes those values as its last inputs.
         initializers: named constant values (weights, folded constants).
         nodes: nodes in topological order (a ``NodeList``: iterate it, ``len``, ``in``;
             change it only through the graph's methods).
@@ -183,6 +206,7 @@ class Graph:
     def __init__(self, name: str = "main") -> None:
         self.name = name
         self.inputs: list[Value] = []
+        self.captures: list[Value] = []
         self.initializers: dict[str, Value] = {}
         self.nodes: NodeList[Node] = NodeList()
         self.outputs: list[Value] = []
@@ -234,6 +258,16 @@ class Graph:
         """Append a graph input of the given type."""
         value = Value(self, self._claim(name), TensorType(np.dtype(dtype), _shape(shape)))
         self.inputs.append(value)
+        return value
+
+    def add_capture(self, name: str, dtype: Any, shape: Sequence[Dim] | None) -> Value:
+        """Append a capture: a value of the enclosing graph that this subgraph reads.
+
+        The node holding this graph must pass the outer value as the matching one of its
+        last inputs (see the module docstring).
+        """
+        value = Value(self, self._claim(name), TensorType(np.dtype(dtype), _shape(shape)))
+        self.captures.append(value)
         return value
 
     def add_initializer(self, name: str, array: np.ndarray) -> Value:
@@ -430,6 +464,9 @@ class Graph:
         for v in self.inputs:
             new[id(v)] = out.add_input(v.name, v.dtype, v.type.shape)
             new[id(v)].sym = v.sym
+        for v in self.captures:
+            new[id(v)] = out.add_capture(v.name, v.dtype, v.type.shape)
+            new[id(v)].sym = v.sym
         for v in self.initializers.values():
             assert v.const is not None
             new[id(v)] = out.add_initializer(v.name, v.const)
@@ -460,9 +497,10 @@ class Graph:
     # ------------------------------------------------------------ reading
 
     def values(self) -> list[Value]:
-        """Every value: inputs, initializers, then node outputs in order."""
+        """Every value: inputs, captures, initializers, then node outputs in order."""
         return [
             *self.inputs,
+            *self.captures,
             *self.initializers.values(),
             *(v for n in self.nodes for v in n.outputs),
         ]
@@ -475,15 +513,15 @@ class Graph:
 
     def __str__(self) -> str:
         sig = ", ".join(repr(v) for v in self.inputs)
-        lines = [f"graph {self.name}({sig}) {{"]
+        captured = ", ".join(repr(v) for v in self.captures)
+        outer = f" captures({captured})" if self.captures else ""
+        lines = [f"graph {self.name}({sig}){outer} {{"]
         lines += [f"  %{v.name} = initializer {v.type}" for v in self.initializers.values()]
         for n in self.nodes:
             lines.append(f"  {n.format()}")
-            # Subgraphs (Scan bodies) follow their node, indented, in attribute-name order.
-            for key in sorted(n.attrs):
-                body = n.attrs[key]
-                if isinstance(body, Graph):
-                    lines += [f"    {line}" for line in str(body).splitlines()]
+            # Subgraphs (If branches, Loop and Scan bodies) follow their node, indented.
+            for body in n.subgraphs:
+                lines += [f"    {line}" for line in str(body).splitlines()]
         lines.append("  return " + ", ".join(f"%{v.name}" for v in self.outputs))
         lines.append("}")
         return "\n".join(lines)

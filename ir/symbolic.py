@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ir.dims import Expr
 from ir.errors import GraphcapError
 from ir.ops.registry import InferContext
 from ir.types import Dim, TensorType
@@ -27,50 +28,58 @@ _MAX_SYMBOLIC_SIZE = 16
 
 
 class Sym:
-    """A dimension expression that supports the integer arithmetic shape code uses."""
+    """A dimension expression in the integer arithmetic shape code uses (see ``ir.dims``).
 
-    __slots__ = ("name",)
+    Arithmetic gives a ``Sym`` in normal form, or a plain int when the symbols cancel
+    (``seq - seq``), so kernels computing shapes on object arrays simplify as they go.
+    """
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    __slots__ = ("expr",)
 
-    def _wrap(self) -> str:
-        return f"({self.name})" if any(c in self.name for c in "+-*/") else self.name
+    def __init__(self, name: str | Expr) -> None:
+        self.expr = name if isinstance(name, Expr) else Expr.of(name)
+
+    @property
+    def name(self) -> str:
+        """The canonical text of the expression."""
+        return self.expr.text
 
     @staticmethod
-    def _of(x: Any) -> str:
-        return x._wrap() if isinstance(x, Sym) else str(int(x))
+    def _make(expr: Expr) -> Any:
+        value = expr.constant
+        return Sym(expr) if value is None else value
+
+    @staticmethod
+    def _of(x: Any) -> Expr:
+        return x.expr if isinstance(x, Sym) else Expr.of(int(x))
 
     def __add__(self, other: Any) -> Any:
-        return self if _is_int(other, 0) else Sym(f"{self.name}+{Sym._of(other)}")
+        return Sym._make(self.expr + Sym._of(other))
 
-    def __radd__(self, other: Any) -> Any:
-        return self if _is_int(other, 0) else Sym(f"{Sym._of(other)}+{self.name}")
+    __radd__ = __add__
 
     def __sub__(self, other: Any) -> Any:
-        return self if _is_int(other, 0) else Sym(f"{self.name}-{Sym._of(other)}")
+        return Sym._make(self.expr - Sym._of(other))
 
     def __rsub__(self, other: Any) -> Any:
-        return Sym(f"{Sym._of(other)}-{self._wrap()}")
+        return Sym._make(Sym._of(other) - self.expr)
 
     def __mul__(self, other: Any) -> Any:
-        return self if _is_int(other, 1) else Sym(f"{self._wrap()}*{Sym._of(other)}")
+        return Sym._make(self.expr * Sym._of(other))
 
-    def __rmul__(self, other: Any) -> Any:
-        return self if _is_int(other, 1) else Sym(f"{Sym._of(other)}*{self._wrap()}")
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Any:
+        return Sym._make(-self.expr)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sym) and other.name == self.name
+        return isinstance(other, Sym) and other.expr == self.expr
 
     def __hash__(self) -> int:
-        return hash(self.name)
+        return hash(self.expr)
 
     def __repr__(self) -> str:
         return self.name
-
-
-def _is_int(x: Any, value: int) -> bool:
-    return not isinstance(x, Sym) and int(x) == value
 
 
 def _to_object(sym: tuple[Dim, ...] | None, t: TensorType) -> np.ndarray | None:

@@ -20,7 +20,7 @@ def verify(graph: Graph) -> None:
     """
     defined: set[int] = set()
     names: set[str] = set()
-    for v in [*graph.inputs, *graph.initializers.values()]:
+    for v in [*graph.inputs, *graph.captures, *graph.initializers.values()]:
         _define(graph, v, names, defined, producer=None, index=0)
     node_ids = {id(n) for n in graph.nodes}
     for node in graph.nodes:
@@ -30,8 +30,8 @@ def verify(graph: Graph) -> None:
             if x.graph is not graph:
                 raise GraphInvariantError(
                     f"argument %{x.name} of node {node.name} ({node.op.op_type}) belongs to "
-                    f"graph {x.graph.name!r}, not {graph.name!r}; a subgraph (Scan body) cannot "
-                    "read values of the graph around it: pass them in as inputs"
+                    f"graph {x.graph.name!r}, not {graph.name!r}; a subgraph reads a value of the "
+                    "graph around it through a capture (Graph.add_capture) that its node feeds"
                 )
             if id(x) not in defined:
                 raise GraphInvariantError(
@@ -44,8 +44,8 @@ def verify(graph: Graph) -> None:
                 )
         for j, v in enumerate(node.outputs):
             _define(graph, v, names, defined, producer=node, index=j)
-        _check_types(node)
         _check_subgraphs(node)
+        _check_types(node)
     for v in graph.values():
         for user, i in v.uses:
             if id(user) not in node_ids or user.inputs[i] is not v:
@@ -58,22 +58,39 @@ def verify(graph: Graph) -> None:
 
 
 def _check_subgraphs(node: Node) -> None:
-    """Verify graph-valued attributes (Scan bodies), which must be self-contained."""
+    """Verify graph-valued attributes (If branches, Loop and Scan bodies) and their captures.
+
+    A subgraph reads values of the graph around it only through its captures, which the
+    node's last inputs feed, one each, with the same type.
+    """
     from ir.graph import Graph
 
+    count = node.num_captured
     for key in sorted(node.attrs):
         body = node.attrs[key]
         if not isinstance(body, Graph):
             continue
+        where = f"attribute {key} (graph {body.name!r}) of node {node.name} ({node.op.op_type})"
         if body is node.graph:
             raise GraphInvariantError(f"node {node.name}: attribute {key} is the node's own graph")
+        if len(body.captures) != count or count > len(node.inputs):
+            raise GraphInvariantError(
+                f"{where} captures {len(body.captures)} outer value(s); the node's other "
+                f"subgraphs capture {count} and it has {len(node.inputs)} inputs: every subgraph "
+                "of a node captures the same values, which the node passes as its last inputs"
+            )
+        outer = node.inputs[len(node.inputs) - count :]
+        for inner, x in zip(body.captures, outer, strict=True):
+            if x is None or not _consistent(x.type, inner.type):
+                given = "nothing" if x is None else f"%{x.name} {x.type}"
+                raise GraphInvariantError(
+                    f"{where}: capture %{inner.name} {inner.type} is fed {given}; the node's "
+                    "last inputs must be the captured outer values, of consistent types"
+                )
         try:
             verify(body)
         except GraphInvariantError as err:
-            raise GraphInvariantError(
-                f"in attribute {key} (graph {body.name!r}) of node {node.name} "
-                f"({node.op.op_type}): {err}"
-            ) from None
+            raise GraphInvariantError(f"in {where}: {err}") from None
 
 
 def _define(
@@ -102,6 +119,18 @@ def _check_types(node: Node) -> None:
                 f"output %{v.name} of node {node.name} ({node.op.op_type}) is typed {v.type}; "
                 f"the registry's rule gives {t}"
             )
+
+
+def _consistent(a: TensorType, b: TensorType) -> bool:
+    """Same dtype, and no dim on which both are known and differ (ranks too)."""
+    if a.dtype != b.dtype:
+        return False
+    if a.shape is None or b.shape is None:
+        return True
+    return len(a.shape) == len(b.shape) and all(
+        not (isinstance(x, int) and isinstance(y, int)) or x == y
+        for x, y in zip(a.shape, b.shape, strict=True)
+    )
 
 
 def _compatible(stored: TensorType, inferred: TensorType) -> bool:

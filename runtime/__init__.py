@@ -13,17 +13,48 @@ entry point; ``Session.run(feeds) -> dict[str, np.ndarray]`` validates the feeds
 
 ``"auto"`` picks onnxruntime when it can load the model and the interpreter otherwise.
 ``load(path, **kwargs)`` opens an ``.onnx`` file as a ``Session``. Sessions are thread-safe.
+
+``Pipeline.load(folder)`` runs a pipeline folder (tokenizer, model, post-processing) written
+by ``save_pipeline``: ``pipe(["great film", "dull"])`` gives labels and scores.
+``runtime.text`` holds the tokenizers and vocabularies it needs (NumPy and the standard
+library only).
+
+The names are imported on first use, so ``import runtime.text`` does not load onnx.
 """
 
-from runtime.errors import (
-    BackendUnavailableError,
-    DeviceFallbackWarning,
-    FeedError,
-    NodeExecutionError,
-)
-from runtime.numpy_interpreter import Interpreter
-from runtime.session import Session, load
-from runtime.signature import Signature
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ir._packages import import_own
+
+if TYPE_CHECKING:
+    from runtime.errors import (
+        BackendUnavailableError,
+        DeviceFallbackWarning,
+        FeedError,
+        NodeExecutionError,
+    )
+    from runtime.numpy_interpreter import Interpreter
+    from runtime.pipeline import Pipeline, PipelineError, PipelineInputError, save_pipeline
+    from runtime.session import Session, load
+    from runtime.signature import Signature
+
+_WHERE = {
+    "BackendUnavailableError": "runtime.errors",
+    "DeviceFallbackWarning": "runtime.errors",
+    "FeedError": "runtime.errors",
+    "Interpreter": "runtime.numpy_interpreter",
+    "NodeExecutionError": "runtime.errors",
+    "Pipeline": "runtime.pipeline",
+    "PipelineError": "runtime.pipeline",
+    "PipelineInputError": "runtime.pipeline",
+    "Session": "runtime.session",
+    "Signature": "runtime.signature",
+    "load": "runtime.session",
+    "save_pipeline": "runtime.pipeline",
+}
 
 __all__ = [
     "BackendUnavailableError",
@@ -31,7 +62,25 @@ __all__ = [
     "FeedError",
     "Interpreter",
     "NodeExecutionError",
+    "Pipeline",
+    "PipelineError",
+    "PipelineInputError",
     "Session",
     "Signature",
     "load",
+    "save_pipeline",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runtime' has no attribute {name!r}")
+    import_own("export")  # graphcap's, even beside a user's export.py (see ir._packages)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

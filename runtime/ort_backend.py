@@ -56,6 +56,9 @@ class OrtBackend:
             is found by onnxruntime).
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         intra_op_threads: threads inside one op; None lets onnxruntime choose.
+        spinning: whether onnxruntime's idle intra-op threads spin waiting for work (its
+            default); False leaves the cores to other threads, as a server's request
+            handling needs.
         optimization: graph optimisation level: "disable", "basic", "extended" or "all".
         io_binding: use IOBinding even on CPU (default: only on CUDA). Mostly for tests.
         stacklevel: where the CPU-fallback warning points (for wrappers such as Session).
@@ -78,6 +81,7 @@ class OrtBackend:
         *,
         intra_op_threads: int | None = None,
         optimization: str = "all",
+        spinning: bool = True,
         io_binding: bool | None = None,
         stacklevel: int = 2,
     ) -> None:
@@ -89,6 +93,8 @@ class OrtBackend:
         kind, self.device_id = parse_device(device)
         self.requested_device = device
         options = _session_options(ort, intra_op_threads, optimization)
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list[Any] = [CPU]
         if kind == "cuda":
             providers = [(CUDA, {"device_id": self.device_id}), CPU]

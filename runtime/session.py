@@ -50,6 +50,8 @@ class Session:
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; CUDA needs the onnxruntime backend.
         backend: ``"auto"``, ``"interpreter"`` or ``"onnxruntime"``.
         intra_op_threads: onnxruntime's threads inside one op (None: its default).
+        spinning: whether onnxruntime's idle threads spin-wait for work (its default); a
+            server turns it off to leave the cores to request handling.
         optimization: onnxruntime's graph optimisation level ("disable", "basic",
             "extended", "all").
 
@@ -74,6 +76,7 @@ class Session:
         *,
         intra_op_threads: int | None = None,
         optimization: str = "all",
+        spinning: bool = True,
     ) -> None:
         if backend not in _BACKENDS:
             raise ValueError(f"backend={backend!r}: expected one of {list(_BACKENDS)}")
@@ -90,7 +93,7 @@ class Session:
         self._ort: OrtBackend | None = None
         self._interp: Interpreter | None = None
         if backend in ("auto", "onnxruntime"):
-            self._open_ort(device, backend, intra_op_threads, optimization)
+            self._open_ort(device, backend, intra_op_threads, optimization, spinning)
         if self._ort is None:
             self._interp = Interpreter(self._graph_for_interpreter())
             if kind == "cuda":
@@ -107,7 +110,12 @@ class Session:
         self._source.release()
 
     def _open_ort(
-        self, device: str, backend: str, intra_op_threads: int | None, optimization: str
+        self,
+        device: str,
+        backend: str,
+        intra_op_threads: int | None,
+        optimization: str,
+        spinning: bool,
     ) -> None:
         try:
             self._ort = OrtBackend(
@@ -115,6 +123,7 @@ class Session:
                 device,
                 intra_op_threads=intra_op_threads,
                 optimization=optimization,
+                spinning=spinning,
                 stacklevel=4,  # OrtBackend, _open_ort, Session, the caller
             )
         except Exception as err:

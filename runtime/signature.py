@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from export.onnx.declared import declared_dims
 from ir.dtypes import from_onnx
 from ir.errors import DTypeError
 from ir.types import Dim, TensorType
@@ -146,10 +147,4 @@ def _onnx_type(info: onnx.ValueInfoProto) -> TensorType:
         raise DTypeError(f"input {info.name!r}: {err}") from None
     if not tensor.HasField("shape"):
         return TensorType(dtype, None)
-    dims: list[Dim] = []
-    for d in tensor.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or None)
-    return TensorType(dtype, tuple(dims))
+    return TensorType(dtype, declared_dims(tensor.shape))

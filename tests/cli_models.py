@@ -88,3 +88,36 @@ def make_not_a_model() -> int:
 def make_broken() -> Any:
     """A factory that raises."""
     raise RuntimeError("weights file missing")
+
+
+def make_tiny_lm() -> Any:
+    """A small decoder-only model of the step protocol (for ``--generate``), EOS token 3."""
+    from tests.generation_models import TinyLM
+
+    return TinyLM()
+
+
+class LSTMLanguageModel(gc.nn.Module):
+    """ids[batch, seq] and state (h, c) -> (logits[batch, seq, vocab], (h, c)).
+
+    A stateful language model whose state is a nested argument and a nested result.
+    """
+
+    def __init__(self, vocab: int = 13, dim: int = 6, hidden: int = 5) -> None:
+        super().__init__()
+        self.embed = gc.nn.Embedding(vocab, dim, padding_idx=0)
+        self.lstm = gc.nn.LSTM(dim, hidden, batch_first=True)
+        self.head = gc.nn.Linear(hidden, vocab)
+
+    def forward(
+        self, ids: gc.Tensor, state: tuple[gc.Tensor, gc.Tensor]
+    ) -> tuple[gc.Tensor, tuple[gc.Tensor, gc.Tensor]]:
+        out, (h, c) = self.lstm(self.embed(ids), state)
+        return self.head(out), (h, c)
+
+
+def make_lstm_lm() -> tuple[LSTMLanguageModel, tuple[gc.Tensor, tuple[gc.Tensor, gc.Tensor]]]:
+    """The LSTM language model with example ids (vocab 13) and a (h, c) state."""
+    model = LSTMLanguageModel()
+    ids = gc.randint(0, 13, (2, 4))
+    return model, (ids, (gc.randn(1, 2, 5), gc.randn(1, 2, 5)))

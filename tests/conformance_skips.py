@@ -385,14 +385,6 @@ _GROUPS: dict[str, list[str]] = {
         "test_group_normalization_epsilon",
         "test_group_normalization_example",
     ],
-    # 5 cases
-    "op not in the registry: If": [
-        "test_affine_grid_2d_align_corners_expanded",
-        "test_affine_grid_2d_expanded",
-        "test_affine_grid_3d_align_corners_expanded",
-        "test_affine_grid_3d_expanded",
-        "test_if",
-    ],
     # 9 cases
     "op not in the registry: ImageDecoder": [
         "test_image_decoder_decode_bmp_rgb",
@@ -421,13 +413,6 @@ _GROUPS: dict[str, list[str]] = {
         "test_linear_attention_linear_t1_no_past",
         "test_linear_attention_no_past_explicit_zeros",
         "test_linear_attention_prefill_with_past",
-    ],
-    # 4 cases
-    "op not in the registry: Loop": [
-        "test_loop11",
-        "test_range_float16_type_positive_delta_expanded",
-        "test_range_float_type_positive_delta_expanded",
-        "test_range_int32_type_negative_delta_expanded",
     ],
     # 1 case
     "op not in the registry: MeanVarianceNormalization": [
@@ -494,41 +479,6 @@ _GROUPS: dict[str, list[str]] = {
     # 1 case
     "rejected: DTypeError: node '#0' (Range): Range(f16[], f16[], f16[]): Range start has dtype float16; expected one of ['float32', 'float64', 'int16', 'int32', ...": [  # noqa: E501
         "test_range_float16_type_positive_delta",
-    ],
-    # 2 cases
-    "rejected: UnsupportedOpError: node '#25' (Scan): node '#3' (Unsqueeze): subgraphs reading outer-scope values are unsupported (graphcap's subgraphs are self-c...": [  # noqa: E501
-        "test_linear_attention_linear_expanded",
-        "test_linear_attention_linear_t1_no_past_expanded",
-    ],
-    # 2 cases
-    "rejected: UnsupportedOpError: node '#27' (Scan): node '#5' (Unsqueeze): subgraphs reading outer-scope values are unsupported (graphcap's subgraphs are self-c...": [  # noqa: E501
-        "test_linear_attention_gated_expanded",
-        "test_linear_attention_gated_per_head_decay_expanded",
-    ],
-    # 1 case
-    "rejected: UnsupportedOpError: node '#27' (Scan): node '#6' (Unsqueeze): subgraphs reading outer-scope values are unsupported (graphcap's subgraphs are self-c...": [  # noqa: E501
-        "test_linear_attention_explicit_scale_expanded",
-    ],
-    # 1 case
-    "rejected: UnsupportedOpError: node '#28' (Scan): node '#4' (Unsqueeze): subgraphs reading outer-scope values are unsupported (graphcap's subgraphs are self-c...": [  # noqa: E501
-        "test_linear_attention_delta_expanded",
-    ],
-    # 3 cases
-    "rejected: UnsupportedOpError: node '#29' (Scan): node '#6' (Unsqueeze): subgraphs reading outer-scope values are unsupported (graphcap's subgraphs are self-c...": [  # noqa: E501
-        "test_linear_attention_decode_step_expanded",
-        "test_linear_attention_no_past_explicit_zeros_expanded",
-        "test_linear_attention_prefill_with_past_expanded",
-    ],
-    # 2 cases
-    "rejected: UnsupportedOpError: node '#30' (Scan): node '#6' (Unsqueeze): subgraphs reading outer-scope values are unsupported (graphcap's subgraphs are self-c...": [  # noqa: E501
-        "test_linear_attention_gated_delta_beta_scalar_expanded",
-        "test_linear_attention_gated_delta_expanded",
-    ],
-    # 3 cases
-    "rejected: UnsupportedOpError: node '#34' (Scan): node '#6' (Unsqueeze): subgraphs reading outer-scope values are unsupported (graphcap's subgraphs are self-c...": [  # noqa: E501
-        "test_linear_attention_fp16_expanded",
-        "test_linear_attention_gated_delta_gqa_expanded",
-        "test_linear_attention_gated_delta_mqa_expanded",
     ],
     # 11 cases
     "rejected: UnsupportedOpError: the model uses 1 node(s) whose ops graphcap's registry does not have: 1 \u00d7 Attention-24 (the registry implements Attention-23)": [  # noqa: E501

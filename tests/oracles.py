@@ -10,9 +10,17 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.onnx_ml_pb2 import ValueInfoProto
 
+from export.onnx.microsoft import contrib_schema
 from ir.ops.registry import OpDef
 
 OPSET = 20  # the opset whose schemas the registry implements
+
+
+def schema_of(op: OpDef, opset: int) -> onnx.defs.OpSchema:
+    """ONNX's schema of ``op`` at ``opset``, or onnxruntime's for its contrib ops."""
+    return contrib_schema(op.op_type, op.domain) or onnx.defs.get_schema(
+        op.op_type, opset, op.domain
+    )
 
 
 def opset_for(op: OpDef) -> int:
@@ -24,9 +32,18 @@ IR_VERSION = 10  # onnxruntime 1.31 reads IR versions up to 13; onnx 1.23 writes
 
 
 def one_node_model(
-    op: OpDef, inputs: Sequence[np.ndarray | None], attrs: Mapping[str, Any], n_outputs: int
+    op: OpDef,
+    inputs: Sequence[np.ndarray | None],
+    attrs: Mapping[str, Any],
+    n_outputs: int,
+    out_dtypes: Sequence[np.dtype] = (),
 ) -> onnx.ModelProto:
-    """A model running ``op`` once; absent optional inputs are left empty."""
+    """A model running ``op`` once; absent optional inputs are left empty.
+
+    ``out_dtypes`` declare the outputs' element types where onnx's shape inference gives
+    none (onnxruntime's contrib ops) and the runtime cannot infer them either
+    (``com.microsoft`` ``MultiHeadAttention``'s ``qk``).
+    """
     names = [f"in{i}" if x is not None else "" for i, x in enumerate(inputs)]
     outputs = [f"out{i}" for i in range(n_outputs)]
     given = {
@@ -45,15 +62,22 @@ def one_node_model(
         ],
         [ValueInfoProto(name=n) for n in outputs],
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid(op.domain, opset_for(op))], ir_version=IR_VERSION
-    )
-    # Output types come from ONNX's own shape inference, so the oracle stays independent.
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    known = {v.name: v.type for v in [*inferred.graph.value_info, *inferred.graph.output]}
-    for out in model.graph.output:
-        if out.name in known:
+    opsets = [helper.make_opsetid(op.domain, opset_for(op))]
+    if op.domain:  # its own version, next to the default domain's
+        opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(op.domain, op.since)]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
+    # Output types come from ONNX's own shape inference, so the oracle stays independent;
+    # onnx knows no schema of onnxruntime's contrib ops to infer them with.
+    known = {}
+    if contrib_schema(op.op_type, op.domain) is None:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        known = {v.name: v.type for v in [*inferred.graph.value_info, *inferred.graph.output]}
+    for i, out in enumerate(model.graph.output):
+        if out.name in known and known[out.name].HasField("tensor_type"):
             out.type.CopyFrom(known[out.name])
+        elif i < len(out_dtypes):
+            elem = helper.np_dtype_to_tensor_dtype(np.dtype(out_dtypes[i]))
+            out.type.CopyFrom(helper.make_tensor_type_proto(elem, None))
     return model
 
 
@@ -72,12 +96,16 @@ def run_reference(
 
 
 def run_onnxruntime(
-    op: OpDef, inputs: Sequence[np.ndarray | None], attrs: Mapping[str, Any], n_outputs: int
+    op: OpDef,
+    inputs: Sequence[np.ndarray | None],
+    attrs: Mapping[str, Any],
+    n_outputs: int,
+    out_dtypes: Sequence[np.dtype] = (),
 ) -> list[np.ndarray]:
     """Outputs of onnxruntime's CPU provider for one application of ``op``."""
     import onnxruntime as ort
 
-    model = one_node_model(op, inputs, attrs, n_outputs)
+    model = one_node_model(op, inputs, attrs, n_outputs, out_dtypes)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])

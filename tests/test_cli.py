@@ -25,6 +25,7 @@ from export import cli
 from export.cli import prepare as cli_prepare
 from export.cli import verify as cli_verify
 from runtime import Session
+from tests import cli_models
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -204,6 +205,80 @@ def test_export_uses_the_factorys_own_inputs(tmp_path: Path) -> None:
     rows = _rows(res.stdout)
     assert {r[0] for r in rows} == {"batch=2 seq=5 (example)", "batch=4 seq=10", "batch=1 seq=1"}
     assert {r[1] for r in rows} == {"output_0", "output_1"} and len(rows) == 6
+
+
+def test_export_lstm_language_model_with_nested_state_verifies(tmp_path: Path) -> None:
+    """State (h, c) in and (logits, (h, c)) out: inputs and outputs named by their paths."""
+    out = tmp_path / "lm.onnx"
+    res = graphcap(
+        "export", "tests.cli_models:make_lstm_lm", "-o", str(out), "--verify", "--optimize",
+        "-d", "ids:0=batch", "-d", "ids:1=seq", "-d", "state.0:1=batch", "-d", "state.1:1=batch",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    for line in (
+        "input   ids: i64[batch, seq]",
+        "input   state.0: f32[1, batch, 5]",
+        "input   state.1: f32[1, batch, 5]",
+        "output  output_0: f32[batch, seq, 13]",
+        "output  output_1.0: f32[1, batch, 5]",
+        "output  output_1.1: f32[1, batch, 5]",
+    ):
+        assert line in res.stdout, res.stdout
+    rows = _rows(res.stdout)
+    assert len(rows) == 9 and all(r[-1] == "ok" for r in rows)
+    # Oracle: the file on onnxruntime, fed two chunks and its own state in between, against
+    # the eager model on the whole sequence at once.
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    ids = np.array([[3, 1, 4, 1, 5, 9]], dtype=np.int64)
+    h = c = np.zeros((1, 1, 5), np.float32)
+    for chunk in (ids[:, :4], ids[:, 4:]):
+        logits, h, c = session.run(None, {"ids": chunk, "state.0": h, "state.1": c})
+    gc.manual_seed(0)  # graphcap export's --seed
+    model, _ = cli_models.make_lstm_lm()
+    with gc.no_grad():
+        want, (want_h, _) = model(gc.tensor(ids), (gc.zeros(1, 1, 5), gc.zeros(1, 1, 5)))
+    np.testing.assert_allclose(logits, want.numpy()[:, 4:], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h, want_h.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_export_in_a_folder_with_a_users_runtime_and_export_modules(tmp_path: Path) -> None:
+    """The packages stay graphcap's, whatever runtime.py or export.py sits beside them."""
+    for name in ("runtime", "export"):
+        (tmp_path / f"{name}.py").write_text("SHADOW = True\n")
+    (tmp_path / "lm.py").write_text(
+        "import tracer\n\n\ndef make():\n    return tracer.nn.Linear(4, 2), (tracer.randn(3, 4),)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = (
+        "import tracer\n"  # python -c: the folder comes first on sys.path
+        "from export import save\n"
+        "g = tracer.trace(tracer.nn.Linear(4, 2), (tracer.randn(3, 4),))\n"
+        "save(g, 'direct.onnx')\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "direct.onnx").exists()
+    (tmp_path / "export.py").unlink()  # `python -m export.cli` itself needs graphcap's export
+    res = subprocess.run(
+        [sys.executable, "-m", "export.cli", "export", "lm:make", "-o", "lm.onnx", "--verify"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "verified at 1 size(s)" in res.stdout
+
+
+def test_a_users_module_imported_first_under_a_graphcap_name_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ir._packages import import_own
+
+    theirs = type(sys)("runtime")
+    theirs.__file__ = str(tmp_path / "runtime.py")
+    monkeypatch.setitem(sys.modules, "runtime", theirs)
+    with pytest.raises(ImportError, match=r"runtime.py is not graphcap's package 'runtime'"):
+        import_own("runtime")
 
 
 def test_optimize_runs_ir_optimize(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """The packages import downward only: ``ir <- export.onnx <- runtime <- tracer <- export.cli``.
 
+(``export.cli`` is the top group: the command line and serving, ``export.serve``.)
+
 Every module of ``ir/``, ``export/``, ``runtime/`` and ``tracer/`` is parsed (not imported)
 and every import statement in it is checked, wherever it stands (module level, inside a
 function, under ``if TYPE_CHECKING:``), ``import x`` and ``from x import y`` alike, relative
@@ -38,6 +40,7 @@ GROUP_OF_PREFIX = {
     "tracer": "tracer",
     "export.cli": "export.cli",
     "export.training": "export.cli",  # the training bundle takes tracer's train step
+    "export.serve": "export.cli",  # serving sits on top with the command line
 }
 """Module-name prefix -> layer group; the longest matching prefix wins."""
 GROUP_OF_MODULE = {"export": "export.onnx"}

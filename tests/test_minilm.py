@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ir
 import tracer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "minilm_reference.npz"
@@ -47,7 +48,9 @@ def test_state_dict_keys_are_the_checkpoint_names(minilm) -> None:  # type: igno
     from safetensors.numpy import load_file
 
     names = set(load_file(str(minilm.model_dir() / "model.safetensors")))
-    assert set(minilm.load_minilm().state_dict()) == names
+    # The checkpoint (transformers 4.8) also stores the position_ids buffer, which
+    # transformers has since made non-persistent; it is ignored on loading, as there.
+    assert set(minilm.load_minilm().state_dict()) == names - {"embeddings.position_ids"}
 
 
 def test_minilm_traces_and_exports_with_dynamic_batch_and_seq(minilm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -57,15 +60,18 @@ def test_minilm_traces_and_exports_with_dynamic_batch_and_seq(minilm, tmp_path: 
     ref = np.load(FIXTURE, allow_pickle=False)
     model = minilm.load_minilm()
     ids, mask = ref["input_ids"][:2, :12], ref["attention_mask"][:2, :12]
-    with tracer.no_grad():
-        graph = tracer.trace(
-            lambda i, m: minilm.sentence_embeddings(model, i, m),
-            (tracer.tensor(ids), tracer.tensor(mask)),
-            dynamic_axes={"ids": {0: "batch", 1: "seq"}, "mask": {0: "batch", 1: "seq"}},
-            input_names=["ids", "mask"],
-        )
+    graph = tracer.trace(  # for inference: no padding_idx gradient cut around the table
+        lambda i, m: minilm.sentence_embeddings(model, i, m),
+        (tracer.tensor(ids), tracer.tensor(mask)),
+        dynamic_axes={"ids": {0: "batch", 1: "seq"}, "mask": {0: "batch", 1: "seq"}},
+        input_names=["ids", "mask"],
+    )
+    (table,) = [v for v in graph.initializers.values() if v.type.shape == (30522, 384)]
+    assert [n.op.op_type for n, _ in table.uses] == ["Gather"]  # word_embeddings, read once
     path = tmp_path / "minilm.onnx"
-    save(graph, path)
+    save(ir.optimize(graph, 3), path)
+    weights = sum(t.numpy().nbytes for t in model.state_dict().values())
+    assert path.stat().st_size < 1.01 * weights  # folding never copies a large weight
     out = Session(path, backend="onnxruntime").run(
         {"ids": ref["input_ids"], "mask": ref["attention_mask"]}
     )["output"]

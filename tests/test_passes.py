@@ -183,6 +183,28 @@ def test_constant_folding_folds_linear_weights_transpose() -> None:
     assert "weight" not in g.initializers  # only the transpose read it
 
 
+def test_constant_folding_never_duplicates_a_large_initializer() -> None:
+    """A copy (a detach()'s Identity, a Transpose) of a weight that is still read elsewhere."""
+    table = np.arange(24, dtype=F32).reshape(6, 4)
+
+    def f(ids: Value) -> list[Value]:
+        w = const(ids, table, "table")
+        frozen = op.Identity(w)  # e.g. a detached copy of an embedding table
+        tied = op.Transpose(w, perm=[1, 0])  # e.g. a tied output projection
+        return [op.Gather(w, ids, axis=0), op.Gather(frozen, ids, axis=0), tied]
+
+    g = build(f, ids=(np.dtype(np.int64), [3]))
+    feeds = {"ids": np.asarray([0, 5, 2])}
+    want = run(g, feeds)
+    size = sum(v.const.size for v in g.initializers.values() if v.const is not None)
+    ConstantFoldingPass(size_limit=10).call(g)
+    g.verify()
+    assert sum(v.const.size for v in g.initializers.values() if v.const is not None) == size
+    assert_same(run(g, feeds), want)
+    ConstantFoldingPass(size_limit=24).call(g)  # the limit allows one copy's growth
+    assert_same(run(g, feeds), want)
+
+
 # ---------------------------------------------------------------- CSE
 
 

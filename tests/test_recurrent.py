@@ -261,7 +261,7 @@ def test_capture_runs_on_onnxruntime_and_training_step_on_the_interpreter() -> N
         y, _, y_c = lstm(x, *params, hidden_size=specs.HIDDEN)
         return gc.autograd.grad([(y * y).sum() + y_c.sum()], params)
 
-    graph = gc.trace(step, (x, w, r, b), dynamic_axes=axes)
+    graph = gc.trace(step, (x, w, r, b), dynamic_axes=axes, differentiable=True)
     assert [n.op.key for n in graph.nodes if n.op.domain] == [("ai.graphcap", "LSTMGrad")]
     session = Session(graph)
     assert session.backend == "interpreter" and "LSTMGrad" in session.reason

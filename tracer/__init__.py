@@ -2,6 +2,11 @@
 
 import builtins
 
+from ir._packages import import_own
+
+# graphcap's, even beside a user's runtime.py or export.py (see ir._packages).
+import_own("export", "runtime")
+
 from ir.dtypes import bool_ as bool
 from ir.dtypes import float16, float32, float64, int8, int16, int32, int64, uint8
 from tracer import autograd
@@ -56,6 +61,7 @@ from tracer._tensor_types import (
 )
 from tracer.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tracer.compile import Compiled, compile
+from tracer.control_flow import cond, while_loop
 from tracer.tensor import Tensor, as_tensor, from_numpy, tensor
 from tracer.trace import TraceError, trace
 from tracer.train_step import TrainStep, compile_step
@@ -203,6 +209,8 @@ __all__ = [
     "square",
     "TraceError",
     "trace",
+    "cond",
+    "while_loop",
     "compile",
     "compile_step",
     "TrainStep",
@@ -339,8 +347,8 @@ __all__ = [
 ]
 
 # Subpackages, imported last: they build on everything above (``tracer.nn`` as ``torch.nn``).
-from tracer import accelerator, cuda, data, distributed, metrics, nn, onnx, optim, utils  # noqa: E402
-from tracer.serialization import load, save  # noqa: E402
+from tracer import accelerator, cuda, data, distributed, metrics, nn, onnx, optim, utils
+from tracer.serialization import load, save
 
 __all__ += [
     "accelerator",
@@ -355,6 +363,11 @@ __all__ += [
     "save",
     "utils",
 ]
+
+# Pretrained models by name and text generation build on nn and data.
+from tracer import generation, models  # noqa: E402
+
+__all__ += ["generation", "models"]
 
 
 def __getattr__(name: str) -> object:

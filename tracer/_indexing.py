@@ -30,7 +30,7 @@ from ir.ops.registry import ints, op
 from tracer import _state
 from tracer._inplace import unversioned, update_inplace
 from tracer._math import cast
-from tracer._symint import TraceError, is_symbolic
+from tracer._symint import SymInt, TraceError, is_symbolic
 from tracer._tensor_base import TensorBase
 
 if TYPE_CHECKING:
@@ -139,26 +139,35 @@ def _validate(items: list[_Item], shape: tuple[int, ...]) -> None:
             if bad.size:
                 _check_int(int(bad.reshape(-1)[0]), it.dim, shape[it.dim])
         elif it.kind == "mask":
-            for j, d in enumerate(it.value.shape):
+            mask = _value_of(it.value).shape
+            for j, d in enumerate(mask):
                 if d != shape[it.dim + j]:
                     raise IndexError(
-                        f"The shape of the mask {list(it.value.shape)} at index {j} does not "
+                        f"The shape of the mask {list(mask)} at index {j} does not "
                         f"match the shape of the indexed tensor {list(shape)} at index {it.dim + j}"
                     )
 
 
-def _slice_bounds(s: slice) -> tuple[int, int, int] | None:
-    """(start, end, step) of ``s`` for ``Slice``; None when it keeps the whole axis."""
+def _slice_bounds(s: slice) -> tuple[Any, Any, int] | None:
+    """(start, end, step) of ``s`` for ``Slice``; None when it keeps the whole axis.
+
+    ``start`` and ``end`` may be ``SymInt`` (``x[:n]`` with a dynamic ``n``).
+    """
     step = 1 if s.step is None else operator.index(s.step)
     if step == 0:
         raise ValueError("slice step cannot be zero")
     if step < 0:
         raise ValueError("step must be greater than zero")
-    start = 0 if s.start is None else operator.index(s.start)
-    end = _END if s.stop is None else operator.index(s.stop)
-    if start == 0 and end == _END and step == 1:
+    start = 0 if s.start is None else _bound(s.start)
+    end = _END if s.stop is None else _bound(s.stop)
+    whole = not is_symbolic([start, end]) and start == 0 and end == _END
+    if whole and step == 1:
         return None
     return start, end, step
+
+
+def _bound(b: Any) -> Any:
+    return b if isinstance(b, SymInt) else operator.index(b)
 
 
 def _is_const_int(it: _Item) -> bool:
@@ -183,7 +192,7 @@ def _basic(x: Any, items: list[_Item]) -> Any:
             axes.append(it.dim)
             steps.append(bounds[2])
     if axes:
-        x = op.Slice(x, ints(starts), ints(ends), ints(axes), ints(steps))
+        x = op.Slice(x, _bounds(starts), _bounds(ends), ints(axes), ints(steps))
     if dropped:
         x = op.Squeeze(x, ints(dropped))
     kept = [it for it in items if it.kind not in ("none",) and not _is_const_int(it)]
@@ -192,6 +201,47 @@ def _basic(x: Any, items: list[_Item]) -> Any:
         if kept[k].kind == "int":
             x = op.Gather(x, kept[k].value, axis=sum(it.width for it in kept[:k]))
     return x
+
+
+def _bounds(values: list[Any]) -> Any:
+    """Slice starts or ends: a constant, or a recorded tensor when a bound is a SymInt."""
+    if not is_symbolic(values):
+        return ints(values)
+    from tracer._shape import symbolic_shape
+
+    return symbolic_shape(values)
+
+
+def _assumptions(items: list[_Item], shape: tuple[Any, ...]) -> None:
+    """While tracing, record what constant indices and slice bounds assume of dynamic sizes.
+
+    ``x[:, 5]`` on a dynamic axis needs it longer than 5, and ``table[:n]`` with a dynamic
+    ``n`` takes ``n`` to be within the table; ``x[:, -1]`` and ``x[:, 0]`` assume nothing
+    beyond a non-empty axis, so they record nothing.
+    """
+    for it in items:
+        size = shape[it.dim] if it.width == 1 and it.dim < len(shape) else None
+        if isinstance(size, SymInt) and it.kind in ("int", "adv") and not _is_traced(it.value):
+            values = np.asarray(it.value).reshape(-1)
+            if values.size:
+                high, low = int(values.max()), int(values.min())
+                if high >= 1:
+                    _assume(f"{size.name} > {high}", size.value > high)
+                if low <= -2:
+                    _assume(f"{size.name} >= {-low}", size.value >= -low)
+        elif isinstance(size, int) and it.kind == "slice":
+            for bound in (it.value.start, it.value.stop):
+                if isinstance(bound, SymInt) and not bound.expr.is_negative():
+                    _assume(f"{bound.name} <= {size}", bound.value <= size)
+
+
+def _assume(what: str, holds: bool) -> None:
+    assert _state.tracer is not None
+    _state.tracer.decide("shape-assumption", what, holds)
+
+
+def _is_traced(value: Any) -> bool:
+    return isinstance(value, TensorBase)
 
 
 def _stacked_indices(advanced: list[_Item]) -> tuple[Any, tuple[int, ...]]:
@@ -208,18 +258,55 @@ def _stacked_indices(advanced: list[_Item]) -> tuple[Any, tuple[int, ...]]:
             shapes.append(tuple(piece.shape))
             piece = op.Unsqueeze(piece, ints([-1]))
         pieces.append(piece)
+    if len(pieces) == 1:  # nothing to broadcast (a mask's count may be symbolic)
+        return pieces[0], shapes[0]
+    batch = _broadcast(shapes)
+    from tracer._shape import shape_operand
+
+    pieces = [
+        p
+        if _same(tuple(p.shape[:-1]), batch)
+        else op.Expand(p, shape_operand((*batch, p.shape[-1])))
+        for p in pieces
+    ]
+    return (pieces[0] if len(pieces) == 1 else op.Concat(*pieces, axis=-1)), batch
+
+
+def _broadcast(shapes: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """NumPy broadcasting of index shapes that may hold SymInts (checked at their values)."""
     try:
-        batch = tuple(np.broadcast_shapes(*shapes))
+        np.broadcast_shapes(*[tuple(_value(d) for d in s) for s in shapes])
     except ValueError:
         shown = ", ".join(str(list(s)) for s in shapes)
         raise IndexError(
             f"shape mismatch: indexing tensors could not be broadcast together with shapes {shown}"
         ) from None
-    pieces = [
-        p if tuple(p.shape[:-1]) == batch else op.Expand(p, ints([*batch, p.shape[-1]]))
-        for p in pieces
-    ]
-    return (pieces[0] if len(pieces) == 1 else op.Concat(*pieces, axis=-1)), batch
+    rank = max(len(s) for s in shapes)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    out: list[Any] = []
+    for i in range(rank):
+        dims = [s[i] for s in padded]
+        fixed = [d for d in dims if isinstance(d, int) and d != 1]  # a size a symbol must equal
+        symbols = [d for d in dims if isinstance(d, SymInt)]
+        out.append(fixed[0] if fixed else symbols[0] if symbols else 1)
+    return tuple(out)
+
+
+def _value(d: Any) -> int:
+    return d.value if isinstance(d, SymInt) else int(d)
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Equal sizes, SymInts compared by expression (no recorded decision)."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, SymInt) or isinstance(y, SymInt):
+            if not (isinstance(x, SymInt) and isinstance(y, SymInt) and x.expr == y.expr):
+                return False
+        elif x != y:
+            return False
+    return True
 
 
 def _advanced(x: Any, items: list[_Item]) -> tuple[Any, int, bool]:
@@ -291,8 +378,12 @@ def index(x: Any, key: Any) -> Any:
             indices, or an index of an unsupported type.
         ValueError: a slice step that is not positive (PyTorch has no negative steps).
     """
-    items = _parse(key, tuple(x.shape))
-    _validate(items, tuple(x.shape))
+    shape = tuple(x.shape)
+    items = _parse(key, shape)
+    # Checked at the example's sizes: range checks are no decisions of the user's code.
+    _validate(items, tuple(x._data.shape) if isinstance(x, TensorBase) else shape)
+    if _state.tracer is not None:
+        _assumptions(items, shape)
     x = _basic(x, items)
     x, block, adjacent = _advanced(x, items)
     return _new_axes(x, items, block, adjacent)

@@ -18,6 +18,7 @@ from ir.errors import DTypeError
 from ir.ops.registry import OpDef, op
 from tracer._legacy_args import scalar_first
 from tracer._promote import result_type, scalar_dtype
+from tracer._symint import SymInt
 from tracer._tensor_base import TensorBase, to_array, wrap
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ def operands(a: TensorBase, b: Any) -> tuple[Any, Any]:
     if isinstance(b, np.ndarray):
         b = wrap(to_array(b))  # a constant operand, as PyTorch accepts arrays
         return operands(a, b)
+    if isinstance(b, SymInt):  # a dynamic size: its recorded 0-d int64 tensor
+        return operands(a, b.tensor)
     own = a._data.dtype
     kind = own.kind
     if (type(b) is float and kind == "f") or (type(b) is int and kind in "fiu"):

@@ -56,6 +56,11 @@ def _ints(values: Sequence[int]) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
 
+def _diagonal(diagonal: Any) -> Any:
+    """Trilu's ``k``: a 0-d int64 constant, or the recorded tensor of a SymInt."""
+    return diagonal.tensor if isinstance(diagonal, SymInt) else np.asarray(diagonal, np.int64)
+
+
 def _dims(args: tuple[Any, ...]) -> tuple[int, ...]:
     """``permute(0, 2, 1)`` or ``permute((0, 2, 1))`` arguments as a tuple of ints."""
     if len(args) == 1 and not isinstance(args[0], int):
@@ -318,9 +323,9 @@ class ShapeMixin(_ConvertMixin):
                 "dimensions of tensor"
             )
         x: TensorBase = self
-        if lead:
-            x = _reshape(self, _ints([1] * lead + list(self._data.shape)))
-        return op.Tile(x, _ints(reps))
+        if lead:  # new leading axes of size 1 (Unsqueeze keeps dynamic sizes dynamic)
+            x = op.Unsqueeze(self, _ints(list(range(lead))))
+        return op.Tile(x, shape_operand(tuple(reps)))
 
     def split(self, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
         """Pieces along ``dim``: of an int size each (the last may be short), or of listed sizes.
@@ -330,17 +335,23 @@ class ShapeMixin(_ConvertMixin):
         """
         axis = _axis(self._data.ndim, dim)
         n = self._data.shape[axis]
-        if isinstance(split_size_or_sections, int):
-            step = split_size_or_sections
-            sizes = [step] * (n // step) + ([n % step] if n % step or n == 0 else [])
+        dynamic = self.shape[axis]  # a SymInt along a dynamic axis while tracing
+        sections = split_size_or_sections
+        if isinstance(dynamic, SymInt) and (isinstance(sections, int) or not is_symbolic(sections)):
+            # The pieces' count or sizes would be the example's: x.split([a, b]) with
+            # SymInts a and b, or slices (x[:, :n], x[:, n:]), stay dynamic.
+            raise dynamic.refused("Splitting (split, chunk, unbind)")
+        if isinstance(sections, int):
+            sizes: list[Any] = [sections] * (n // sections)
+            sizes += [n % sections] if n % sections or n == 0 else []
         else:
-            sizes = list(split_size_or_sections)
-            if sum(sizes) != n:
+            sizes = list(sections)
+            if sum(_concrete(s) for s in sizes) != n:
                 raise RuntimeError(
                     f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's "
                     f"size at dimension {dim}), but got split_sizes={sizes}"
                 )
-        out = op.Split(self, _ints(sizes), axis=axis)
+        out = op.Split(self, shape_operand(tuple(sizes)), axis=axis)
         return tuple(out)
 
     def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
@@ -373,12 +384,16 @@ class ShapeMixin(_ConvertMixin):
         return op.Gather(self, index, axis=_axis(self._data.ndim, dim))
 
     def tril(self, diagonal: int = 0) -> Tensor:
-        """The lower triangle of the last two dims, from ``diagonal`` down; the rest zero."""
-        return op.Trilu(self, np.asarray(diagonal, np.int64), upper=0)
+        """The lower triangle of the last two dims, from ``diagonal`` down; the rest zero.
+
+        A symbolic ``diagonal`` (``T - t`` of dynamic sizes, a causal mask over a cache)
+        stays symbolic in a trace.
+        """
+        return op.Trilu(self, _diagonal(diagonal), upper=0)
 
     def triu(self, diagonal: int = 0) -> Tensor:
         """The upper triangle of the last two dims, from ``diagonal`` up; the rest zero."""
-        return op.Trilu(self, np.asarray(diagonal, np.int64), upper=1)
+        return op.Trilu(self, _diagonal(diagonal), upper=1)
 
     def flip(self, *dims: Any) -> Tensor:
         """The tensor with the order of elements reversed along ``dims``."""

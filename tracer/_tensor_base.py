@@ -199,7 +199,7 @@ class TensorBase:
 
     # NumPy hands ``ndarray * tensor`` back to the tensor's operators instead of turning the
     # tensor into an array (which would silently drop it from the autograd graph).
-    __array_ufunc__ = None
+    __array_ufunc__: Any = None
 
     _data: np.ndarray
     _requires_grad: bool
@@ -329,7 +329,10 @@ class TensorBase:
             raise TraceError(
                 f"{how} at {user_source() or 'an unknown line'} reads a value that depends on "
                 "the traced inputs into Python; a graph cannot branch or compute on it. Use "
-                "tensor ops instead (e.g. tracer.where(cond, a, b) for a branch)."
+                "tensor ops instead: tracer.where(c, a, b) to pick values, tracer.cond(pred, "
+                "true_fn, false_fn, operands) for a branch (ONNX If), tracer.while_loop("
+                "cond_fn, body_fn, carried_inputs) for a loop or a data-dependent break "
+                "(ONNX Loop)."
             )
 
     def __len__(self) -> int:
@@ -337,8 +340,8 @@ class TensorBase:
             raise TypeError("len() of a 0-d tensor")
         if _state.tracer is not None:
             size = self.shape[0]
-            if not isinstance(size, int):
-                return size.__index__()  # raises TraceError: the loop count would be baked
+            if not isinstance(size, int):  # len() must return an int: it would be baked
+                raise size.refused("len() (use x.shape[0] or x.size(0), which stay symbolic)")
             _state.tracer.decide("len", f"len() of a tensor of shape {list(self.shape)}", size)
         return self._data.shape[0]
 

@@ -30,8 +30,10 @@ from ir.ops.registry import OpDef
 from ir.partition import split
 from runtime import Session
 from tracer import _state
+from tracer._signature import DynamicAxes, input_names_of
 from tracer._tensor_base import TensorBase, wrap
-from tracer.trace import DynamicAxes, _input_names, capture
+from tracer.pytree import TreeSpec, leaf_names, tree_flatten, tree_unflatten
+from tracer.trace import capture
 
 __all__ = ["Compiled", "compile"]
 
@@ -105,13 +107,14 @@ class Compiled:
         if names is None:  # inspect.signature is slow next to a small graph's run
             names = self._names[layout] = _argument_names(self.fn, len(args), kwargs)
         values = [*args, *kwargs.values()]
+        leaves, specs = _flatten_arguments(names, values)
         owned = _owned_tensors(self.fn)
-        key = self._key(names, values, owned)
+        key = self._key(leaves, specs, owned)
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._capture(names, values, owned)
+            entry = self._capture(names, values, leaves, owned)
             self._entries[key] = entry
-        return entry.call(values)
+        return entry.call([v for _, v in leaves])
 
     def graphs(self) -> list[Graph]:
         """The forward graph of every signature captured so far."""
@@ -119,9 +122,11 @@ class Compiled:
 
     # ------------------------------------------------------------ signatures
 
-    def _key(self, names: Sequence[str], values: Sequence[Any], owned: Sequence[Any]) -> Any:
-        parts: list[Any] = [getattr(self.fn, "training", None), _state.grad_enabled]
-        for name, v in zip(names, values, strict=True):
+    def _key(
+        self, leaves: Sequence[tuple[str, Any]], specs: Sequence[TreeSpec], owned: Sequence[Any]
+    ) -> Any:
+        parts: list[Any] = [getattr(self.fn, "training", None), _state.grad_enabled, *specs]
+        for name, v in leaves:
             if isinstance(v, TensorBase):
                 dynamic = self.dynamic_axes.get(name, {})
                 shape = tuple(dynamic.get(i, n) for i, n in enumerate(v._data.shape))
@@ -132,16 +137,20 @@ class Compiled:
         return tuple(parts)
 
     def _capture(
-        self, names: Sequence[str], values: Sequence[Any], owned: Sequence[TensorBase]
+        self,
+        names: Sequence[str],
+        values: Sequence[Any],
+        leaves: Sequence[tuple[str, Any]],
+        owned: Sequence[TensorBase],
     ) -> _Entry:
         example = dict(zip(names, values, strict=True))
-        dynamic = {k: v for k, v in self.dynamic_axes.items() if k in example}
+        tensors = {n: v for n, v in leaves if isinstance(v, TensorBase)}
+        dynamic = {k: v for k, v in self.dynamic_axes.items() if k in tensors}
         # Traced in the call's own grad mode: code that branches on it (F.embedding's
         # padding mask) is captured as it runs eagerly.
         graph, tr = capture(self.fn, example, dynamic)
         self.captures += 1
         params = _promote_weights(graph, tr.values.values(), owned)
-        tensors = {n: v for n, v in zip(names, values, strict=True) if isinstance(v, TensorBase)}
         wanted = [n for n, t in tensors.items() if t._requires_grad and t.dtype.kind == "f"]
         return _Entry.build(self, graph, list(tensors), wanted, params, tr.structure)
 
@@ -204,8 +213,8 @@ class _Entry:
         entry.op = _autograd_op(entry, _session(owner, backward), backward, seeds, wrt, parts.saved)
         return entry
 
-    def call(self, values: Sequence[Any]) -> Any:
-        tensors = [v for v in values if isinstance(v, TensorBase)]
+    def call(self, leaves: Sequence[Any]) -> Any:
+        tensors = [v for v in leaves if isinstance(v, TensorBase)]
         tensors += [p.tensor for p in self.params]
         if self.op is not None and _state.grad_enabled:
             outs = self.op(*tensors)
@@ -215,7 +224,7 @@ class _Entry:
             feeds = {n: t._data for n, t in zip(self.inputs, tensors, strict=True)}
             arrays = self.session.run(feeds)
             results = [wrap(np.asarray(arrays[n])) for n in self.outputs]
-        return _restructure(self.structure, results)
+        return tree_unflatten(self.structure, results)
 
 
 def _autograd_op(
@@ -327,7 +336,7 @@ def _owned_tensors(fn: Any) -> list[TensorBase]:
 
 
 def _argument_names(fn: Any, n_args: int, kwargs: Mapping[str, Any]) -> list[str]:
-    return _input_names(fn, tuple(range(n_args)), dict(kwargs), None)
+    return input_names_of(fn, tuple(range(n_args)), dict(kwargs), None)
 
 
 def _axes(spec: Mapping[int, str] | Sequence[int], name: str) -> Mapping[int, str]:
@@ -337,10 +346,14 @@ def _axes(spec: Mapping[int, str] | Sequence[int], name: str) -> Mapping[int, st
     return {int(a): f"{name}_{int(a)}" for a in spec}
 
 
-def _restructure(structure: tuple[str, list[Any]], results: list[Any]) -> Any:
-    kind, keys = structure
-    if kind == "single":
-        return results[0]
-    if kind == "dict":
-        return dict(zip(keys, results, strict=True))
-    return tuple(results) if kind == "tuple" else list(results)
+def _flatten_arguments(
+    names: Sequence[str], values: Sequence[Any]
+) -> tuple[list[tuple[str, Any]], list[TreeSpec]]:
+    """Each argument's leaves, named as ``trace`` names them, and its structure."""
+    leaves: list[tuple[str, Any]] = []
+    specs: list[TreeSpec] = []
+    for name, value in zip(names, values, strict=True):
+        flat, spec = tree_flatten(value)
+        leaves.extend(zip(leaf_names(name, spec), flat, strict=True))
+        specs.append(spec)
+    return leaves, specs

@@ -19,6 +19,7 @@ from tracer._pointwise import PointwiseMixin
 from tracer._random import RandomMixin
 from tracer._reduce import ReduceMixin
 from tracer._shape import ShapeMixin
+from tracer._symint import is_symbolic
 from tracer._tensor_base import TensorBase, to_array, wrap
 from tracer._tensor_types import check_kwargs, legacy_data
 from tracer._ufunc import array_ufunc
@@ -52,7 +53,7 @@ class Tensor(
     __slots__ = ()
 
     # NumPy ufuncs on tensors (np.exp(t), array * t): see tracer._ufunc.
-    __array_ufunc__ = array_ufunc  # type: ignore[assignment]
+    __array_ufunc__ = array_ufunc
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         check_kwargs("Tensor", kwargs)
@@ -60,6 +61,7 @@ class Tensor(
         self._node, self._index, self.grad = None, 0, None
         self._requires_grad = False
         if isinstance(data, TensorBase):  # an alias: same memory, same version counter
+            data._read_into_python("Tensor(tensor)")  # a trace would see a new constant
             self._data = data._data
             self._version = _tensor_base._version_cell(data)
         else:
@@ -68,6 +70,23 @@ class Tensor(
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails: name the PyTorch API and graphcap's way.
         raise missing_attribute("Tensor", name, dir(Tensor))
+
+    # While tracing, reading an input-dependent value into NumPy would bake the example's
+    # values into the graph as a constant: these raise TraceError naming the line instead.
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array, without a copy.
+
+        Raises:
+            RuntimeError: the tensor requires grad (as in PyTorch: detach it first).
+            TraceError: while tracing, the values depend on the traced inputs.
+        """
+        self._read_into_python("numpy()")
+        return super().numpy()
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        self._read_into_python("numpy.asarray() or numpy.array()")
+        return super().__array__(dtype, copy)
 
 
 _tensor_base.TENSOR_CLASS = Tensor
@@ -79,15 +98,25 @@ def tensor(
     """A new tensor holding a copy of ``data``.
 
     Python floats give float32, ints int64, bools bool; arrays and tensors keep their dtype.
-    ``pin_memory`` is accepted and changes nothing (see ``Tensor.pin_memory``).
+    While tracing, a list of sizes holding ``SymInt``s gives the recorded int64 tensor of
+    those sizes. ``pin_memory`` is accepted and changes nothing (see ``Tensor.pin_memory``).
 
     Raises:
         DTypeError: ``data`` has a dtype graphcap does not support.
         RuntimeError: ``requires_grad`` on a non-floating dtype.
         DeviceError: a device other than the CPU.
+        TraceError: while tracing, ``data`` is a tensor whose values depend on the traced
+            inputs (the copy would be a constant).
     """
     _check_factory_kwargs("tensor", kwargs)
     check_device(device, "tensor()")
+    if isinstance(data, TensorBase):  # a copy of a traced value: a constant
+        data._read_into_python("tracer.tensor(tensor)")
+    elif isinstance(data, list | tuple) and is_symbolic(data):  # sizes of a trace: recorded
+        from tracer._shape import symbolic_shape
+
+        sizes = symbolic_shape(data)
+        return sizes if dtype is None else sizes.to(dtype)
     t = wrap(to_array(data, None if dtype is None else np.dtype(dtype)).copy())
     if requires_grad:
         t.requires_grad = True

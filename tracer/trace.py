@@ -17,7 +17,6 @@ What a trace cannot keep dynamic is either refused or written down:
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -27,18 +26,31 @@ from typing import Any
 import numpy as np
 
 import ir
+from ir.dims import Expr, evaluate
 from ir.graph import Graph, Value
 from ir.ops.registry import OpDef, op
 from tracer import _state
+from tracer._signature import (
+    DynamicAxes,
+    input_names_of,
+    normalise_axes,
+    output_names_of,
+    parameter_names,
+    split_inputs,
+)
 from tracer._symint import SymInt, TraceError
 from tracer._tensor_base import TensorBase
+from tracer.autograd import set_grad_enabled
+from tracer.pytree import LEAF, TreeSpec, leaf_names, tree_flatten
 
 __all__ = ["TraceError", "trace"]
 
+# Frames in these are not the user's: graphcap's own, and NumPy's when it calls back.
 _PACKAGES = tuple(
-    os.path.dirname(os.path.abspath(m.__file__ or "")) + os.sep for m in (sys.modules["tracer"], ir)
+    os.path.dirname(os.path.abspath(m.__file__ or "")) + os.sep
+    for m in (sys.modules["tracer"], ir, np)
 )
-DynamicAxes = Mapping[str, Mapping[int, str] | Sequence[int]]
+_serial = 0  # Tracer.serial of the last trace started
 
 
 # ---------------------------------------------------------------- source locations
@@ -67,6 +79,32 @@ def user_source() -> str | None:
     return f"{_relative(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
+def trace_serial() -> int:
+    """The active trace's number (0 outside a trace): which trace wrote a module's state."""
+    tracer = _state.tracer
+    return 0 if tracer is None else tracer.serial
+
+
+def note_state_write(owner: Any, name: str, value: Any) -> None:
+    """A forward assigned ``owner.name``: the graph does not carry it to the next call."""
+    record_decision("module-state", f"writes {type(owner).__name__}.{name}", _describe(value))
+
+
+def note_state_read(owner: Any, name: str, value: Any) -> None:
+    """A forward read ``owner.name``, which an earlier call set: its value is baked in."""
+    record_decision(
+        "module-state",
+        f"reads {type(owner).__name__}.{name} set by an earlier call",
+        _describe(value),
+    )
+
+
+def _describe(value: Any) -> Any:
+    if isinstance(value, TensorBase):
+        return f"tensor {value._data.dtype}{list(value._data.shape)}"
+    return _plain(value)
+
+
 def record_decision(kind: str, what: str, result: Any) -> None:
     """Note a Python-level decision the active trace baked in (no-op outside a trace)."""
     tracer = _state.tracer
@@ -81,6 +119,9 @@ class Tracer:
     """Lowers eager ops into ``graph`` as they run (installed as ``_state.tracer``)."""
 
     def __init__(self, graph: Graph, names: Mapping[int, str]) -> None:
+        global _serial
+        _serial += 1
+        self.serial = _serial
         self.graph = graph
         self.names = dict(names)  # id(tensor) -> parameter/buffer name
         # id(tensor) -> (tensor, value); holding the tensor keeps its id from being reused.
@@ -89,11 +130,23 @@ class Tracer:
         self.baked: list[dict[str, Any]] = []
         self._seen: set[tuple[str, str, str]] = set()
         self._shapes: dict[int, Any] = {}
-        self.structure: tuple[str, list[Any]] = ("single", [])  # how the outputs were packed
+        self.sizes: dict[str, int] = {}  # each dynamic dim's example size
+        self.structure: TreeSpec = LEAF  # how the outputs were packed (tracer.pytree)
 
     # ------------------------------------------------------------ values
 
     def add_input(self, t: TensorBase, name: str, dims: Mapping[int, str]) -> None:
+        for axis, symbol in dims.items():
+            if not -t._data.ndim <= axis < t._data.ndim:
+                raise ValueError(
+                    f"dynamic_axes[{name!r}] names axis {axis} of a rank-{t.ndim} input"
+                )
+            size = int(t._data.shape[axis])
+            if self.sizes.setdefault(symbol, size) != size:
+                raise ValueError(
+                    f"dynamic dim {symbol!r} has example size {self.sizes[symbol]} on one input "
+                    f"and {size} on {name!r} axis {axis}; one symbol is one size"
+                )
         shape = [dims.get(i, d) for i, d in enumerate(t._data.shape)]
         value = self.graph.add_input(name, t._data.dtype, shape)
         self.values[id(t)] = (t, value)
@@ -158,16 +211,20 @@ class Tracer:
             _check_not_fixed(values[0], values[op.shape_input], outputs[0], op.op_type, source)
 
     def _check_type(self, t: TensorBase, v: Value, op: OpDef) -> None:
+        """The node's type must describe the eager result, symbolic dims at the example sizes."""
         shape = v.type.shape
         ok = v.dtype == t._data.dtype and shape is not None and len(shape) == t._data.ndim
         if ok and shape is not None:
             ok = all(
-                not isinstance(d, int) or d == n for d, n in zip(shape, t._data.shape, strict=True)
+                d is None or evaluate(d, self.sizes) in (None, n)
+                for d, n in zip(shape, t._data.shape, strict=True)
             )
         if not ok:
             raise TraceError(
-                f"{op.op_type}'s shape rule gives {v.type} but the eager result is "
-                f"{t._data.dtype}{list(t._data.shape)}: a bug in the op's registry entry"
+                f"{op.op_type} at {user_source() or 'an unknown line'}: its shape rule gives "
+                f"{v.type} (with {_shown(self.sizes)}) but the eager result is "
+                f"{t._data.dtype}{list(t._data.shape)}; a slice bound beyond its axis, or a bug "
+                "in the op's registry entry"
             )
 
     # ------------------------------------------------------------ shapes and decisions
@@ -185,7 +242,8 @@ class Tracer:
             if isinstance(d, int):
                 dims.append(n)
             else:
-                dims.append(SymInt(n, d or f"{entry[1].name}.shape[{axis}]", _size_of(t, axis)))
+                name = Expr.of(d) if d else Expr.atom(_unnamed(entry[1], axis))
+                dims.append(SymInt(n, name, _size_of(t, axis)))
         shape = tuple(dims)
         self._shapes[id(t)] = shape
         return shape
@@ -198,6 +256,19 @@ class Tracer:
             self.baked.append(
                 {"kind": kind, "what": what, "result": _plain(result), "source": source}
             )
+
+
+def _unnamed(value: Value, axis: int) -> str:
+    """A readable name for a dim no shape rule could name (never an internal value id)."""
+    node = value.producer
+    if node is None:
+        return f"dim {axis} of {value.name}"
+    where = node.meta.get("source")
+    return f"dim {axis} of the {node.op.op_type}" + (f" at {where}" if where else "")
+
+
+def _shown(sizes: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "no dynamic dims"
 
 
 def _plain(value: Any) -> Any:
@@ -240,18 +311,31 @@ def trace(
     *,
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
+    differentiable: bool = False,
 ) -> Graph:
     """Run ``fn`` on ``example_inputs`` eagerly and capture what it did as a graph.
+
+    By default the graph is captured for inference: ``fn`` runs with gradients off, so code
+    that only shapes gradients (``nn.Embedding``'s ``padding_idx`` cut) is left out, and
+    ``ir.grad`` refuses a graph where that happened. Pass ``differentiable=True`` to capture
+    what ``fn`` does with gradients on, for ``ir.grad``.
+
+    Arguments and results may be nested tuples, lists, dicts, named tuples and dataclasses
+    of tensors (``None`` allowed): each tensor is one graph input or output, named after
+    its path (``tracer.pytree``): argument ``hidden = (h, c)`` gives inputs ``hidden.0`` and
+    ``hidden.1``.
 
     Args:
         fn: a function or module (any callable) of tensors.
         example_inputs: a tensor, a tuple of positional arguments, or a dict of keyword
-            arguments. Non-tensor arguments are baked in (and listed in the metadata).
-        dynamic_axes: per input name, ``{axis: symbol}`` (or a list of axes, named
-            ``<input>_<axis>``): those sizes stay symbolic in the graph.
-        input_names: names of the graph inputs (default: ``fn``'s parameter names).
-        output_names: names of the graph outputs (default: ``output`` or ``output_<i>``,
-            or the keys when ``fn`` returns a dict).
+            arguments. Non-tensor values are baked in (and listed in the metadata).
+        dynamic_axes: per input name (a tensor's path name, ``hidden.0``), ``{axis:
+            symbol}`` (or a list of axes, named ``<input>_<axis>``): those sizes stay
+            symbolic in the graph.
+        input_names: names of the arguments (default: ``fn``'s parameter names).
+        output_names: names of the results: one per item of a returned tuple, list or dict
+            (default: ``output`` or ``output_<i>``, or the keys), or one per tensor.
+        differentiable: capture with gradients on (see above).
 
     Returns:
         A verified ``ir.Graph``; ``graph.meta["baked"]`` lists the Python decisions.
@@ -260,7 +344,16 @@ def trace(
         TraceError: ``fn`` read an input-dependent value into Python, or fixed a dynamic
             dimension; the message names the source line.
     """
-    graph, _ = capture(fn, example_inputs, dynamic_axes, input_names, output_names)
+    try:
+        with set_grad_enabled(differentiable):
+            graph, _ = capture(fn, example_inputs, dynamic_axes, input_names, output_names)
+    except RuntimeError as err:
+        if not differentiable and not isinstance(err, TraceError):  # backward() in fn, say
+            err.add_note(
+                "tracer.trace captures for inference, with gradients off; pass "
+                "differentiable=True to trace code that computes gradients"
+            )
+        raise
     return graph
 
 
@@ -271,32 +364,38 @@ def capture(
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
 ) -> tuple[Graph, Tracer]:
-    """:func:`trace`, also returning the tracer.
+    """:func:`trace` in the caller's grad mode, also returning the tracer.
 
     The tracer's ``values`` map each tensor the code touched (by id) to its graph value:
     that is how ``compile`` finds the parameters among the initializers.
     """
     if _state.tracer is not None:
         raise TraceError("trace() was called while another trace is running")
-    args, kwargs = _split_inputs(example_inputs)
-    names = _input_names(fn, args, kwargs, input_names)
+    args, kwargs = split_inputs(example_inputs)
+    names = input_names_of(fn, args, kwargs, input_names)
     graph = Graph(getattr(fn, "__name__", type(fn).__name__))
-    tracer = Tracer(graph, _parameter_names(fn))
-    axes = _normalise_axes(dynamic_axes or {}, names)
+    tracer = Tracer(graph, parameter_names(fn))
+    axes = normalise_axes(dynamic_axes or {})
+    tensors: list[str] = []
     for name, value in zip(names, [*args, *kwargs.values()], strict=True):
-        if isinstance(value, TensorBase):
-            tracer.add_input(value, name, axes.pop(name, {}))
-        else:
-            tracer.baked.append(
-                {
-                    "kind": "argument",
-                    "what": name,
-                    "result": _plain(value),
-                    "source": "example_inputs",
-                }
-            )
+        leaves, spec = tree_flatten(value)
+        for leaf_name, leaf in zip(leaf_names(name, spec), leaves, strict=True):
+            if isinstance(leaf, TensorBase):
+                tracer.add_input(leaf, leaf_name, axes.pop(leaf_name, {}))
+                tensors.append(leaf_name)
+            else:
+                tracer.baked.append(
+                    {
+                        "kind": "argument",
+                        "what": leaf_name,
+                        "result": _plain(leaf),
+                        "source": "example_inputs",
+                    }
+                )
     if axes:
-        raise ValueError(f"dynamic_axes names {sorted(axes)}, which are not tensor inputs {names}")
+        raise ValueError(
+            f"dynamic_axes names {sorted(axes)}, which are not tensor inputs {tensors}"
+        )
     _state.tracer = tracer
     try:
         result = fn(*args, **kwargs)
@@ -308,72 +407,12 @@ def capture(
     return graph, tracer
 
 
-def _split_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if isinstance(example_inputs, Mapping):
-        return (), dict(example_inputs)
-    if isinstance(example_inputs, tuple | list):
-        return tuple(example_inputs), {}
-    return (example_inputs,), {}
-
-
-def _input_names(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    given: Sequence[str] | None,
-) -> list[str]:
-    if given is not None:
-        if len(given) != len(args) + len(kwargs):
-            raise ValueError(f"{len(given)} input_names for {len(args) + len(kwargs)} inputs")
-        return list(given)
-    target = getattr(fn, "forward", fn)
-    try:
-        params = [
-            p.name
-            for p in inspect.signature(target).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        params = []
-    positional = params[: len(args)] if len(params) >= len(args) else []
-    positional += [f"input_{i}" for i in range(len(positional), len(args))]
-    return [*positional, *kwargs]
-
-
-def _parameter_names(fn: Any) -> dict[int, str]:
-    names: dict[int, str] = {}
-    for method in ("named_parameters", "named_buffers"):
-        if callable(getattr(fn, method, None)):
-            for name, t in getattr(fn, method)():
-                names.setdefault(id(t), name)
-    return names
-
-
-def _normalise_axes(dynamic_axes: DynamicAxes, names: list[str]) -> dict[str, dict[int, str]]:
-    out: dict[str, dict[int, str]] = {}
-    for name, spec in dynamic_axes.items():
-        if isinstance(spec, Mapping):
-            out[name] = {int(a): str(s) for a, s in spec.items()}
-        else:
-            out[name] = {int(a): f"{name}_{int(a)}" for a in spec}
-    return out
-
-
 def _set_outputs(graph: Graph, tracer: Tracer, result: Any, names: Sequence[str] | None) -> None:
-    if isinstance(result, Mapping):
-        items = list(result.items())
-        tracer.structure = ("dict", list(result))
-    elif isinstance(result, tuple | list):
-        items = [(f"output_{i}", r) for i, r in enumerate(result)]
-        tracer.structure = ("tuple" if isinstance(result, tuple) else "list", [])
-    else:
-        items = [("output", result)]
-    if names is not None:
-        if len(names) != len(items):
-            raise ValueError(f"{len(names)} output_names for {len(items)} outputs")
-        items = [(n, r) for n, (_, r) in zip(names, items, strict=True)]
+    """Flatten ``result`` into named graph outputs; its structure goes to ``tracer.structure``."""
+    leaves, spec = tree_flatten(result)
+    tracer.structure = spec
     graph.set_outputs([])
-    for name, t in items:
+    for name, t in zip(output_names_of(spec, names), leaves, strict=True):
         if not isinstance(t, TensorBase):
             raise TraceError(f"output {name!r} is a {type(t).__name__}, not a tensor")
         value = tracer.value_of(t)

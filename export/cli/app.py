@@ -29,6 +29,7 @@ import numpy as np
 import ir.ops
 from export.cli.common import FAILED, USAGE, CommandError, UsageError, text_table, write_atomic
 from export.cli.export_command import run_export
+from export.cli.generate_command import add_generate_arguments
 from export.cli.inspect_command import run_inspect
 from export.cli.prepare import parse_dynamic_spec, parse_input_spec
 from export.cli.training_command import LOSSES, OPTIMIZERS
@@ -53,6 +54,7 @@ examples:
   graphcap export models:make_tagger -o tagger.onnx --dynamic ids:0=batch --dynamic ids:1=seq
   graphcap export models:make_classifier --input ids:int64[batch=8,seq=32] --training \\
       --target y:int64[batch=8] --loss cross_entropy --optimizer adamw --lr 3e-4 -o clf_bundle
+  graphcap export models:make_gpt2 --generate --eos-token-id 50256 -o gpt2_generate.onnx --verify
 
 MODULE is imported from the current folder (or PYTHONPATH). FACTORY() returns the model (a
 function, or an object with forward/__call__), or (model, example_inputs) to supply its own
@@ -70,6 +72,10 @@ The loss is LOSS(model(inputs)[0], target): cross_entropy takes logits with clas
 last axis and class ids shaped like the logits without it (or probabilities shaped like them);
 mse and bce_with_logits take a float target shaped like the output. The model must have
 named_parameters() (a tracer.nn.Module); its dropout is active in the train step.
+--generate writes greedy search (--do-sample: sampling) with FACTORY()'s model of the step
+protocol (docs/generation.md) as one file whose Loop carries the KV cache:
+inputs input_ids and attention_mask (int64 [batch, prompt], left-padded), max_new_tokens
+and, when sampling, seed; output sequences. --verify compares its tokens with eager decoding.
 """
 
 _INSPECT_EPILOG = """\
@@ -163,6 +169,11 @@ def _parser() -> argparse.ArgumentParser:
     _export_parser(sub)
     _inspect_parser(sub)
     _run_parser(sub)
+    from export.serve.cli import add_serve_parser  # the serving layer, on top
+    from export.serve.pipeline_cli import add_pipeline_parser
+
+    add_pipeline_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 
@@ -232,6 +243,7 @@ def _export_parser(sub: Any) -> None:
 
 
 def _training_arguments(p: argparse.ArgumentParser) -> None:
+    add_generate_arguments(p)
     t = p.add_argument_group("training bundle (--training)")
     t.add_argument(
         "--training",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import ir
 from export.cli.common import CommandError, UsageError, human_bytes
+from export.cli.generate_command import run_generate_export
 from export.cli.prepare import prepare
 from export.cli.training_command import check_training_options, export_training
 from export.cli.verify import verify
@@ -33,6 +34,8 @@ def run_export(args: argparse.Namespace) -> int:
             f"--opset {args.opset}: graphcap writes opsets {writer.MIN_OPSET}.."
             f"{writer.DEFAULT_OPSET}"
         )
+    if getattr(args, "generate", False):
+        return run_generate_export(args, out)
     check_training_options(args)
     prepared = prepare(args.model, args.input or (), args.dynamic or (), args.seed)
     if getattr(args, "training", False):

@@ -33,8 +33,11 @@ def describe(path: Path) -> dict[str, Any]:
         raise UsageError(f"{str(path)!r} is not an ONNX model: {err}") from None
     graph = model.graph
     inits = {t.name for t in graph.initializer}
-    ops = Counter(f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in graph.node)
-    params = [_tensor_info(t) for t in graph.initializer]
+    graphs = _graphs(graph)
+    nodes = [n for g in graphs for n in g.node]
+    ops = Counter(f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in nodes)
+    params = [_tensor_info(t) for g in graphs for t in g.initializer]
+    constants = [c for n in nodes if (c := _constant_info(n)) is not None]
     externals = sorted({p["location"] for p in params if p["location"]})
     meta = {e.key: e.value for e in model.metadata_props}
     return {
@@ -46,11 +49,13 @@ def describe(path: Path) -> dict[str, Any]:
         "graph": graph.name,
         "inputs": [_value_info(v) for v in graph.input if v.name not in inits],
         "outputs": [_value_info(v) for v in graph.output],
-        "nodes": len(graph.node),
+        "nodes": len(nodes),
+        "subgraph_nodes": len(nodes) - len(graph.node),
         "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
         "initializers": len(params),
-        "parameters": sum(p["size"] for p in params),
-        "parameter_bytes": sum(p["bytes"] for p in params),
+        "constant_nodes": len(constants),
+        "parameters": sum(p["size"] for p in params + constants),
+        "parameter_bytes": sum(p["bytes"] for p in params + constants),
         "external_data": [
             {
                 "location": loc,
@@ -59,12 +64,41 @@ def describe(path: Path) -> dict[str, Any]:
             }
             for loc in externals
         ],
-        "nodes_with_source": sum(
-            any(p.key == "source" for p in n.metadata_props) for n in graph.node
-        ),
+        "nodes_with_source": sum(any(p.key == "source" for p in n.metadata_props) for n in nodes),
         "baked": _json_list(meta.get("graphcap.baked")),
         "metadata": {k: v for k, v in meta.items() if k != "graphcap.baked"},
     }
+
+
+def _graphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    """``graph`` and every graph nested in its nodes (``Scan``/``Loop`` bodies, ``If`` branches)."""
+    found = [graph]
+    for n in graph.node:
+        for a in n.attribute:
+            for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs:
+                found += _graphs(sub)
+    return found
+
+
+def _constant_info(node: onnx.NodeProto) -> dict[str, Any] | None:
+    """Size and bytes of the tensor a ``Constant`` node holds (None for other nodes)."""
+    if node.domain not in ("", "ai.onnx") or node.op_type != "Constant" or not node.attribute:
+        return None
+    a = node.attribute[0]
+    if a.type == onnx.AttributeProto.TENSOR:
+        return _tensor_info(a.t)
+    if a.type == onnx.AttributeProto.SPARSE_TENSOR:
+        return _tensor_info(a.sparse_tensor.values)
+    sizes = {  # attribute -> (elements, bytes)
+        "value_float": (1, 4),
+        "value_int": (1, 8),
+        "value_floats": (len(a.floats), 4 * len(a.floats)),
+        "value_ints": (len(a.ints), 8 * len(a.ints)),
+        "value_string": (1, len(a.s)),
+        "value_strings": (len(a.strings), sum(len(x) for x in a.strings)),
+    }
+    size, nbytes = sizes.get(a.name, (0, 0))
+    return {"name": node.output[0] if node.output else "", "size": size, "bytes": nbytes}
 
 
 def _value_info(v: Any) -> dict[str, Any]:
@@ -130,12 +164,14 @@ def render(d: dict[str, Any]) -> str:
     ]
     lines += [f"  input   {i['name']}: {_type_text(i)}" for i in d["inputs"]]
     lines += [f"  output  {o['name']}: {_type_text(o)}" for o in d["outputs"]]
-    lines += ["", f"ops ({d['nodes']} nodes, {d['nodes_with_source']} with a source line):"]
+    inner = f", {d['subgraph_nodes']} of them in subgraphs" if d["subgraph_nodes"] else ""
+    lines += ["", f"ops ({d['nodes']} nodes{inner}, {d['nodes_with_source']} with a source line):"]
     lines += [f"  {count:>5}  {op}" for op, count in d["ops"].items()]
     lines += [
         "",
-        f"parameters: {d['parameters']:,} in {d['initializers']} initializers "
-        f"({human_bytes(d['parameter_bytes'])})",
+        f"parameters: {d['parameters']:,} in {d['initializers']} initializers"
+        + (f" and {d['constant_nodes']} Constant nodes" if d["constant_nodes"] else "")
+        + f" ({human_bytes(d['parameter_bytes'])})",
     ]
     for ext in d["external_data"]:
         state = human_bytes(ext["bytes"]) if ext["exists"] else "MISSING"

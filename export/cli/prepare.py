@@ -23,6 +23,7 @@ import numpy as np
 import tracer
 from export.cli.common import CommandError, UsageError, parse_dtype
 from ir.graph import Graph
+from tracer.pytree import LEAF, TreeSpec, leaf_names, tree_flatten, tree_leaves, tree_unflatten
 
 _NAME = r"[A-Za-z_][\w.]*"
 _INPUT = re.compile(rf"^({_NAME}):(\w+)\[([^\]]*)\]$")
@@ -95,6 +96,25 @@ def parse_dynamic_spec(text: str) -> tuple[str, int, str | None]:
 # ---------------------------------------------------------------- the model and its inputs
 
 
+@dataclass(frozen=True)
+class Argument:
+    """One argument of the model: a tensor, a constant, or a nested structure of them.
+
+    Attributes:
+        key: its position (int) or keyword (str).
+        name: its name; its tensors' graph inputs are named after it and their path
+            (``state.0``, ``state.1``: ``tracer.pytree.leaf_names``).
+        spec: its structure (``tracer.pytree``).
+        leaves: per leaf, ``(input name, None)`` for a tensor, ``(None, value)`` for a
+            constant, which tracing bakes in.
+    """
+
+    key: int | str
+    name: str
+    spec: TreeSpec
+    leaves: tuple[tuple[str | None, Any], ...]
+
+
 @dataclass
 class Prepared:
     """A model with its example inputs, ready to trace and to run eagerly.
@@ -102,9 +122,7 @@ class Prepared:
     Attributes:
         model: the callable the factory returned.
         target: the ``MODULE:FACTORY`` it came from.
-        layout: per example argument, ``(key, name, constant)``: ``key`` is a position
-            (int) or keyword (str); ``name`` the graph input name for a tensor argument
-            (None for a constant, which tracing bakes in).
+        layout: the model's arguments, in call order.
         examples: the example arrays by input name.
         dynamic_axes: per input name, ``{axis: symbol}``.
         symbols: each symbol's example size.
@@ -112,7 +130,7 @@ class Prepared:
 
     model: Callable[..., Any]
     target: str
-    layout: list[tuple[int | str, str | None, Any]]
+    layout: list[Argument]
     examples: dict[str, np.ndarray]
     dynamic_axes: dict[str, dict[int, str]]
     symbols: dict[str, int]
@@ -124,12 +142,13 @@ class Prepared:
         """The model's ``(args, kwargs)``: ``tensors`` by input name, constants as given."""
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
-        for key, name, constant in self.layout:
-            value = constant if name is None else tensors[name]
-            if isinstance(key, int):
+        for arg in self.layout:
+            leaves = [constant if name is None else tensors[name] for name, constant in arg.leaves]
+            value = tree_unflatten(arg.spec, leaves)
+            if isinstance(arg.key, int):
                 args.append(value)
             else:
-                kwargs[key] = value
+                kwargs[arg.key] = value
         return args, kwargs
 
     def trace(self) -> Graph:
@@ -139,7 +158,7 @@ class Prepared:
             CommandError: the model could not be traced; the message says why and where.
         """
         args, kwargs = self._arguments(self.examples)
-        names = [name or f"arg_{key}" for key, name, _ in self.layout]
+        names = [arg.name for arg in self.layout]
         try:
             return tracer.trace(
                 self.model,
@@ -159,12 +178,7 @@ class Prepared:
         args, kwargs = self._arguments(feeds)
         with tracer.no_grad():
             result = self.model(*args, **kwargs)
-        if isinstance(result, Mapping):
-            items = list(result.values())
-        elif isinstance(result, tuple | list):
-            items = list(result)
-        else:
-            items = [result]
+        items = tree_leaves(result)  # flattened as the trace flattens its outputs
         return [np.asarray(r.numpy() if hasattr(r, "numpy") else r) for r in items]
 
 
@@ -185,12 +199,7 @@ def prepare(
         UsageError: a bad target, missing or mismatched inputs, a bad dynamic axis.
         CommandError: importing the module or calling the factory raised.
     """
-    factory = _load_factory(target)
-    tracer.manual_seed(seed)
-    try:
-        made = factory()
-    except Exception as err:
-        raise CommandError(f"{target}() raised {type(err).__name__}: {err}") from err
+    made = call_factory(target, seed)
     model, given = made, None
     if isinstance(made, tuple) and len(made) == 2 and callable(made[0]):
         model, given = made
@@ -208,15 +217,28 @@ def prepare(
                 "e.g. --input x:float32[4,8]"
             )
         rng = np.random.default_rng(seed)
-        layout: list[tuple[int | str, str | None, Any]] = [
-            (i, s.name, None) for i, s in enumerate(inputs)
-        ]
+        layout = [Argument(i, s.name, LEAF, ((s.name, None),)) for i, s in enumerate(inputs)]
         examples = {s.name: random_array(rng, s.dtype, s.shape) for s in inputs}
     else:
         layout, examples = _from_factory(model, given, target)
         _check_specs(inputs, examples, target)
     axes = _dynamic_axes(inputs, dynamic, examples)
     return Prepared(model, target, layout, examples, axes, symbol_sizes(axes, examples))
+
+
+def call_factory(target: str, seed: int) -> Any:
+    """Import ``MODULE:FACTORY`` and return what ``FACTORY()`` returns, weights seeded.
+
+    Raises:
+        UsageError: a bad target.
+        CommandError: importing the module or calling the factory raised.
+    """
+    factory = _load_factory(target)
+    tracer.manual_seed(seed)
+    try:
+        return factory()
+    except Exception as err:
+        raise CommandError(f"{target}() raised {type(err).__name__}: {err}") from err
 
 
 def _load_factory(target: str) -> Callable[[], Any]:
@@ -278,7 +300,7 @@ def random_array(
 
 def _from_factory(
     model: Any, given: Any, target: str
-) -> tuple[list[tuple[int | str, str | None, Any]], dict[str, np.ndarray]]:
+) -> tuple[list[Argument], dict[str, np.ndarray]]:
     if isinstance(given, Mapping):
         items: list[tuple[int | str, Any]] = [(str(k), v) for k, v in given.items()]
     elif isinstance(given, tuple | list):
@@ -286,22 +308,30 @@ def _from_factory(
     else:
         items = [(0, given)]
     params = _parameter_names(model)
-    layout: list[tuple[int | str, str | None, Any]] = []
+    layout: list[Argument] = []
     examples: dict[str, np.ndarray] = {}
     for key, value in items:
-        if isinstance(value, np.ndarray) or tracer.is_tensor(value):
-            array = value.copy() if isinstance(value, np.ndarray) else value.numpy().copy()
-            if isinstance(key, str):
-                name = key
+        name = _argument_name(key, params)
+        flat, spec = tree_flatten(value)
+        leaves: list[tuple[str | None, Any]] = []
+        for leaf_name, leaf in zip(leaf_names(name, spec), flat, strict=True):
+            if isinstance(leaf, np.ndarray) or tracer.is_tensor(leaf):
+                examples[leaf_name] = (
+                    leaf.copy() if isinstance(leaf, np.ndarray) else leaf.numpy().copy()
+                )
+                leaves.append((leaf_name, None))
             else:
-                name = params[key] if key < len(params) else f"input_{key}"
-            layout.append((key, name, None))
-            examples[name] = array
-        else:
-            layout.append((key, None, value))
+                leaves.append((None, leaf))
+        layout.append(Argument(key, name, spec, tuple(leaves)))
     if not examples:
         raise UsageError(f"{target}()'s example inputs hold no tensor or array")
     return layout, examples
+
+
+def _argument_name(key: int | str, params: Sequence[str]) -> str:
+    if isinstance(key, str):
+        return key
+    return params[key] if key < len(params) else f"input_{key}"
 
 
 def _parameter_names(model: Any) -> list[str]:

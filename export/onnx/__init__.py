@@ -7,7 +7,9 @@
 - ``load(path)`` / ``from_model(model, base_dir=None)`` read a model back into an
   ``ir.Graph``, normalising older opsets' forms into the registry's opset-20 form
   (``reader``; ``compat`` says which newer op versions mean the same).
-- ``schemas`` registers graphcap's own ``ai.graphcap`` op schemas with onnx on import.
+- ``schemas`` registers graphcap's own ``ai.graphcap`` op schemas with onnx on import;
+  ``microsoft`` gives the codec onnxruntime's schemas of the contrib ops the registry
+  implements (not registered with onnx).
 
 The codec is the layer just above ``ir``: it imports only ``ir``, ``onnx`` (with its
 protobuf), NumPy and the standard library, so ``runtime`` and ``tracer`` can use it.

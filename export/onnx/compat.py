@@ -15,6 +15,7 @@ from functools import cache
 
 from onnx import defs
 
+from export.onnx.microsoft import contrib_schema
 from ir.ops.registry import OpDef
 
 _Attrs = dict[str, tuple[str, bytes]]
@@ -23,7 +24,7 @@ _Ports = tuple[tuple[str, str], ...]
 
 @cache
 def _schema(op_type: str, domain: str, version: int) -> tuple[_Attrs, _Ports, _Ports, int]:
-    schema = defs.get_schema(op_type, version, domain)
+    schema = contrib_schema(op_type, domain) or defs.get_schema(op_type, version, domain)
     attrs = {
         k: (str(a.type), a.default_value.SerializeToString()) for k, a in schema.attributes.items()
     }

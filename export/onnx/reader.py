@@ -2,8 +2,10 @@
 
 The graph is built through ``Graph.add_input``, ``Graph.add_initializer`` and
 ``Graph.apply``, so every type comes from the registry's shape rules; the file's declared
-types (``value_info``, graph outputs) then fill in what the rules leave unknown, and a
-declared type that contradicts a rule is an error. Values keep the file's names.
+types (``value_info``, graph outputs) then fill in what the rules leave unknown (placeholder
+symbols and ``dim_value: -1`` read as unknown: ``declared``); a declared shape that
+contradicts a rule is ignored with a warning, a declared dtype that does is an error. Values
+keep the file's names.
 
 What loading normalises:
 
@@ -21,9 +23,12 @@ What loading normalises:
   dropped, and Concat gets its old default ``axis=1``. Besides, every op's
   ``consumed_inputs`` (before 6) is dropped, Split without sizes before 18 gets
   ``num_outputs`` and a string ``Cast.to`` becomes its code.
-- Graph-valued attributes (Scan bodies) become ``ir.Graph`` values, read the same way;
-  a body must be self-contained (reading a value of the graph around it is refused), and
-  Scan-8 (batched, with a ``sequence_lens`` input) is refused: the registry has Scan-9 on.
+- Graph-valued attributes (If branches, Loop and Scan bodies) become ``ir.Graph`` values,
+  read the same way. A name a subgraph reads from the graphs around it becomes a capture of
+  the subgraph (and of every subgraph between), and the node gets that outer value as one
+  of its last inputs (``ir.graph`` explains the convention; ``export.onnx.subgraphs`` does
+  the bookkeeping). Scan-8 (batched, with a ``sequence_lens`` input) is refused: the
+  registry has Scan-9 on.
 - Node ``metadata_props["source"]`` goes to ``node.meta["source"]``, model
   ``metadata_props["graphcap.<key>"]`` (JSON) to ``graph.meta[key]``.
 
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import Counter
 from pathlib import Path, PureWindowsPath
 from typing import Any
@@ -46,6 +52,8 @@ from onnx import AttributeProto, TensorProto, numpy_helper
 
 import ir.ops  # noqa: F401  (registers every op family)
 from export.onnx.compat import compatible
+from export.onnx.declared import declared_type, input_symbols
+from export.onnx.subgraphs import align_captures, body_types
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError, ExportError, GraphcapError, UnsupportedOpError
 from ir.graph import Graph, Value
@@ -85,7 +93,7 @@ def from_model(model: onnx.ModelProto, base_dir: str | Path | None = None) -> Gr
     Raises:
         UnsupportedOpError: one error listing every op the registry lacks, with counts.
         ExportError: an older form that cannot be normalised, unreadable or unsafe external
-            data, a declared type that contradicts the registry's shape rules.
+            data, a declared dtype that contradicts the registry's shape rules.
         DTypeError: a tensor of an element type graphcap does not support.
     """
     declared = _declared_opset(model)
@@ -205,23 +213,6 @@ def _inside(base_dir: Path, location: str, label: str) -> Path:
     return Path(target)
 
 
-def _declared(vi: onnx.ValueInfoProto) -> tuple[np.dtype | None, tuple[Dim, ...] | None]:
-    """The dtype and shape a ``ValueInfoProto`` declares (None where it says nothing)."""
-    if not vi.type.HasField("tensor_type"):
-        return None, None
-    tt = vi.type.tensor_type
-    dtype = D.from_onnx(tt.elem_type) if tt.elem_type else None
-    if not tt.HasField("shape"):
-        return dtype, None
-    dims: list[Dim] = []
-    for d in tt.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or None)
-    return dtype, tuple(dims)
-
-
 def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> Any:
     kind = AttributeProto.AttributeType
     if a.type == kind.FLOAT:
@@ -264,11 +255,19 @@ class _Reader:
         base_dir: str | Path | None,
         subgraph: onnx.GraphProto | None = None,
         hints: list[TensorType | None] | None = None,
+        parent: _Reader | None = None,
+        unsized: bool = False,
+        bound: set[str] | None = None,
     ) -> None:
         self.model = model
         self.opset = opset
         self.base_dir = base_dir
         self.is_body = subgraph is not None
+        self.parent = parent  # the reader of the enclosing graph (subgraphs only)
+        self.unsized = unsized  # captures get the outer values' dtypes and ranks only
+        # Outer values this subgraph reads, by name, in the order first read.
+        self.captured: dict[str, Value] = {}
+        self._bodies: dict[int, dict[str, Value]] = {}  # id(subgraph) -> its captured
         self.hints = hints or []  # body input types implied by the node (ONNX may omit them)
         g = self.proto = model.graph if subgraph is None else subgraph
         self.graph = Graph(g.name or ("body" if self.is_body else "main"))
@@ -280,7 +279,12 @@ class _Reader:
             *(vi.name for vi in g.input),
             *(name for n in g.node for name in n.output),
         }
-        self.declared = {vi.name: _declared(vi) for vi in (*g.value_info, *g.output)}
+        # The main graph's input symbols: other declared symbols are placeholders (unknown).
+        inits = [t.name for t in g.initializer]
+        self.bound = input_symbols(g.input, skip=inits) if bound is None else bound
+        self.declared = {
+            vi.name: declared_type(vi, self.bound) for vi in (*g.value_info, *g.output)
+        }
 
     def read(self) -> Graph:
         g = self.proto
@@ -291,11 +295,12 @@ class _Reader:
         for i, vi in enumerate(g.input):
             if vi.name in self.values:
                 continue  # an initializer also listed as an input (required before IR 4)
-            dtype, shape = _declared(vi)
+            # The main graph's inputs define the symbols; a body's declare placeholders too.
+            dtype, shape = declared_type(vi, self.bound if self.is_body else None)
             hint = self.hints[i] if i < len(self.hints) else None
             if hint is not None:
                 dtype = dtype or hint.dtype
-                shape = hint.shape if shape is None else shape
+                shape = _fill(shape, hint.shape)
             if dtype is None:
                 raise ExportError(f"graph input {vi.name!r} is not a tensor of known dtype")
             self.values[vi.name] = self.graph.add_input(vi.name, dtype, shape)
@@ -327,13 +332,20 @@ class _Reader:
             return
         op = registry.get(n.op_type, domain)
         inputs = [self._input(name, where) for name in n.input]
-        attrs = {a.name: self._attr(a, where, n, inputs) for a in n.attribute}
+        # By name: subgraphs capture outer values in the order read, which must not depend
+        # on the file's attribute order (the writer sorts them).
+        attributes = sorted(n.attribute, key=lambda a: a.name)
+        attrs = {a.name: self._attr(a, where, n, inputs) for a in attributes}
         meta: dict[str, Any] = {e.key: e.value for e in n.metadata_props if e.key == "source"}
         if any(e.key == "stop_gradient" and e.value == "1" for e in n.metadata_props):
             meta["stop_gradient"] = True
         inputs, attrs = self._normalise(n, op, inputs, attrs, where)
         while inputs and inputs[-1] is None:
             inputs.pop()  # absent trailing inputs: one canonical form
+        inputs += [None] * (op.num_inputs[0] - len(inputs))  # Loop's optional M and cond
+        bodies = [attrs[k] for k in sorted(attrs) if isinstance(attrs[k], Graph)]
+        if bodies:  # in attribute-name order, as the writer writes them
+            inputs += align_captures(bodies, [self._bodies.pop(id(g)) for g in bodies])
         if self.opset < op.legacy.flat_2d:
             self._coerced_2d(n, op, inputs[0], attrs, meta, where)
             return
@@ -351,17 +363,45 @@ class _Reader:
     ) -> Any:
         if a.type != AttributeProto.GRAPH:
             return _attr_value(a, self.base_dir, where)
-        hints = _scan_body_types(n, inputs) if n.op_type == "Scan" else None
-        return _Reader(self.model, self.opset, self.base_dir, a.g, hints).read()
+        # The branch an If does not take need not type-check on the outer values' sizes
+        # (affine grids branch on the rank), so branches see captured dtypes and ranks only.
+        unsized = n.op_type == "If"
+        hints = body_types(n, inputs)
+        reader = _Reader(
+            self.model, self.opset, self.base_dir, a.g, hints, self, unsized, self.bound
+        )
+        body = reader.read()
+        self._bodies[id(body)] = reader.captured
+        return body
 
     def _input(self, name: str, where: str) -> Value | None:
         if not name:
             return None
         if name not in self.values and self.is_body:
-            raise UnsupportedOpError(
-                f"subgraphs reading outer-scope values are unsupported (graphcap's subgraphs "
-                f"are self-contained): {where} in subgraph {self.graph.name!r} reads {name!r}"
+            outer = self._outer(name, where)
+            shape = outer.type.shape
+            if self.unsized and shape is not None:
+                shape = (None,) * len(shape)
+            self.values[name] = self.graph.add_capture(name, outer.dtype, shape)
+            self.captured[name] = outer
+        return self._defined(name, where)
+
+    def _outer(self, name: str, where: str) -> Value:
+        """The value ``name`` of the enclosing graph (captured there too when it is a body)."""
+        assert self.parent is not None
+        parent = self.parent
+        if name in parent.values:
+            return parent.values[name]
+        if not parent.is_body:
+            raise ExportError(
+                f"{where} in subgraph {self.graph.name!r} reads {name!r}, which no enclosing "
+                "graph defines before the node holding the subgraph"
             )
+        value = parent._input(name, where)
+        assert value is not None
+        return value
+
+    def _defined(self, name: str, where: str) -> Value:
         if name not in self.values:
             raise ExportError(
                 f"{where} uses {name!r} before it is defined; ONNX nodes must be in "
@@ -485,7 +525,12 @@ class _Reader:
             i += 1
 
     def _refine(self, v: Value, where: str) -> None:
-        """Fill dims the shape rules leave unknown from the file's declared type."""
+        """Fill dims the shape rules leave unknown from the file's declared type.
+
+        A declared shape that contradicts the rule (a stale ``value_info``: another rank or
+        another size) is dropped with a warning, as onnxruntime does; a declared dtype that
+        contradicts it is an error (onnxruntime refuses the model too).
+        """
         dtype, shape = self.declared.get(v.name, (None, None))
         if dtype is not None and dtype != v.dtype:
             raise ExportError(
@@ -502,30 +547,24 @@ class _Reader:
             isinstance(a, int) and isinstance(b, int) and a != b
             for a, b in zip(ours, shape, strict=False)
         ):
-            declared = TensorType(v.dtype, shape)
-            raise ExportError(
-                f"{where}: the file declares %{v.name} as {declared}; the registry's rule "
-                f"gives {v.type}"
+            warnings.warn(
+                f"{where}: the file declares %{v.name} as {TensorType(v.dtype, shape)} but the "
+                f"op's shape rule gives {v.type}; the declaration (a stale value_info or "
+                "output type?) is ignored",
+                stacklevel=2,
             )
+            return
         dims = tuple(b if a is None else a for a, b in zip(ours, shape, strict=True))
         v.type = TensorType(v.dtype, dims)
 
 
-def _scan_body_types(n: onnx.NodeProto, inputs: list[Value | None]) -> list[TensorType | None]:
-    """The types a Scan body's inputs get from the node: states as given, scan slices."""
-    ints = {a.name: list(a.ints) for a in n.attribute if a.type == AttributeProto.INTS}
-    m = next((int(a.i) for a in n.attribute if a.name == "num_scan_inputs"), 0)
-    n_states = len(inputs) - m
-    axes = ints.get("scan_input_axes") or [0] * m
-    types: list[TensorType | None] = []
-    for i, x in enumerate(inputs):
-        if x is None or i < n_states or x.type.shape is None or i - n_states >= len(axes):
-            types.append(None if x is None else x.type)
-            continue
-        shape = list(x.type.shape)
-        del shape[axes[i - n_states] % max(len(shape), 1)]
-        types.append(TensorType(x.dtype, tuple(shape)))
-    return types
+def _fill(shape: tuple[Dim, ...] | None, known: tuple[Dim, ...] | None) -> tuple[Dim, ...] | None:
+    """``shape`` with its unknown dims taken from ``known`` (when the ranks agree)."""
+    if shape is None or known is None:
+        return known if shape is None else shape
+    if len(shape) != len(known):
+        return shape
+    return tuple(k if d is None else d for d, k in zip(shape, known, strict=True))
 
 
 def _json(entry: onnx.StringStringEntryProto) -> Any:

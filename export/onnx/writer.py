@@ -11,9 +11,11 @@ change are written as they are; Reduce* ``axes`` inputs (opset 18) become attrib
 they are constants and Split's ``num_outputs`` (18) becomes a ``split`` input; anything else
 that needs a newer opset raises :class:`ExportError` naming the node and the opset it needs.
 
-A graph-valued attribute (a Scan body) is written as a ``GraphProto`` without opset
-imports (subgraphs use the model's); body values whose names are taken elsewhere in the model
-get fresh names there, because ONNX wants one static assignment across all scopes.
+A graph-valued attribute (an If branch, a Loop or Scan body) is written as a ``GraphProto``
+without opset imports (subgraphs use the model's); body values whose names are taken
+elsewhere in the model get fresh names there, because ONNX wants one static assignment
+across all scopes. A subgraph's captures are not written as inputs: the node's captured
+inputs are dropped and the subgraph reads the outer values by name, as ONNX does.
 
 Metadata: a node's ``meta["source"]`` goes to the node's ``metadata_props["source"]``, and
 each ``graph.meta[key]`` to the model's ``metadata_props["graphcap.<key>"]`` as JSON.
@@ -33,6 +35,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, defs, helper, numpy_helper
 
+from export.onnx.microsoft import contrib_schema
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError, ExportError
 from ir.graph import Graph, Node, Value
@@ -229,7 +232,7 @@ def _check_opset(opset: int | None, graph: Graph) -> int:
 def _build(graph: Graph, opset: int, tensor: TensorWriter) -> onnx.ModelProto:
     names = _Names(v.name for v in graph.values())
     extra: list[TensorProto] = []
-    nodes = [_node_proto(n, opset, names, extra) for n in graph.nodes]
+    nodes = [_node_proto(n, opset, names, extra, {}) for n in graph.nodes]
     outputs = {id(v) for v in graph.outputs}
     written = {name for n in nodes for name in n.output}
     inner = [
@@ -265,6 +268,7 @@ def _build(graph: Graph, opset: int, tensor: TensorWriter) -> onnx.ModelProto:
 def _kept(graph: Graph, nodes: list[onnx.NodeProto]) -> list[Value]:
     """Initializers minus those whose every use an older form turned into an attribute."""
     used = {name for n in nodes for name in n.input} | {v.name for v in graph.outputs}
+    used |= {x.name for n in graph.nodes for x in _captured(n) if x is not None}
     return [v for v in graph.initializers.values() if not v.uses or v.name in used]
 
 
@@ -286,20 +290,30 @@ def _all_nodes(graph: Graph) -> Iterable[Node]:
                 yield from _all_nodes(value)
 
 
-def _subgraph(body: Graph, opset: int, names: _Names) -> onnx.GraphProto:
-    """A graph attribute (a Scan body) as a ``GraphProto``, without opset imports.
+def _captured(node: Node) -> tuple[Value | None, ...]:
+    """The node's last inputs that feed its subgraphs' captures."""
+    count = node.num_captured
+    return node.inputs[len(node.inputs) - count :] if count else ()
+
+
+def _subgraph(body: Graph, opset: int, names: _Names, outer: list[str]) -> onnx.GraphProto:
+    """A graph attribute (If branch, Loop or Scan body) as a ``GraphProto``, no opset imports.
 
     ONNX wants one static assignment across a graph and its subgraphs, so a body value whose
-    name is taken elsewhere in the model is written under a fresh name.
+    name is taken elsewhere in the model is written under a fresh name. Captures are written
+    as reads of the outer values, whose names in the file are ``outer``.
     """
-    rename = {}
+    rename = {v.name: name for v, name in zip(body.captures, outer, strict=True)}
+    captures = {id(v) for v in body.captures}
     for v in body.values():
+        if id(v) in captures:
+            continue
         if v.name in names.used:
             rename[v.name] = names.fresh(v.name)
         else:
             names.used.add(v.name)
     extra: list[TensorProto] = []
-    nodes = [_node_proto(n, opset, names, extra) for n in body.nodes]
+    nodes = [_node_proto(n, opset, names, extra, rename) for n in body.nodes]
     outputs = {id(v) for v in body.outputs}
     inner = [v for n in body.nodes for v in n.outputs if id(v) not in outputs]
     proto = helper.make_graph(
@@ -367,11 +381,15 @@ class _Names:
 def schema_at(op: OpDef, opset: int, node: str = "") -> defs.OpSchema:
     """The ONNX schema of ``op`` that a model of default-domain ``opset`` uses.
 
-    Ops of other domains are written at the version the registry implements.
+    Ops of other domains are written at the version the registry implements; onnxruntime's
+    contrib ops get its schema (``export.onnx.microsoft``).
 
     Raises:
         ExportError: the op does not exist yet at that opset.
     """
+    contrib = contrib_schema(op.op_type, op.domain)
+    if contrib is not None:  # onnxruntime's contrib ops: one version each
+        return contrib
     opset = opset if op.domain == "" else op.since
     try:
         return defs.get_schema(op.op_type, opset, op.domain)
@@ -390,10 +408,14 @@ def schema_at(op: OpDef, opset: int, node: str = "") -> defs.OpSchema:
         ) from None
 
 
-def _node_proto(node: Node, opset: int, names: _Names, extra: list[TensorProto]) -> onnx.NodeProto:
+def _node_proto(
+    node: Node, opset: int, names: _Names, extra: list[TensorProto], scope: Mapping[str, str]
+) -> onnx.NodeProto:
+    """``node`` as a ``NodeProto``; ``scope`` renames the values of the graph it is in."""
     op = node.op
     schema = schema_at(op, opset, node.name)
-    inputs: list[Any] = list(node.inputs)
+    inputs: list[Any] = list(node.inputs[: len(node.inputs) - node.num_captured])
+    outer = [scope.get(x.name, x.name) for x in _captured(node) if x is not None]
     attrs = {k: v for k, v in node.attrs.items() if v is not None}
     if schema.since_version < op.since:
         inputs, attrs = _older_form(node, schema, inputs, attrs, names, extra)
@@ -408,7 +430,7 @@ def _node_proto(node: Node, opset: int, names: _Names, extra: list[TensorProto])
         domain=op.domain,
     )
     for key in sorted(attrs):
-        proto.attribute.append(_attribute(node, schema, key, attrs[key], opset, names))
+        proto.attribute.append(_attribute(node, schema, key, attrs[key], opset, names, outer))
     if "source" in node.meta:
         proto.metadata_props.add(key="source", value=str(node.meta["source"]))
     if node.meta.get("stop_gradient"):  # a traced detach(), for graphs differentiated later
@@ -435,7 +457,13 @@ def _output_names(node: Node, schema: defs.OpSchema) -> list[str]:
 
 
 def _attribute(
-    node: Node, schema: defs.OpSchema, key: str, value: Any, opset: int, names: _Names
+    node: Node,
+    schema: defs.OpSchema,
+    key: str,
+    value: Any,
+    opset: int,
+    names: _Names,
+    outer: list[str],
 ) -> AttributeProto:
     spec = schema.attributes.get(key)
     if spec is None:
@@ -465,7 +493,7 @@ def _attribute(
                 arr = arr.reshape(1)  # onnxruntime insists on a 1-D, one-element value
             value = _inline_tensor("", arr)
         elif t == kind.GRAPH and isinstance(value, Graph):
-            value = _subgraph(value, opset, names)
+            value = _subgraph(value, opset, names, outer)
         else:
             raise TypeError(f"attribute type {kind.Name(t)} is not written by graphcap")
     except (TypeError, ValueError, DTypeError) as err:

@@ -12,6 +12,7 @@ from ir.ops import (  # noqa: F401  (importing a family registers its ops)
     indexing,
     linalg,
     loss,
+    microsoft,
     misc,
     nn,
     pool,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
+from ir.dims import Expr
 from ir.errors import ShapeError, UnsupportedOpError
 from ir.ops.grad_util import known_value, shape_of
 from ir.ops.infer import check_dtype, const_ints, normalize_axis, same_dtype
@@ -27,7 +28,7 @@ from ir.ops.registry import (
     register,
     scalar,
 )
-from ir.types import TensorType
+from ir.types import Dim, TensorType
 
 _INDEX = (D.int32, D.int64)
 _REDUCE: dict[str, np.ufunc | None] = {
@@ -388,12 +389,12 @@ def _slice_infer(
     check_dtype(starts, _INDEX, "Slice starts")
     if data.shape is None:
         return TensorType(data.dtype, None)
+    unknown = TensorType(data.dtype, (None,) * len(data.shape))
     values = [const_ints(ctx, i) for i in range(5)]
-    if any(
-        v is None and t is not None
-        for v, t in zip(values[1:], (starts, ends, axes, steps), strict=True)
-    ):
-        return TensorType(data.dtype, (None,) * len(data.shape))
+    if values[1] is None or values[2] is None:  # symbolic bounds (x[:n], table[:seq])
+        return _symbolic_slice(ctx, data, axes, steps) or unknown
+    if any(v is None and t is not None for v, t in zip(values[3:], (axes, steps), strict=True)):
+        return unknown
     out = list(data.shape)
     for a, s, e, step in _slice_args(len(out), *values[1:]):
         d = out[a]
@@ -402,6 +403,50 @@ def _slice_infer(
         elif not (s == 0 and step == 1 and e >= _TO_END):
             out[a] = None
     return TensorType(data.dtype, tuple(out))
+
+
+def _symbolic_slice(
+    ctx: InferContext, data: TensorType, axes: TensorType | None, steps: TensorType | None
+) -> TensorType | None:
+    """Unit-step slices whose bounds are dimension expressions: length ``end - start``.
+
+    Bounds are taken to lie within the axis (a negative expression, ``-n``, counts from
+    the end), as the tracer records for the user. A length that comes out as a constant
+    although a bound or the size is symbolic is left unknown: it holds for some sizes only.
+    """
+    assert data.shape is not None
+    starts, ends = ctx.dims(1), ctx.dims(2)
+    given_axes = None if axes is None else const_ints(ctx, 3)
+    given_steps = None if steps is None else const_ints(ctx, 4)
+    if starts is None or ends is None or len(starts) != len(ends):
+        return None
+    if (axes is not None and given_axes is None) or (steps is not None and given_steps is None):
+        return None
+    rank = len(data.shape)
+    picked = range(len(starts)) if given_axes is None else given_axes
+    out = list(data.shape)
+    for i, a in enumerate(picked):
+        if given_steps is not None and given_steps[i] != 1:
+            out[normalize_axis(a, rank, "Slice axis")] = None
+            continue
+        a = normalize_axis(a, rank, "Slice axis")
+        out[a] = _span(out[a], starts[i], ends[i])
+    return TensorType(data.dtype, tuple(out))
+
+
+def _span(d: Dim, s: Dim, e: Dim) -> Dim:
+    """``end - start`` of a unit-step slice of an axis of size ``d`` (see _symbolic_slice)."""
+    if d is None or s is None or e is None:
+        return None
+    if isinstance(d, int) and isinstance(s, int) and isinstance(e, int):
+        return len(range(*_clamp(d, s, e, 1)))
+    start, end = Expr.of(s), Expr.of(d if isinstance(e, int) and e >= _TO_END else e)
+    if start.is_negative():
+        start = start + Expr.of(d)
+    if end.is_negative():
+        end = end + Expr.of(d)
+    length = (end - start).to_dim()
+    return None if isinstance(length, int) else length
 
 
 def _slice_vjp(

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from ir import dtypes as D  # noqa: N812 - the project's short name
+from ir.dims import add as dims_add
+from ir.dims import sub as dims_sub
 from ir.errors import DTypeError, ShapeError, UnsupportedOpError
 from ir.ops.grad_util import known_value, shape_of, unbroadcast
 from ir.ops.infer import broadcast_shapes, check_dtype, const_ints, normalize_axis, same_dtype
@@ -364,7 +366,10 @@ def _concat_infer(ctx: InferContext, *types: TensorType, axis: int) -> TensorTyp
 
 
 def _sum_dims(dims: list[Dim]) -> Dim:
-    return sum(dims) if all(isinstance(d, int) for d in dims) else None  # type: ignore[arg-type]
+    total: Dim = 0
+    for d in dims:  # symbolic sizes add up as expressions: cat of past and new is past+new
+        total = dims_add(total, d)
+    return total
 
 
 def _concat_vjp(ctx: VjpContext, g: Any, *inputs: Any, axis: int) -> list[Any]:
@@ -420,7 +425,8 @@ def _split_infer(
         n = split.shape[0] if split.shape else None
         if not isinstance(n, int):
             raise ShapeError("Split: the number of outputs is unknown (`split` has unknown length)")
-        sizes: list[Dim] = [None] * n
+        dims = ctx.dims(1)  # symbolic sizes (x.split([past, seq])) keep their names
+        sizes: list[Dim] = list(dims) if dims is not None and len(dims) == n else [None] * n
     elif isinstance(dim, int):
         sizes = list(_split_sizes(dim, given, num_outputs))
     else:
@@ -663,10 +669,10 @@ def _range_infer(
     values = [ctx.value(i) for i in range(3)]
     if all(v is not None for v in values):
         return TensorType(dtype, _range(*values).shape)  # type: ignore[arg-type]
-    # arange(n) with a symbolic n: Range(0, n, 1) has n elements.
+    # Symbolic bounds with step 1: Range(a, b, 1) has b - a elements (taken to be >= 0).
     first, last, step = (ctx.dims(i) for i in range(3))
-    if first == (0,) and step == (1,) and last is not None and isinstance(last[0], str):
-        return TensorType(dtype, (last[0],))
+    if step == (1,) and first is not None and last is not None:
+        return TensorType(dtype, (dims_sub(last[0], first[0]),))
     return TensorType(dtype, (None,))
 
 

@@ -17,10 +17,11 @@ Rules:
 Does not fire:
 
 - on random ops (``OpDef.random``: ``Dropout``) or on nodes whose subgraph holds one;
-- when a result has more than ``size_limit`` elements *and* the results hold more elements
-  than the constant inputs (so folding never grows the model by more than ``size_limit``
-  elements per node: an ``Expand`` or ``ConstantOfShape`` to a huge tensor stays a node,
-  while transposing a large weight is folded);
+- when the fold would add more than ``size_limit`` elements to the model: its results
+  minus the initializers that only this node reads (which the fold frees). An ``Expand``
+  or ``ConstantOfShape`` to a huge tensor stays a node, and so does a copy of a large
+  weight that something else still reads (a ``detach()`` or ``Transpose`` of a tied
+  embedding table), while transposing a large weight read nowhere else is folded;
 - when the kernel raises, or returns a dtype or shape that disagrees with the node's type
   (the node is left for the runtime to run, or report);
 - on nodes none of whose outputs is used (dead code elimination removes those).
@@ -98,10 +99,23 @@ class ConstantFoldingPass(Pass):
             return None
         if not all(_fits(a, v.type) for a, v in zip(arrays, node.outputs, strict=True)):
             return None
-        grown = sum(a.size for a in arrays) > sum(a.size for a in args if a is not None)
-        if grown and any(a.size > self.size_limit for a in arrays):
+        freed = _freed_elements(node)
+        if sum(a.size for a in arrays) - freed > self.size_limit:
             return None
         return list(arrays)
+
+
+def _freed_elements(node: Node) -> int:
+    """Elements of the initializers among ``node``'s inputs that nothing else reads."""
+    graph_outputs = set(map(id, node.graph.outputs)) if node.graph is not None else set()
+    inputs = {id(v): v for v in node.inputs if v is not None and v.const is not None}
+    return sum(
+        v.const.size
+        for v in inputs.values()
+        if v.const is not None
+        and all(user is node for user, _ in v.uses)
+        and id(v) not in graph_outputs
+    )
 
 
 def _fits(array: np.ndarray, t: TensorType) -> bool:

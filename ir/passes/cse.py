@@ -9,9 +9,11 @@ Rules:
 - Two nodes with the same op, the same input values (by identity, absent inputs included)
   and equal attributes (defaults filled in) become one: the later node's uses move to the
   earlier one. Nodes are visited in order after their inputs were merged, so whole repeated
-  chains collapse in one call. Attributes compare by value: arrays by dtype, shape and
-  bytes; lists and tuples element-wise; floats bit for bit (``-0.0`` differs from ``0.0``,
-  NaN equals NaN); graphs (a ``Scan`` body) by identity only.
+  chains collapse in one call. A merge removes what only the dropped node read; when that
+  takes an earlier representative with it, the next equal node becomes the representative.
+  Attributes compare by value: arrays by dtype, shape and bytes; lists and tuples
+  element-wise; floats bit for bit (``-0.0`` differs from ``0.0``, NaN equals NaN); graphs (a
+  ``Scan`` body) by identity only.
 - Two int64 shape values with the same fully known symbolic value (``Value.sym``, e.g.
   ``Shape(a, end=1)`` and ``Shape(b, end=1)`` both ``(seq,)``) become one, however they were
   computed: a symbol has one size per run (``runtime`` checks feeds against it), so equal
@@ -60,8 +62,13 @@ class CommonSubexpressionEliminationPass(Pass):
         for node in list(graph.nodes):
             if not is_deterministic(node):
                 continue
-            first = seen.setdefault(_node_key(node), node)
-            if first is not node and _merge(graph, node, first):
+            key = _node_key(node)
+            first = seen.get(key)
+            if first is None or first not in graph.nodes:
+                # An earlier merge may have removed the representative as dead: this node
+                # takes its place, or its uses would move to a value no node defines.
+                seen[key] = node
+            elif _merge(graph, node, first):
                 changed = True
         return PassResult(graph, changed)
 

@@ -2,7 +2,9 @@
 
 TorchText's and PyTorch's names: ``get_tokenizer("basic_english")``, ``Vocab``,
 ``build_vocab_from_iterator``, ``Dataset``, ``TensorDataset``, ``DataLoader``,
-``pad_sequence``; plus BERT's ``WordPieceTokenizer`` and length-bucketed batching.
+``pad_sequence``; plus BERT's ``WordPieceTokenizer``, ``RegexTokenizer``, ``ngrams`` and
+length-bucketed batching. The tokenizers and ``Vocab`` live in ``runtime.text`` (a pipeline
+runs them without the training library) and are re-exported here.
 """
 
 from tracer.data.loader import (
@@ -33,10 +35,12 @@ from tracer.data.readers import (
 )
 from tracer.data.tokenize import (
     Encoding,
+    RegexTokenizer,
     WordPieceTokenizer,
     basic_english,
     get_tokenizer,
     load_vocab_file,
+    ngrams,
 )
 from tracer.data.vocab import Vocab, build_vocab_from_iterator, vocab
 
@@ -48,6 +52,7 @@ __all__ = [
     "Encoding",
     "IterableDataset",
     "RandomSampler",
+    "RegexTokenizer",
     "Sampler",
     "SequentialSampler",
     "Subset",
@@ -63,6 +68,7 @@ __all__ = [
     "get_tokenizer",
     "load_npy_embeddings",
     "load_vocab_file",
+    "ngrams",
     "open_text",
     "pad_collate",
     "pad_sequence",

@@ -24,6 +24,8 @@ from ir.ops.registry import op
 from tracer._creation import ones
 from tracer._functions import where
 from tracer._math import const
+from tracer._shape import shape_operand
+from tracer._symint import SymInt
 from tracer.autograd import is_grad_enabled
 from tracer.nn._conv import batch_norm, conv1d, conv2d
 from tracer.nn._embedding_bag import embedding_bag
@@ -58,6 +60,7 @@ from tracer.nn._pool import (
     max_pool1d,
     max_pool2d,
 )
+from tracer.trace import record_decision
 
 if TYPE_CHECKING:
     from tracer.tensor import Tensor
@@ -150,13 +153,18 @@ def embedding(
             f"[{input._data.min()}, {input._data.max()}]"
         )
     out = op.Gather(weight, input, axis=0)
-    if padding_idx is None or not (weight._requires_grad and is_grad_enabled()):
+    if padding_idx is None or not weight._requires_grad:
         return out
     padding_idx = _padding_index(padding_idx, n)
-    # Same values, but the padding positions read a detached copy: no gradient reaches them.
+    if not is_grad_enabled():
+        # A trace for inference leaves the gradient cut out; ir.grad refuses such a graph.
+        record_decision(
+            "grad-mode", f"gradient cut of embedding(padding_idx={padding_idx})", "left out"
+        )
+        return out
+    # Same values, but the padding positions are detached: no gradient reaches their row.
     keep = (input != padding_idx).unsqueeze(-1)
-    frozen = op.Gather(weight.detach(), input, axis=0)
-    return op.Where(keep, out, frozen)
+    return op.Where(keep, out, out.detach())
 
 
 def _padding_index(padding_idx: int, n: int) -> int:
@@ -320,12 +328,17 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: Any = 
         )
     if mode != "constant" and value not in (None, 0):
         raise ValueError(f'Padding mode "{mode}" doesn\'t take in value argument')
-    begins, ends = [0] * ndim, [0] * ndim
-    for i in range(len(pad) // 2):
-        begins[ndim - 1 - i], ends[ndim - 1 - i] = int(pad[2 * i]), int(pad[2 * i + 1])
-    pads = np.asarray(begins + ends, np.int64)
+    begins: list[Any] = [0] * ndim
+    ends: list[Any] = [0] * ndim
+    for i in range(len(pad) // 2):  # ints, or SymInts that keep dynamic pads in a trace
+        begins[ndim - 1 - i], ends[ndim - 1 - i] = _size(pad[2 * i]), _size(pad[2 * i + 1])
+    pads = shape_operand(tuple(begins + ends))
     fill = const(0 if value is None else value, input._data.dtype) if mode == "constant" else None
     return op.Pad(input, pads, fill, mode=modes[mode])
+
+
+def _size(n: Any) -> Any:
+    return n if isinstance(n, SymInt) else int(n)
 
 
 # ---------------------------------------------------------------- attention

@@ -17,8 +17,13 @@ from tracer import _device
 from tracer._tensor_base import TensorBase, to_array
 from tracer.autograd import no_grad
 from tracer.tensor import Tensor
+from tracer.trace import note_state_read, note_state_write, trace_serial
 
 __all__ = ["Module", "Parameter"]
+
+# How many Module.__call__s are running: attributes assigned meanwhile are state that a
+# forward keeps between calls, which a trace lists among its baked decisions.
+_forward_depth = 0
 
 
 class Parameter(Tensor):
@@ -101,7 +106,12 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run ``forward`` on the arguments."""
-        return self.forward(*args, **kwargs)
+        global _forward_depth
+        _forward_depth += 1
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            _forward_depth -= 1
 
     # ------------------------------------------------------------ registration
 
@@ -201,8 +211,23 @@ class Module:
                     "(tracer.Tensor or None expected)"
                 )
             self._buffers[name] = value
+            if _forward_depth:
+                note_state_write(self, name, value)
+        elif _forward_depth and params is not None:
+            self._set_forward_state(name, value)
         else:
             object.__setattr__(self, name, value)
+
+    def _set_forward_state(self, name: str, value: Any) -> None:
+        """An attribute a forward assigns (``self.hidden = h``): state kept between calls.
+
+        It lives in ``_forward_state`` rather than ``__dict__``, so reading it goes through
+        ``__getattr__``, where a trace records reads of values an earlier call left.
+        """
+        self.__dict__.pop(name, None)
+        state = self.__dict__.setdefault("_forward_state", {})
+        state[name] = (value, trace_serial())
+        note_state_write(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
         # Called only when normal lookup fails: look in the registries.
@@ -210,6 +235,12 @@ class Module:
         for registry in ("_parameters", "_buffers", "_modules"):
             if registry in d and name in d[registry]:
                 return d[registry][name]
+        state = d.get("_forward_state")
+        if state is not None and name in state:
+            value, written = state[name]
+            if written != trace_serial():  # left by an earlier call: a trace bakes it in
+                note_state_read(self, name, value)
+            return value
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
@@ -218,10 +249,14 @@ class Module:
                 del registry[name]
                 self._non_persistent_buffers.discard(name)
                 return
+        if name in self.__dict__.get("_forward_state", {}):
+            del self.__dict__["_forward_state"][name]
+            return
         object.__delattr__(self, name)
 
     def __dir__(self) -> list[str]:
-        return sorted({*super().__dir__(), *self._member_names()})
+        state = self.__dict__.get("_forward_state", {})
+        return sorted({*super().__dir__(), *self._member_names(), *state})
 
     # ------------------------------------------------------------ traversal
 
