@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
 
 import tracer
+from tracer import nn
 from tracer.models import AutoTokenizer, BertModel
 
 

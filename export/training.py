@@ -25,6 +25,7 @@ This module sits in the top layer with ``export.cli``: it takes a ``tracer`` tra
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -36,9 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from export.onnx import writer
+from export.onnx import files, writer
 from ir.errors import ExportError
 from ir.graph import Graph, Value
+from tracer.serialization import CheckpointError, read_tensors
 
 if TYPE_CHECKING:
     from tracer.train_step import TrainStepGraph
@@ -134,17 +136,21 @@ def save_training_bundle(
     state = _initial_state(step, optimizer)
     mapping = _inference_parameters(inference, state, step)
     manifest = _manifest(step, inference, optimizer, state, mapping)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    tmp.mkdir()
-    try:
-        writer.save(_with_weights(inference, state, mapping), tmp / INFERENCE, opset=opset)
-        writer.save(step.graph, tmp / TRAIN_STEP, opset=opset)
-        save_file(state, str(tmp / STATE), metadata={"format": FORMAT})
-        (tmp / MANIFEST).write_text(_dumps(manifest))
-        _commit(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    with files.folder_lock(target.parent):
+        files.sweep(target)  # folders a killed save left
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+        tmp.mkdir()
+        try:
+            writer.save(_with_weights(inference, state, mapping), tmp / INFERENCE, opset=opset)
+            writer.save(step.graph, tmp / TRAIN_STEP, opset=opset)
+            save_file(state, str(tmp / STATE), metadata={"format": FORMAT})
+            (tmp / MANIFEST).write_text(_dumps(manifest))
+            for name in os.listdir(tmp):
+                files.sync(tmp / name)
+            _commit(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
     return target
 
 
@@ -156,21 +162,36 @@ def load_training_bundle(directory: str | os.PathLike[str]) -> TrainingBundle:
         ExportError: it is not a training bundle, or one that is incomplete or corrupt
             (the message names the file and what is wrong).
     """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     path = Path(directory)
     if not path.is_dir():
         raise FileNotFoundError(f"no training bundle at {str(path)!r}: no such folder")
     manifest = _read_manifest(path)
-    for key in ("train_step", "inference", "state"):
-        if not (path / str(manifest["files"][key])).is_file():
-            raise ExportError(f"training bundle {path}: {manifest['files'][key]} is missing")
+    for key in ("train_step", "inference"):
+        _inside(path, manifest["files"][key])
+    state = _inside(path, manifest["files"]["state"])
     try:
-        raw = load_file(str(path / str(manifest["files"]["state"])))
-    except (SafetensorError, OSError, ValueError) as err:
+        _, raw = read_tensors(state)  # the resolved file, as checked
+    except CheckpointError as err:
         raise ExportError(f"training bundle {path}: {STATE} is unreadable ({err})") from err
     return TrainingBundle(path, manifest, _checked_state(path, manifest, raw))
+
+
+def _inside(bundle: Path, name: str) -> Path:
+    """The bundle's file ``name``: a regular file that resolves inside the bundle's folder.
+
+    A symlink out of the bundle (``state.safetensors -> /etc/...``) is refused, so a bundle
+    from elsewhere reads nothing outside itself.
+    """
+    base = os.path.realpath(bundle)
+    target = os.path.realpath(bundle / name)
+    if os.path.commonpath([base, target]) != base:
+        raise ExportError(
+            f"training bundle {bundle}: {name} resolves outside the bundle ({target}); "
+            "refusing to read it"
+        )
+    if not os.path.isfile(target):
+        raise ExportError(f"training bundle {bundle}: {name} is missing (or not a file)")
+    return Path(target)
 
 
 # ---------------------------------------------------------------- writing
@@ -199,13 +220,25 @@ def _replaceable(target: Path) -> bool:
 
 
 def _commit(tmp: Path, target: Path) -> None:
-    """Move the finished folder ``tmp`` onto ``target``; an old bundle goes only after."""
+    """Move the finished folder ``tmp`` onto ``target``; an old bundle goes only after.
+
+    Where the system can swap two paths in one step (Linux ``renameat2`` with
+    ``RENAME_EXCHANGE``), ``target`` is the old bundle or the new one at every instant;
+    elsewhere the old bundle is renamed aside first, and a process killed between the two
+    renames leaves no bundle at ``target`` (the old one is then ``.<name>.<hex>.old``).
+    """
     if not target.exists():
         os.rename(tmp, target)
+        files.sync_folder(target.parent)
         return
     if not any(target.iterdir()):
         target.rmdir()
         os.rename(tmp, target)
+        files.sync_folder(target.parent)
+        return
+    if _exchange(tmp, target):  # tmp now holds the old bundle
+        files.sync_folder(target.parent)
+        shutil.rmtree(tmp, ignore_errors=True)
         return
     old = target.with_name(f".{target.name}.{secrets.token_hex(6)}.old")
     os.rename(target, old)
@@ -215,6 +248,19 @@ def _commit(tmp: Path, target: Path) -> None:
         os.rename(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` atomically; False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # not Linux, or a C library without renameat2
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    at_cwd, exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
+    return renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0
 
 
 def _initial_state(step: TrainStepGraph, optimizer: Any) -> dict[str, np.ndarray]:
@@ -383,6 +429,8 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         )
     try:
         manifest = json.loads(file.read_text())
+    except RecursionError:
+        raise ExportError(f"{file}: its JSON nests deeper than Python can read") from None
     except (ValueError, OSError) as err:
         raise ExportError(f"training bundle {path}: {MANIFEST} is not valid JSON ({err})") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -403,12 +451,36 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         if isinstance(files, dict)
         else []
     )
-    if len(names) != 3 or not all(isinstance(n, str) and n and Path(n).name == n for n in names):
+    plain = [isinstance(n, str) and n not in ("", ".", "..") and Path(n).name == n for n in names]
+    if len(names) != 3 or not all(plain):
         raise ExportError(
             f"{file}: 'files' must name train_step, inference and state as plain file names "
             f"inside the bundle; got {files!r}"
         )
+    _check_shapes(file, manifest)
     return manifest
+
+
+def _check_shapes(file: Path, manifest: Mapping[str, Any]) -> None:
+    """Refuse manifest entries of the wrong JSON type (they are read as these types later)."""
+    entries = manifest["state"]
+    good = isinstance(entries, list) and all(
+        isinstance(e, dict)
+        and isinstance(e.get("name"), str)
+        and isinstance(e.get("dtype"), str)
+        and isinstance(e.get("shape"), list)
+        and all(isinstance(d, int) for d in e["shape"])
+        for e in entries
+    )
+    if not good:
+        raise ExportError(f"{file}: 'state' must list {{name, dtype, shape}} entries")
+    lrs, updates = manifest["lr"], manifest["updates"]
+    if not isinstance(lrs, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in lrs.values()
+    ):
+        raise ExportError(f"{file}: 'lr' must map input names to numbers")
+    if not isinstance(updates, dict) or not all(isinstance(v, str) for v in updates.values()):
+        raise ExportError(f"{file}: 'updates' must map output names to input names")
 
 
 def _checked_state(

@@ -307,6 +307,11 @@ class Graph:
         node = Node(self, op, values, attrs, node_name, meta)
         types, syms = infer_node(node)
         names = out_names or [self.fresh_name() for _ in types]
+        if len(names) != len(types):
+            raise GraphInvariantError(
+                f"node {node_name} ({op.op_type}): its shape rule gives {len(types)} output(s) "
+                f"but {len(names)} output name(s) were given"
+            )
         node.outputs = tuple(
             Value(self, self._claim(n), t, producer=node, index=i)
             for i, (n, t) in enumerate(zip(names, types, strict=True))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ir.dims import Expr
-from ir.errors import GraphcapError
+from ir.errors import GraphcapError, GraphInvariantError, ShapeError
 from ir.ops.registry import InferContext
 from ir.types import Dim, TensorType
 
@@ -150,21 +150,49 @@ def _symbolic_outputs(node: Node, types: list[TensorType]) -> list[tuple[Dim, ..
     return none
 
 
+def _call(node: Node, types: list[TensorType | None]) -> str:
+    """``Op(f32[2, 3], _)`` and the source line, for error messages."""
+    where = f" (traced at {node.meta['source']})" if "source" in node.meta else ""
+    args = ", ".join("_" if t is None else str(t) for t in types)
+    return f"{node.op.op_type}({args}){where}"
+
+
+def _check_inputs(node: Node) -> None:
+    """Refuse a node with more inputs than its op takes, or without one it needs."""
+    lo, hi = node.op.num_inputs
+    n = len(node.inputs)
+    absent = [i for i in range(lo) if i >= n or node.inputs[i] is None]
+    if absent or (hi is not None and n > hi):
+        takes = f"{lo}..{hi}" if hi is not None else f"{lo} or more"
+        raise GraphInvariantError(
+            f"node {node.name} ({node.op.op_type}) has {n} input(s)"
+            + (f", without required input(s) {absent}" if absent else "")
+            + f"; {node.op.op_type} takes {takes}, the first {lo} required"
+        )
+
+
 def infer_node(node: Node) -> tuple[list[TensorType], list[tuple[Dim, ...] | None]]:
     """Output types (from the op's shape rule) and symbolic values of ``node``.
 
     Raises:
+        GraphInvariantError: the node has more inputs than its op takes, or lacks one it
+            needs.
         GraphcapError: the shape rule rejected the inputs; the message names the node and
-            the source line it was traced from.
+            the source line it was traced from. A rule that fails in any other way on
+            inputs or attributes it does not expect (a malformed file) raises ShapeError.
     """
+    _check_inputs(node)
     values = [None if v is None else v.const for v in node.inputs]
     dims = [None if v is None else v.sym for v in node.inputs]
     types = [None if v is None else v.type for v in node.inputs]
     try:
         out = node.op.infer(InferContext(values, dims), *types, **node.full_attrs)
     except GraphcapError as err:
-        where = f" (traced at {node.meta['source']})" if "source" in node.meta else ""
-        args = ", ".join("_" if t is None else str(t) for t in types)
-        raise type(err)(f"{node.op.op_type}({args}){where}: {err}") from err
+        raise type(err)(f"{_call(node, types)}: {err}") from err
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, ArithmeticError) as err:
+        raise ShapeError(
+            f"{_call(node, types)}: the shape rule cannot handle these inputs and attributes "
+            f"{node.attrs}: {type(err).__name__}: {err}"
+        ) from err
     out_types = list(out) if isinstance(out, tuple) else [out]
     return out_types, _symbolic_outputs(node, out_types)

@@ -14,9 +14,13 @@ can serve many threads.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
+import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,18 +103,24 @@ class OrtBackend:
         if kind == "cuda":
             providers = [(CUDA, {"device_id": self.device_id}), CPU]
         source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-        try:
-            disabled = list(CPU_DISABLED_OPTIMIZERS) if kind == "cpu" else []
-            self.session = ort.InferenceSession(
-                source, options, providers=providers, disabled_optimizers=disabled
-            )
-        except Exception as err:
-            raise BackendUnavailableError(f"onnxruntime cannot load the model: {err}") from err
+        # A CUDA provider that cannot start makes onnxruntime's process-wide logger print
+        # coloured lines on stderr; they are captured and summed up in graphcap's warning.
+        capture: contextlib.AbstractContextManager[list[str]] = (
+            _stderr_lines() if kind == "cuda" else contextlib.nullcontext([])
+        )
+        with capture as logged:
+            try:
+                disabled = list(CPU_DISABLED_OPTIMIZERS) if kind == "cpu" else []
+                self.session = ort.InferenceSession(
+                    source, options, providers=providers, disabled_optimizers=disabled
+                )
+            except Exception as err:
+                raise BackendUnavailableError(f"onnxruntime cannot load the model: {err}") from err
         self.providers: list[str] = list(self.session.get_providers())
         self.device = "cuda" if CUDA in self.providers else "cpu"
         if kind == "cuda" and self.device != "cuda":
             warnings.warn(
-                _fallback_message(ort, device, self.providers),
+                _fallback_message(ort, device, self.providers, logged),
                 DeviceFallbackWarning,
                 stacklevel=stacklevel,
             )
@@ -208,17 +218,65 @@ def _session_options(ort: Any, intra_op_threads: int | None, optimization: str) 
     return options
 
 
-def _fallback_message(ort: Any, device: str, providers: list[str]) -> str:
+def _fallback_message(ort: Any, device: str, providers: list[str], logged: list[str]) -> str:
     available = ort.get_available_providers()
     if CUDA not in available:
         why = f"this onnxruntime build has no CUDA provider (available: {available})"
     else:
         why = (
             "the CUDA provider is installed but could not start: no usable NVIDIA GPU, or "
-            "CUDA/cuDNN libraries that do not match onnxruntime-gpu (onnxruntime's log above "
-            "names what failed)"
+            "CUDA/cuDNN libraries that do not match onnxruntime-gpu"
         )
+        said = _log_errors(logged)
+        if said:
+            why += f"; onnxruntime said: {said}"
     return f"device={device!r} was requested but the model runs on CPU, with {providers}: {why}"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LOG = re.compile(r"\[([EWIV]):onnxruntime:[^\]]*\]\s*(.*)")
+
+
+def _log_errors(lines: list[str]) -> str:
+    """Onnxruntime's error lines (``[E:onnxruntime:...] message``), shortened, in one line."""
+    said = []
+    for line in lines:
+        match = _LOG.search(_ANSI.sub("", line))
+        if match and match.group(1) == "E":
+            text = match.group(2)
+            said.append(text.split("] : ")[-1] if "] : " in text else text)
+    return " | ".join(said)[:400]
+
+
+@contextlib.contextmanager
+def _stderr_lines() -> Iterator[list[str]]:
+    """Capture what is written to file descriptor 2 meanwhile (C++ loggers write there).
+
+    Yields the list that receives the captured lines when the block ends; lines that are
+    not onnxruntime's log are written back to stderr, so nothing else is lost.
+    """
+    lines: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to capture
+        yield lines
+        return
+    with tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode(errors="replace")
+            lines.extend(text.splitlines())
+            plain = [_ANSI.sub("", line) for line in lines]
+            rest = [line for line in plain if line.strip() and not _LOG.search(line)]
+            if rest:
+                print("\n".join(rest), file=sys.stderr)
 
 
 def _node_sources(model: onnx.ModelProto | str | Path) -> dict[str, str]:

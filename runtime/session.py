@@ -5,7 +5,10 @@ Backends: ``"interpreter"`` (graphcap's NumPy interpreter, the reference semanti
 onnxruntime when it can load the model and the interpreter otherwise (e.g. for an op
 onnxruntime lacks); ``backend`` and ``repr`` say which one runs and why. Every ``run``
 validates its feeds against ``input_signature`` first, so a wrong feed gets one readable
-error instead of a backend's. A session keeps no per-call state: threads may share one.
+error instead of a backend's; on onnxruntime, feeds of a shape signature not seen before
+also go through the registry's shape rules (``runtime.guard``), because onnxruntime trusts
+some preconditions it does not check and a bad request could kill the process. A session
+keeps no per-call state: threads may share one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import numpy as np
 import onnx
 
 from export.onnx import reader, writer
+from export.onnx.tensors import read_model
+from ir.errors import GraphcapError
 from ir.graph import Graph
 from runtime.errors import (
     BackendUnavailableError,
@@ -28,6 +33,7 @@ from runtime.errors import (
     FeedError,
     NodeExecutionError,
 )
+from runtime.guard import ShapeGuard
 from runtime.numpy_interpreter import Interpreter
 from runtime.ort_backend import OrtBackend, parse_device
 from runtime.signature import Signature
@@ -54,6 +60,9 @@ class Session:
             server turns it off to leave the cores to request handling.
         optimization: onnxruntime's graph optimisation level ("disable", "basic",
             "extended", "all").
+        check_feeds: on onnxruntime, run the registry's shape rules on each new signature of
+            feed shapes before onnxruntime does (see ``runtime.guard``); False trusts the
+            feeds. Models graphcap cannot read run unchecked.
 
     Attributes:
         backend: the backend that runs: ``"interpreter"`` or ``"onnxruntime"``.
@@ -77,6 +86,7 @@ class Session:
         intra_op_threads: int | None = None,
         optimization: str = "all",
         spinning: bool = True,
+        check_feeds: bool = True,
     ) -> None:
         if backend not in _BACKENDS:
             raise ValueError(f"backend={backend!r}: expected one of {list(_BACKENDS)}")
@@ -92,8 +102,11 @@ class Session:
         self.reason = ""
         self._ort: OrtBackend | None = None
         self._interp: Interpreter | None = None
+        self._guard: ShapeGuard | None = None
         if backend in ("auto", "onnxruntime"):
             self._open_ort(device, backend, intra_op_threads, optimization, spinning)
+        if check_feeds:
+            self._guard = self._make_guard()
         if self._ort is None:
             self._interp = Interpreter(self._graph_for_interpreter())
             if kind == "cuda":
@@ -136,6 +149,10 @@ class Session:
         if backend == "auto":
             self.reason = "onnxruntime loaded the model"
 
+    def _make_guard(self) -> ShapeGuard | None:
+        """The feed guard for onnxruntime (None on the interpreter, which checks as it runs)."""
+        return self._source.guard() if self._ort is not None else None
+
     def _graph_for_interpreter(self) -> Graph:
         try:
             return self._source.graph()
@@ -173,7 +190,9 @@ class Session:
         Raises:
             FeedError: missing or unexpected names, wrong dtypes, ranks or static dims, or a
                 symbolic dim given two sizes (one error lists them all with the signature);
-                or an output name the backend cannot return.
+                shapes or scalar values an op's shape rule rejects (onnxruntime only: the
+                interpreter reports those from the failing node); or an output name the
+                backend cannot return.
             NodeExecutionError: a node failed while running (the message names it).
         """
         arrays = self.input_signature.validate(feeds)
@@ -184,6 +203,8 @@ class Session:
                     f"outputs {unknown} are not outputs of the model; onnxruntime returns only "
                     f"{list(self.output_names)} (backend='interpreter' returns any value)"
                 )
+            if self._guard is not None:
+                self._guard.check(arrays)
             ort = self._ort
             try:
                 return ort.run(arrays, outputs)
@@ -237,6 +258,7 @@ class _Source:
 
     def __init__(self, model: Model) -> None:
         self.spill: tempfile.TemporaryDirectory[str] | None = None
+        self._proto_read: onnx.ModelProto | None = None  # the file, parsed once
         if isinstance(model, str | Path):
             path = Path(model)
             if not path.is_file():
@@ -264,6 +286,27 @@ class _Source:
                 self._graph = reader.from_model(self.proto)
         return self._graph
 
+    def guard(self) -> ShapeGuard | None:
+        """A shape guard over the model, or None when graphcap cannot read the model.
+
+        A model given as a file or ``ModelProto`` is read without its large weights
+        (``weights=False``): the guard needs types, not values.
+        """
+        if self._graph is not None:
+            return ShapeGuard(self._graph)
+        try:
+            proto = self.proto if self.proto is not None else self._read()
+            base = self.path.parent if self.path is not None else None
+            return ShapeGuard(reader.from_model(proto, base, weights=False))
+        except GraphcapError:
+            return None
+
+    def _read(self) -> onnx.ModelProto:
+        assert self.path is not None
+        if self._proto_read is None:
+            self._proto_read = read_model(self.path)
+        return self._proto_read
+
     def for_onnxruntime(self) -> onnx.ModelProto | Path:
         """What onnxruntime reads: the file itself, or a ``ModelProto``.
 
@@ -284,7 +327,8 @@ class _Source:
                 self.spill = tempfile.TemporaryDirectory(
                     prefix="graphcap-", ignore_cleanup_errors=True
                 )
-                path = Path(self.spill.name) / f"{graph.name or 'model'}.onnx"
+                # A fixed name: the graph's name comes from a file and must not pick a path.
+                path = Path(self.spill.name) / "model.onnx"
                 writer.save(graph, path, external_data=True)
                 return path
         return self.proto
@@ -293,6 +337,7 @@ class _Source:
         """Drop what was written here from the graph: onnxruntime holds its own copy."""
         if self._graph is not None:
             self.proto = None
+        self._proto_read = None
         if self.spill is not None:
             self.spill.cleanup()
 
@@ -301,10 +346,7 @@ class _Source:
         if self._graph is not None:
             g = self._graph
             return Signature.from_values(g.inputs), Signature.from_values(g.outputs)
-        proto = self.proto
-        if proto is None:
-            assert self.path is not None
-            proto = onnx.load(str(self.path), load_external_data=False)
+        proto = self.proto if self.proto is not None else self._read()
         inits = frozenset(t.name for t in proto.graph.initializer)
         return (
             Signature.from_onnx(proto.graph.input, skip=inits),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from ir.graph import Value
 
 
+_SHOWN = 20  # problems (and inputs) an error lists
+_HINTS = 5  # unexpected names that get a "did you mean" hint
+_HINT_NAMES = 2000  # hints only when there are at most this many names to compare with
+
+
 @dataclass(frozen=True, slots=True)
 class Signature:
     """Named, typed tensors in order: a model's inputs (or outputs).
@@ -36,6 +41,11 @@ class Signature:
     """
 
     specs: tuple[tuple[str, TensorType], ...]
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Name lookups are O(1), so checking n feeds is O(n), not O(n^2).
+        object.__setattr__(self, "_index", {name: i for i, (name, _) in enumerate(self.specs)})
 
     @classmethod
     def from_values(cls, values: list[Value]) -> Signature:
@@ -53,10 +63,7 @@ class Signature:
         return tuple(name for name, _ in self.specs)
 
     def __getitem__(self, name: str) -> TensorType:
-        for n, t in self.specs:
-            if n == name:
-                return t
-        raise KeyError(name)
+        return self.specs[self._index[name]][1]
 
     def __iter__(self) -> Iterator[tuple[str, TensorType]]:
         return iter(self.specs)
@@ -71,31 +78,41 @@ class Signature:
         """Check ``feeds`` against the signature and return them as arrays.
 
         Checks names (missing and unexpected), dtypes, ranks, static dims, and that each
-        symbolic dim has one size across all feeds of the call.
+        symbolic dim has one size across all feeds of the call. The work is linear in the
+        number of inputs and feeds.
 
         Raises:
-            FeedError: one error listing every problem, followed by the expected signature.
+            FeedError: one error listing the problems (the first ``_SHOWN``, then a count),
+                followed by the expected signature (elided past ``_SHOWN`` inputs).
         """
         arrays = {k: v if isinstance(v, np.ndarray) else np.asarray(v) for k, v in feeds.items()}
         problems = [f"missing input {n!r} ({t})" for n, t in self.specs if n not in arrays]
-        problems += [self._unexpected(k) for k in arrays if not self._has(k)]
+        unexpected = [k for k in arrays if k not in self._index]
+        problems += [self._unexpected(k, hint=i < _HINTS) for i, k in enumerate(unexpected)]
         bound: dict[str, tuple[int, str, int]] = {}
         for name, t in self.specs:
             if name in arrays:
                 problems += _check_one(name, t, arrays[name], bound)
         if problems:
             head = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
-            lines = "\n".join(f"  - {p}" for p in problems)
-            raise FeedError(f"{head} with the feeds:\n{lines}\nexpected inputs: {self}")
+            lines = "\n".join(f"  - {p}" for p in problems[:_SHOWN])
+            if len(problems) > _SHOWN:
+                lines += f"\n  - ... and {len(problems) - _SHOWN} more"
+            raise FeedError(f"{head} with the feeds:\n{lines}\nexpected inputs: {self._brief()}")
         return arrays
 
-    def _has(self, name: str) -> bool:
-        return any(n == name for n, _ in self.specs)
+    def _brief(self) -> str:
+        if len(self.specs) <= _SHOWN:
+            return str(self)
+        shown = ", ".join(f"{name}: {t}" for name, t in self.specs[:_SHOWN])
+        return f"{shown}, ... ({len(self.specs)} inputs)"
 
-    def _unexpected(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self.names, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unexpected input {name!r}: the model has no such input{hint}"
+    def _unexpected(self, name: str, hint: bool) -> str:
+        close = []
+        if hint and len(self.specs) <= _HINT_NAMES:
+            close = difflib.get_close_matches(name, self.names, n=1)
+        did = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unexpected input {name!r}: the model has no such input{did}"
 
 
 def _check_one(

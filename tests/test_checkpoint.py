@@ -1,4 +1,4 @@
-"""tracer.serialization: safetensors + JSON checkpoints, atomic writes, no unpickling."""
+"""tracer.serialization: one safetensors file per checkpoint, atomic writes, no unpickling."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import safetensors.numpy
 
 import tracer
-from tracer import optim, serialization
+from tracer import optim
 from tracer.serialization import CheckpointError, load, save
 
 
@@ -58,7 +58,9 @@ def test_state_dict_round_trip(tmp_path):
     raw = safetensors.numpy.load_file(path)
     assert set(raw) == set(sd)
     np.testing.assert_array_equal(raw["encoder.weight"], sd["encoder.weight"].numpy())
-    os.remove(str(path) + ".json")  # and complete without its sidecar (names sorted then)
+    assert os.listdir(tmp_path) == ["model.safetensors"]  # one file, no sidecar
+    # the same arrays without graphcap's header (PyTorch's file) load by name, sorted
+    safetensors.numpy.save_file({k: v.numpy() for k, v in sd.items()}, str(path))
     _assert_same(dict(sorted(sd.items())), load(str(path)))
 
 
@@ -80,11 +82,13 @@ def test_nested_structure_round_trip(tmp_path):
     }
     save(obj, tmp_path / "ckpt")
     _assert_same(obj, load(tmp_path / "ckpt"))
-    # tensors are stored under their dotted path, the rest in the JSON sidecar
+    # tensors are stored under their dotted path, the rest as JSON in the header
     raw = safetensors.numpy.load_file(tmp_path / "ckpt")
     assert {"model.encoder.weight", "optimizer.state.0.exp_avg"} <= set(raw)
-    sidecar = json.loads((tmp_path / "ckpt.json").read_text())
-    assert sidecar["format"] == "graphcap-checkpoint" and sidecar["version"] == 1
+    with safetensors.safe_open(tmp_path / "ckpt", framework="np") as f:
+        structure = json.loads(f.metadata()["graphcap.structure"])
+    assert structure["format"] == "graphcap-checkpoint" and structure["version"] == 1
+    assert os.listdir(tmp_path) == ["ckpt"]
 
 
 def test_non_tensor_objects_and_overwrite(tmp_path):
@@ -93,7 +97,7 @@ def test_non_tensor_objects_and_overwrite(tmp_path):
     assert load(path) == [1, 2.0]
     save(tracer.ones(2), path)  # overwriting an existing checkpoint
     _assert_same(load(path), tracer.ones(2))
-    assert sorted(os.listdir(tmp_path)) == ["x.safetensors", "x.safetensors.json"]
+    assert sorted(os.listdir(tmp_path)) == ["x.safetensors"]
 
 
 @pytest.mark.parametrize(
@@ -196,7 +200,7 @@ def _checkpoint(tmp_path):
     return path, old
 
 
-def test_crash_while_writing_tensors_keeps_old_checkpoint(tmp_path, monkeypatch):
+def test_crash_while_writing_keeps_old_checkpoint(tmp_path, monkeypatch):
     path, old = _checkpoint(tmp_path)
 
     def crash(tensors, filename, metadata=None):
@@ -207,54 +211,41 @@ def test_crash_while_writing_tensors_keeps_old_checkpoint(tmp_path, monkeypatch)
     monkeypatch.setattr(safetensors.numpy, "save_file", crash)
     with pytest.raises(KeyboardInterrupt):
         save({"w": tracer.zeros(3), "meta": {"epoch": 2}}, path)
-    assert sorted(os.listdir(tmp_path)) == ["ckpt.safetensors", "ckpt.safetensors.json"]
+    assert os.listdir(tmp_path) == ["ckpt.safetensors"]
     _assert_same(load(path), old)
 
 
-def test_crash_while_writing_sidecar_keeps_old_checkpoint(tmp_path, monkeypatch):
-    path, _ = _checkpoint(tmp_path)
-
-    def crash(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(serialization, "_write_text", crash)
-    with pytest.raises(OSError, match="disk full"):
-        save({"w": tracer.zeros(3), "meta": {"epoch": 2}}, path)
-    assert sorted(os.listdir(tmp_path)) == ["ckpt.safetensors", "ckpt.safetensors.json"]
-    # the tensors file was already replaced: the ids disagree and load refuses to mix saves
-    with pytest.raises(CheckpointError, match="different saves"):
-        load(path)
-
-
-def test_crash_between_renames_is_detected(tmp_path, monkeypatch):
-    path, _ = _checkpoint(tmp_path)
-    real_replace, calls = os.replace, []
-
-    def replace(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("killed")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(KeyboardInterrupt):
-        save({"w": tracer.zeros(3), "meta": {"epoch": 2}}, path)
-    monkeypatch.undo()
-    with pytest.raises(CheckpointError, match="different saves"):
-        load(path)
-    save({"w": tracer.zeros(3)}, path)  # saving again repairs it
-    _assert_same(load(path), {"w": tracer.zeros(3)})
-
-
-def test_writes_are_fsynced_and_renamed(tmp_path, monkeypatch):
+def test_writes_are_fsynced_and_renamed_once(tmp_path, monkeypatch):
     synced, renamed = [], []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
     monkeypatch.setattr(os, "replace", lambda s, d: renamed.append((s, d)) or real_replace(s, d))
     save({"w": tracer.ones(1), "n": 1}, tmp_path / "c")
-    assert len(synced) >= 2
-    assert [os.path.basename(d) for _, d in renamed] == ["c", "c.json"]
+    assert len(synced) >= 1
+    assert [os.path.basename(d) for _, d in renamed] == ["c"]
     assert all(os.path.dirname(s) == str(tmp_path) for s, _ in renamed)
+
+
+def _legacy(tmp_path, sidecar=None):
+    """A checkpoint as graphcap wrote them before: tensors plus a JSON sidecar, same id."""
+    path = tmp_path / "ckpt.safetensors"
+    metadata = {"format": "pt", "graphcap.checkpoint_id": "abc", "graphcap.layout": "tree"}
+    safetensors.numpy.save_file({"w": np.ones(3, np.float32)}, str(path), metadata)
+    if sidecar is None:
+        sidecar = json.dumps(
+            {"format": "graphcap-checkpoint", "version": 1, "checkpoint_id": "abc",
+             "tensors_file": path.name, "object": {"w": {"__tensor__": "w"}, "epoch": 1}}
+        )  # fmt: skip
+    (tmp_path / "ckpt.safetensors.json").write_text(sidecar)
+    return path
+
+
+def test_reads_checkpoints_with_a_sidecar_and_replaces_them(tmp_path):
+    path = _legacy(tmp_path)
+    _assert_same(load(path), {"w": tracer.ones(3), "epoch": 1})
+    save({"w": tracer.zeros(2)}, path)  # the sidecar described the old file: it goes
+    assert os.listdir(tmp_path) == ["ckpt.safetensors"]
+    _assert_same(load(path), {"w": tracer.zeros(2)})
 
 
 # ---------------------------------------------------------------- malformed files
@@ -277,19 +268,18 @@ def test_refuses_malformed_files(tmp_path):
     ("sidecar", "match"),
     [
         ("{not json", "not valid JSON"),
-        ("[1, 2]", "not a graphcap checkpoint sidecar"),
+        ("[1, 2]", "not a graphcap checkpoint"),
         ('{"format": "other", "object": 1, "checkpoint_id": "x"}', "not a graphcap"),
     ],
 )
 def test_refuses_malformed_sidecar(tmp_path, sidecar, match):
-    path, _ = _checkpoint(tmp_path)
-    (tmp_path / "ckpt.safetensors.json").write_text(sidecar)
+    path = _legacy(tmp_path, sidecar)
     with pytest.raises(CheckpointError, match=match):
         load(path)
 
 
 def test_refuses_inconsistent_sidecar(tmp_path):
-    path, _ = _checkpoint(tmp_path)
+    path = _legacy(tmp_path)
     sidecar_path = tmp_path / "ckpt.safetensors.json"
     sidecar = json.loads(sidecar_path.read_text())
     sidecar["object"]["w"] = {"__tensor__": "nope"}
@@ -299,6 +289,11 @@ def test_refuses_inconsistent_sidecar(tmp_path):
     sidecar["version"] = 99
     sidecar_path.write_text(json.dumps(sidecar))
     with pytest.raises(CheckpointError, match="version 99"):
+        load(path)
+    sidecar["version"] = 1
+    sidecar["checkpoint_id"] = "another save"
+    sidecar_path.write_text(json.dumps(sidecar))
+    with pytest.raises(CheckpointError, match="different saves"):
         load(path)
     os.remove(sidecar_path)
     with pytest.raises(CheckpointError, match=r"sidecar .* is missing"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -300,11 +301,13 @@ def test_external_data_round_trip(tmp_path: Path) -> None:
     graph.set_outputs([*graph.outputs, op.MatMul(big, graph.initializers["w1"])])
     path = tmp_path / "m.onnx"
     export.save(graph, path, external_data=True)
-    assert sorted(os.listdir(tmp_path)) == ["m.onnx", "m.onnx.data"]
+    (data,) = writer_mod.data_files(path)  # m.onnx.<digest of its bytes>.data
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx", data.name]
+    assert re.fullmatch(r"m\.onnx\.[0-9a-f]{16}\.data", data.name)
     model = onnx.load(str(path), load_external_data=False)
     stored = {t.name: t for t in model.graph.initializer}
     assert stored["big"].data_location == TensorProto.EXTERNAL
-    assert {e.key: e.value for e in stored["big"].external_data}["location"] == "m.onnx.data"
+    assert {e.key: e.value for e in stored["big"].external_data}["location"] == data.name
     assert stored["w1"].data_location == TensorProto.DEFAULT  # 128 bytes stay inline
     onnx.checker.check_model(str(path), full_check=True)
     loaded = export.load(path)
@@ -318,11 +321,11 @@ def test_external_data_chosen_past_the_size_limit(tmp_path: Path) -> None:
     graph.add_initializer("big", f32(512, 2))
     path = tmp_path / "m.onnx"
     export.save(graph, path, size_limit=10_000)  # stands in for protobuf's 2 GiB
-    assert (tmp_path / "m.onnx.data").exists()
+    assert writer_mod.data_files(path)
     loaded = export.load(path).initializers["big"].const
     np.testing.assert_array_equal(loaded, graph.initializers["big"].const)
     export.save(graph, tmp_path / "small.onnx", size_limit=1 << 20)
-    assert not (tmp_path / "small.onnx.data").exists()
+    assert not writer_mod.data_files(tmp_path / "small.onnx")
     with pytest.raises(ExportError, match="external_data=True"):
         export.save(graph, tmp_path / "no.onnx", external_data=False, size_limit=10_000)
     assert not (tmp_path / "no.onnx").exists()

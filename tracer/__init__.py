@@ -365,7 +365,7 @@ __all__ += [
 ]
 
 # Pretrained models by name and text generation build on nn and data.
-from tracer import generation, models  # noqa: E402
+from tracer import generation, models
 
 __all__ += ["generation", "models"]
 

@@ -1,9 +1,9 @@
-"""``save`` / ``load`` on file objects, and the errors for files graphcap will not read.
+"""Checkpoints read from file objects, and the errors for files graphcap will not read.
 
-A checkpoint written to a file object (``tracer.save(obj, f)``) is one safetensors stream:
-the tensors, with the structure around them (the JSON a path checkpoint keeps in its
-sidecar) in the safetensors metadata under ``graphcap.object``. Other safetensors readers
-ignore that metadata, so a flat state dict saved this way loads by name anywhere.
+``tracer.save(obj, f)`` writes a file object the same bytes as a file (one safetensors
+stream, the structure in its header); :func:`read_stream` reads them back. Streams written
+by an earlier graphcap kept the structure under ``graphcap.object``
+(:data:`STREAM_OBJECT_KEY`), which ``tracer.load`` still reads.
 
 Pickles (``torch.save`` of a module, ``pickle.dump``) and PyTorch's zip checkpoints are
 recognised by their first bytes and refused with a message that says how to get a state
@@ -13,13 +13,13 @@ dict graphcap can read: nothing is ever unpickled.
 from __future__ import annotations
 
 import json
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import safetensors
 import safetensors.numpy
 
-_OBJECT_KEY = "graphcap.object"
+STREAM_OBJECT_KEY = "graphcap.object"
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTO = 0x80  # the PROTO opcode that starts every pickle of protocol 2 or later
 
@@ -53,22 +53,12 @@ def refuse_foreign(head: bytes, source: str) -> None:
         )
 
 
-def save_stream(obj: Any, f: BinaryIO) -> None:
-    """Write ``obj`` to the binary file object ``f`` as one safetensors stream."""
-    from tracer.serialization import encode
-
-    tensors, tree, flat = encode(obj)
-    # The structure goes along even for a flat state dict: it keeps the keys' order.
-    metadata = {"format": "pt", "graphcap.layout": "flat" if flat else "tree"}
-    metadata[_OBJECT_KEY] = json.dumps(tree)
-    f.write(safetensors.numpy.save(tensors, metadata))
-
-
-def load_stream(f: BinaryIO, source: str) -> Any:
-    """Read what :func:`save_stream` wrote (or any safetensors stream) from ``f``.
+def read_stream(f: BinaryIO, source: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """The header metadata and arrays of the safetensors stream in ``f``.
 
     Raises:
         CheckpointError: the bytes are a pickle, a torch zip checkpoint, or malformed.
+        TypeError: ``f`` is open in text mode.
     """
     from tracer.serialization import CheckpointError
 
@@ -79,26 +69,9 @@ def load_stream(f: BinaryIO, source: str) -> Any:
     try:
         arrays = safetensors.numpy.load(data)
         metadata = _metadata(data)
-    except (safetensors.SafetensorError, ValueError, TypeError) as err:
+    except Exception as err:  # the parser's errors on malformed bytes are not one type
         raise CheckpointError(f"{source} is not a valid safetensors stream: {err}") from None
-    return decode_with_metadata(metadata, arrays, source)
-
-
-def decode_with_metadata(
-    metadata: dict[str, str], arrays: dict[str, np.ndarray], source: str
-) -> Any:
-    """The object a single-file checkpoint holds: its tree from metadata, or a flat dict."""
-    from tracer.serialization import CheckpointError, decode
-    from tracer.tensor import tensor
-
-    text = metadata.get(_OBJECT_KEY)
-    if text is None:
-        return {name: tensor(a) for name, a in arrays.items()}
-    try:
-        tree = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{source} holds a malformed {_OBJECT_KEY}: {err}") from None
-    return decode(tree, arrays, source)
+    return metadata, arrays
 
 
 def _metadata(data: bytes) -> dict[str, str]:

@@ -1,16 +1,19 @@
-"""``save`` / ``load``: checkpoints as safetensors plus a JSON sidecar; nothing is unpickled.
+"""``save`` / ``load``: checkpoints as one safetensors file; nothing is unpickled.
 
 ``save(obj, path)`` writes the tensors of ``obj`` (a state dict, an optimizer state dict, or
 any nest of dicts, lists and tuples of tensors and JSON values) to ``path`` in the
-safetensors format, and the rest of the structure to ``<path>.json``. Tensors are stored
-under their dotted key path (``"encoder.weight"``, ``"state.0.exp_avg"``), so a plain state
-dict is an ordinary safetensors file that PyTorch and Hugging Face load by name, and
-``load`` reads safetensors files they wrote.
+safetensors format, with the rest of the structure as JSON in the file's header metadata
+(key ``graphcap.structure``). Tensors are stored under their dotted key path
+(``"encoder.weight"``, ``"state.0.exp_avg"``), so a plain state dict is an ordinary
+safetensors file that PyTorch and Hugging Face load by name, and ``load`` reads safetensors
+files they wrote.
 
-Both files are written atomically (a temporary file in the same folder, fsync, then
-``os.replace``), and both carry the same random checkpoint id: a save interrupted between
-the two replacements leaves files whose ids differ, which ``load`` refuses instead of
-mixing two checkpoints.
+One file is one atomic write: a temporary file in the same folder, fsync, then one
+``os.replace``, so a process killed at any point leaves the previous checkpoint or the new
+one; the temporary file a killed save leaves is removed by the next save to that path.
+Checkpoints of earlier graphcap versions keep their structure in a JSON sidecar
+``<path>.json`` whose checkpoint id matches the tensors file's; ``load`` still reads them,
+and ``save`` removes such a sidecar once the new file is in place.
 """
 
 from __future__ import annotations
@@ -18,30 +21,29 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 import safetensors
 import safetensors.numpy
 
+from export.onnx import files
 from ir.errors import GraphcapError
-from tracer._checkpoint_stream import (
-    decode_with_metadata,
-    load_stream,
-    refuse_foreign,
-    save_stream,
-)
+from tracer._checkpoint_stream import STREAM_OBJECT_KEY, read_stream, refuse_foreign
 from tracer._device import check_device, device
 from tracer.tensor import Tensor, tensor
 
 _FORMAT = "graphcap-checkpoint"
 _VERSION = 1
+_STRUCTURE_KEY = "graphcap.structure"  # {"format", "version", "object"} as JSON
 _ID_KEY = "graphcap.checkpoint_id"
 _LAYOUT_KEY = "graphcap.layout"  # "flat": a name -> tensor dict, complete without the sidecar
 _TAGS = ("__tensor__", "__tuple__", "__dict__")
+# safetensors element types NumPy reads (bfloat16 and float8 have no NumPy dtype).
+_DTYPES = ("F64", "F32", "F16", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL")
 
 
 class CheckpointError(GraphcapError, ValueError):
@@ -49,45 +51,41 @@ class CheckpointError(GraphcapError, ValueError):
 
 
 def save(obj: Any, path: str | os.PathLike[str] | BinaryIO) -> None:
-    """Write ``obj`` to ``path`` (tensors, safetensors) and ``<path>.json`` (the rest).
+    """Write ``obj`` to the safetensors file ``path``, atomically (or to a file object).
 
     Args:
         obj: tensors, None, bools, ints, floats and strings, nested in dicts (keys: str,
             int, float, bool or None), lists and tuples: a state dict, an optimizer's, or
             a dict of several. Not a module: save ``model.state_dict()``.
-        path: the tensors file; the sidecar goes next to it with ``.json`` appended. Or a
-            binary file object, which gets one safetensors stream holding both.
+        path: the file to create or replace, or a binary file object to write the same
+            bytes to.
 
     Raises:
         TypeError: ``obj`` holds a value of another type (the message names where).
     """
-    if hasattr(path, "write"):  # a binary file object: one stream (tracer._checkpoint_stream)
-        return save_stream(obj, path)  # type: ignore[arg-type]
-    path = os.fspath(path)
     tensors, tree, flat = encode(obj)
-    checkpoint_id = uuid.uuid4().hex
-    metadata = {"format": "pt", _ID_KEY: checkpoint_id, _LAYOUT_KEY: "flat" if flat else "tree"}
-    sidecar = {
-        "format": _FORMAT,
-        "version": _VERSION,
-        "checkpoint_id": checkpoint_id,
-        "tensors_file": os.path.basename(path),
-        "object": tree,
+    structure = {"format": _FORMAT, "version": _VERSION, "object": tree}
+    metadata = {
+        "format": "pt",
+        _ID_KEY: uuid.uuid4().hex,
+        _LAYOUT_KEY: "flat" if flat else "tree",
+        _STRUCTURE_KEY: json.dumps(structure),
     }
-    text = json.dumps(sidecar, indent=1)
-    # Tensors first, sidecar last: until the sidecar is replaced, the ids disagree.
-    _atomic_write(path, lambda tmp: safetensors.numpy.save_file(tensors, tmp, metadata))
-    _atomic_write(path + ".json", lambda tmp: _write_text(tmp, text))
+    if not isinstance(path, str | os.PathLike):  # a binary file object: the same bytes
+        path.write(safetensors.numpy.save(tensors, metadata))
+        return
+    target = Path(path)
+    files.atomic_write(target, lambda tmp: safetensors.numpy.save_file(tensors, str(tmp), metadata))
+    _drop_sidecar(target)
 
 
 def load(path: str | os.PathLike[str] | BinaryIO, map_location: Any = None, **kwargs: Any) -> Any:
     """Read a checkpoint written by :func:`save`, or any safetensors file.
 
     Args:
-        path: the tensors file. Its sidecar ``<path>.json`` gives the structure; without
-            one (a safetensors file from PyTorch or Hugging Face, or a flat state dict
-            saved by :func:`save`) the result is a dict of name -> tensor.
-            Or a binary file object holding a checkpoint saved to one.
+        path: the safetensors file, or a binary file object holding one. Without a
+            graphcap structure in its header (a file from PyTorch or Hugging Face) the result
+            is a dict of name -> tensor.
         map_location: accepted for PyTorch compatibility; tensors always load on the CPU,
             and a CUDA location raises ``DeviceError``.
         **kwargs: PyTorch's ``weights_only`` and the like, accepted: nothing is unpickled.
@@ -97,21 +95,37 @@ def load(path: str | os.PathLike[str] | BinaryIO, map_location: Any = None, **kw
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        CheckpointError: a file is malformed, the sidecar is missing where the structure
-            needs it, the two files come from different saves, or the file is a pickle or
-            a PyTorch zip checkpoint (the message says how to convert it).
+        CheckpointError: the file is malformed (tensors of a dtype NumPy lacks, such as
+            bfloat16 or float8, included), or its structure is, or an older checkpoint's
+            sidecar is missing or comes from another save, or the file is a pickle or a
+            PyTorch zip checkpoint (the message says how to convert it).
     """
     if isinstance(map_location, str | device):
         check_device(map_location, "load(map_location=...)")
-    if hasattr(path, "read"):  # a binary file object (tracer._checkpoint_stream)
-        return load_stream(path, repr(getattr(path, "name", "the file object")))  # type: ignore[arg-type]
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path!r}")
-    metadata, arrays = _read_tensors(path)
+    stream = not isinstance(path, str | os.PathLike)
+    if isinstance(path, str | os.PathLike):
+        source = os.fspath(path)
+        if not os.path.exists(source):
+            raise FileNotFoundError(f"no checkpoint at {source!r}")
+        metadata, arrays = read_tensors(source)
+    else:  # a binary file object
+        source = repr(getattr(path, "name", "the file object"))
+        metadata, arrays = read_stream(path, source)
+    if _STRUCTURE_KEY in metadata:
+        structure = _parse(metadata[_STRUCTURE_KEY], f"{source!r}'s {_STRUCTURE_KEY}")
+        return _decode_all(structure["object"], arrays, source)
+    if STREAM_OBJECT_KEY in metadata:  # written to a file object by an earlier graphcap
+        return _decode_all(_json_value(metadata[STREAM_OBJECT_KEY], source), arrays, source)
+    if stream:  # without graphcap's structure: a flat state dict, by name
+        return {name: tensor(a) for name, a in arrays.items()}
+    return _load_with_sidecar(source, metadata, arrays)
+
+
+def _load_with_sidecar(
+    path: str, metadata: Mapping[str, str], arrays: Mapping[str, np.ndarray]
+) -> Any:
+    """A checkpoint of an earlier graphcap: the structure in ``<path>.json``."""
     sidecar_path = path + ".json"
-    if not os.path.exists(sidecar_path) and "graphcap.object" in metadata:
-        return decode_with_metadata(metadata, arrays, repr(path))  # saved to a file object
     if not os.path.exists(sidecar_path):
         if metadata.get(_LAYOUT_KEY, "flat") != "flat":
             raise CheckpointError(
@@ -125,37 +139,18 @@ def load(path: str | os.PathLike[str] | BinaryIO, map_location: Any = None, **kw
             f"{path!r} and {sidecar_path!r} come from different saves (an interrupted save, "
             "or files copied from two checkpoints); re-save the checkpoint"
         )
-    return _decode(sidecar["object"], arrays, sidecar_path)
+    return _decode_all(sidecar["object"], arrays, sidecar_path)
+
+
+def _drop_sidecar(path: Path) -> None:
+    """Remove an earlier save's sidecar ``<path>.json``: the new file describes itself."""
+    sidecar = path.with_name(path.name + ".json")
+    with contextlib.suppress(OSError, CheckpointError):
+        _read_sidecar(str(sidecar))  # only a graphcap sidecar is removed
+        sidecar.unlink()
 
 
 # ---------------------------------------------------------------- writing
-
-
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Write ``path`` through ``write(temp_path)``: temp file, fsync, rename, fsync dir."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # not every platform can open a directory
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def _encode(obj: Any, where: list[str], tensors: dict[str, np.ndarray]) -> Any:
@@ -222,37 +217,80 @@ def _where(where: list[str]) -> str:
 # ---------------------------------------------------------------- reading
 
 
-def _read_tensors(path: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+def read_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """A safetensors file's header metadata and arrays, checked before they are read.
+
+    Raises:
+        CheckpointError: not a safetensors file, or a tensor of an element type NumPy lacks
+            (bfloat16, float8), named with its dtype.
+    """
     try:
-        with safetensors.safe_open(path, framework="np") as f:
+        with safetensors.safe_open(os.fspath(path), framework="np") as f:
             metadata = f.metadata() or {}
-            arrays = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-    except (safetensors.SafetensorError, OSError, ValueError, TypeError) as err:
+            names = list(f.keys())
+            for name in names:
+                dtype = f.get_slice(name).get_dtype()
+                if dtype not in _DTYPES:
+                    raise CheckpointError(
+                        f"{os.fspath(path)!r}: tensor {name!r} is {dtype}, which NumPy cannot "
+                        f"hold; graphcap reads {', '.join(_DTYPES)}"
+                    )
+            arrays = {name: f.get_tensor(name) for name in names}
+    except CheckpointError:
+        raise
+    except Exception as err:  # the parser's errors on a malformed file are not one type
         with contextlib.suppress(OSError), open(path, "rb") as head:
-            refuse_foreign(head.read(8), repr(path))  # a pickle or torch zip: say so
-        raise CheckpointError(f"{path!r} is not a valid safetensors file: {err}") from None
+            refuse_foreign(head.read(8), repr(os.fspath(path)))  # a pickle or torch zip: say so
+        raise CheckpointError(
+            f"{os.fspath(path)!r} is not a valid safetensors file: {type(err).__name__}: {err}"
+        ) from None
     return metadata, arrays
+
+
+def _parse(text: str, what: str) -> dict[str, Any]:
+    """A structure's JSON: an object with this format, version and an ``object``."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise CheckpointError(f"{what} nests JSON deeper than Python can read") from None
+    except ValueError as err:
+        raise CheckpointError(f"{what} is not valid JSON: {err}") from None
+    if not isinstance(value, dict) or value.get("format") != _FORMAT or "object" not in value:
+        raise CheckpointError(f"{what} is not a graphcap checkpoint structure")
+    if value.get("version") != _VERSION:
+        raise CheckpointError(
+            f"{what} has checkpoint format version {value.get('version')!r}; this graphcap "
+            f"reads version {_VERSION}"
+        )
+    return value
+
+
+def _json_value(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except (RecursionError, ValueError) as err:
+        raise CheckpointError(f"{source!r} holds malformed JSON in its header: {err}") from None
 
 
 def _read_sidecar(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
-            sidecar = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as err:
         raise CheckpointError(f"checkpoint sidecar {path!r} is not valid JSON: {err}") from None
-    if (
-        not isinstance(sidecar, dict)
-        or sidecar.get("format") != _FORMAT
-        or "object" not in sidecar
-        or "checkpoint_id" not in sidecar
-    ):
+    sidecar = _parse(text, f"checkpoint sidecar {path!r}")
+    if "checkpoint_id" not in sidecar:
         raise CheckpointError(f"{path!r} is not a graphcap checkpoint sidecar")
-    if sidecar.get("version") != _VERSION:
-        raise CheckpointError(
-            f"{path!r} has checkpoint format version {sidecar.get('version')!r}; this "
-            f"graphcap reads version {_VERSION}"
-        )
     return sidecar
+
+
+def _decode_all(node: Any, arrays: Mapping[str, np.ndarray], source: str) -> Any:
+    try:
+        return _decode(node, arrays, source)
+    except RecursionError:
+        raise CheckpointError(
+            f"{source!r} nests its structure deeper than Python can read"
+        ) from None
 
 
 def _decode(node: Any, arrays: Mapping[str, np.ndarray], source: str) -> Any:

@@ -5,8 +5,9 @@ model factory into an ``.onnx`` file (``--verify`` checks it against eager execu
 several sizes; ``--training`` writes a training bundle, see ``export.training``),
 ``graphcap inspect`` describes an ``.onnx`` file, ``graphcap run`` runs one
 on ``.npy`` inputs. Exit status: 0 success, 1 a verification mismatch or a failure while
-running, 2 a usage or input error. Errors are one ``graphcap <command>: error: ...`` line on
-stderr; ``--debug`` adds the traceback.
+running, 2 a usage or input error (bad arguments, a file that is not a model graphcap or
+onnxruntime can load, feeds that do not fit). Errors are one ``graphcap <command>: error:
+...`` line on stderr, usage errors included; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import warnings
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from export.cli.generate_command import add_generate_arguments
 from export.cli.inspect_command import run_inspect
 from export.cli.prepare import parse_dynamic_spec, parse_input_spec
 from export.cli.training_command import LOSSES, OPTIMIZERS
+from ir.errors import GraphcapError
 from runtime import Session
 from runtime.errors import FeedError
 
@@ -105,10 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 success, 1 a mismatch or failure, 2 a usage or input error.
     """
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error (printed already)
+        return done.code if isinstance(done.code, int) else USAGE
     if args.command is None:
-        parser.print_help(sys.stderr)
-        print("\ngraphcap: error: choose a COMMAND, e.g. `graphcap ops`", file=sys.stderr)
+        print(
+            "graphcap: error: choose a COMMAND, e.g. `graphcap ops` (graphcap --help lists them)",
+            file=sys.stderr,
+        )
         return USAGE
     debug = getattr(args, "debug", False)
     prog = f"graphcap {args.command}"
@@ -146,8 +153,16 @@ def _show_warning(message: Any, category: Any, *_: Any, **__: Any) -> None:
     print(f"graphcap: warning: {message}", file=sys.stderr)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``graphcap <command>: error: ...`` line, status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one error line, pointing at ``--help``, and exit with status 2."""
+        self.exit(USAGE, f"{self.prog}: error: {message} (`{self.prog} --help` shows usage)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="graphcap",
         description="graphcap: eager PyTorch-style tensors on NumPy whose ops live in one "
         "registry that maps onto ONNX; capture models into .onnx files and run them.",
@@ -317,8 +332,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"no such file: {args.model!r}")
     try:
         session = Session(args.model, device=args.device, backend=args.backend)
-    except ValueError as err:
-        raise UsageError(str(err)) from err
+    except (ValueError, GraphcapError) as err:  # the options, or the file: the input's fault
+        raise UsageError(f"cannot load {args.model}: {err}") from err
     except Exception as err:
         raise CommandError(f"cannot load {args.model}: {err}") from err
     try:
@@ -329,10 +344,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"ran {args.model} with {where}" + (f" ({session.reason})" if session.reason else ""))
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
+    files = _file_names(list(outputs))
     for name, array in outputs.items():
         print(f"  {name}: {array.dtype}{list(array.shape)} {_preview(array)}")
         if outdir is not None:
-            target = outdir / (_safe_name(name) + ".npy")
+            target = outdir / files[name]
             write_atomic(target, functools.partial(_save_npy, array=array))
             print(f"    saved {target}")
     return 0
@@ -354,8 +370,24 @@ def _save_npy(path: Path, *, array: np.ndarray) -> None:
         np.save(f, array, allow_pickle=False)
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^\w.-]", "_", name).lstrip(".") or "output"
+def _file_names(names: list[str]) -> dict[str, str]:
+    """``<name>.npy`` per output, made safe (names come from the file) and distinct.
+
+    Characters other than letters, digits, ``.``, ``-`` and ``_`` become ``_``, leading dots
+    go, names are cut to 100 characters, and names that collide (case-insensitively, as on
+    macOS and Windows) get ``_1``, ``_2``, ...
+    """
+    taken: set[str] = set()
+    out = {}
+    for name in names:
+        base = re.sub(r"[^\w.-]", "_", name, flags=re.ASCII).lstrip(".")[:100] or "output"
+        stem, i = base, 0
+        while stem.lower() in taken:
+            i += 1
+            stem = f"{base}_{i}"
+        taken.add(stem.lower())
+        out[name] = stem + ".npy"
+    return out
 
 
 def _preview(array: np.ndarray, count: int = 6) -> str:

@@ -61,7 +61,7 @@ def summary(graph: Graph, path: Path, opset: int) -> str:
     """A few lines on the exported model: signature, size, parameters, baked decisions."""
     params = sum(v.const.size for v in graph.initializers.values() if v.const is not None)
     nbytes = sum(v.const.nbytes for v in graph.initializers.values() if v.const is not None)
-    files = [path, *sorted(path.parent.glob(path.name + ".data"))]
+    files = [path, *writer.data_files(path)]
     size = sum(f.stat().st_size for f in files if f.exists())
     baked = graph.meta.get("baked", [])
     lines = [f"wrote {path} ({human_bytes(size)}, opset {opset})"]

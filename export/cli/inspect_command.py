@@ -1,8 +1,9 @@
 """``graphcap inspect``: what an ONNX file holds, read without running it.
 
-The file is read with ``onnx.load(..., load_external_data=False)``, so weights stored in
-external data files are counted from their declared shapes and never read; any ONNX file can
-be inspected, not only graphcap's own.
+The file is parsed without its external data (``export.onnx.tensors.read_model``: regular
+files only), so weights stored in external data files are counted from their declared shapes
+and never read; any ONNX file can be inspected, not only graphcap's own. External data files
+are looked up (for their size) only inside the model's folder.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from export.cli.common import UsageError, human_bytes, text_table
+from export.onnx.tensors import inside_folder, read_model
+from ir.errors import ExportError
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -25,12 +28,12 @@ def describe(path: Path) -> dict[str, Any]:
     Raises:
         UsageError: no such file, or not an ONNX model.
     """
-    if not path.is_file():
-        raise UsageError(f"no such file: {str(path)!r}")
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as err:
-        raise UsageError(f"{str(path)!r} is not an ONNX model: {err}") from None
+        model = read_model(path)
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {str(path)!r}") from None
+    except ExportError as err:
+        raise UsageError(str(err)) from None
     graph = model.graph
     inits = {t.name for t in graph.initializer}
     graphs = _graphs(graph)
@@ -56,14 +59,7 @@ def describe(path: Path) -> dict[str, Any]:
         "constant_nodes": len(constants),
         "parameters": sum(p["size"] for p in params + constants),
         "parameter_bytes": sum(p["bytes"] for p in params + constants),
-        "external_data": [
-            {
-                "location": loc,
-                "bytes": _size(path.parent / loc),
-                "exists": (path.parent / loc).is_file(),
-            }
-            for loc in externals
-        ],
+        "external_data": [_external(path.parent, loc) for loc in externals],
         "nodes_with_source": sum(any(p.key == "source" for p in n.metadata_props) for n in nodes),
         "baked": _json_list(meta.get("graphcap.baked")),
         "metadata": {k: v for k, v in meta.items() if k != "graphcap.baked"},
@@ -133,8 +129,21 @@ def _tensor_info(t: Any) -> dict[str, Any]:
     return {"name": t.name, "size": size, "bytes": size * itemsize, "location": location}
 
 
-def _size(path: Path) -> int:
-    return path.stat().st_size if path.is_file() else 0
+def _external(folder: Path, location: str) -> dict[str, Any]:
+    """An external data file's size, looked up only inside the model's folder.
+
+    A location outside it (absolute, ``../``, a symlink out) is reported as refused without
+    touching the path: ``inspect`` must not tell whether a file elsewhere exists.
+    """
+    try:
+        target = inside_folder(folder, location, "")
+    except ExportError:
+        return {"location": location, "bytes": 0, "exists": False, "refused": _OUTSIDE}
+    exists = target.is_file()
+    return {"location": location, "bytes": target.stat().st_size if exists else 0, "exists": exists}
+
+
+_OUTSIDE = "outside the model's folder (graphcap reads external data only inside it)"
 
 
 def _json_list(text: str | None) -> list[Any]:
@@ -175,6 +184,8 @@ def render(d: dict[str, Any]) -> str:
     ]
     for ext in d["external_data"]:
         state = human_bytes(ext["bytes"]) if ext["exists"] else "MISSING"
+        if "refused" in ext:
+            state = f"refused: {ext['refused']}"
         lines.append(f"external data: {ext['location']} ({state})")
     lines += ["", f"baked Python decisions: {len(d['baked'])}"]
     if d["baked"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import math
 import os
 import re
 import sys
@@ -25,6 +26,8 @@ from export.cli.common import CommandError, UsageError, parse_dtype
 from ir.graph import Graph
 from tracer.pytree import LEAF, TreeSpec, leaf_names, tree_flatten, tree_leaves, tree_unflatten
 
+EXAMPLE_LIMIT = 1 << 30
+"""The most bytes one ``--input`` example may take (``graphcap export`` allocates it)."""
 _NAME = r"[A-Za-z_][\w.]*"
 _INPUT = re.compile(rf"^({_NAME}):(\w+)\[([^\]]*)\]$")
 _DIM = re.compile(r"^(?:([A-Za-z_]\w*)=)?(\d+)$")
@@ -76,6 +79,12 @@ def parse_input_spec(text: str) -> InputSpec:
         if dim_match.group(1):
             dynamic[axis] = dim_match.group(1)
         shape.append(int(dim_match.group(2)))
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > EXAMPLE_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is {nbytes:,} bytes; an example input may hold at most "
+            f"{EXAMPLE_LIMIT:,} bytes (tracing needs small examples: dynamic axes keep any size)"
+        )
     return InputSpec(name, dtype, tuple(shape), dynamic)
 
 

@@ -33,29 +33,32 @@ What loading normalises:
   ``metadata_props["graphcap.<key>"]`` (JSON) to ``graph.meta[key]``.
 
 Ops the registry lacks are all counted before anything is built and reported in one
-:class:`UnsupportedOpError`. External data is read only from files inside the model's folder.
+:class:`UnsupportedOpError`. Files come from anyone: every node is checked against its ONNX
+schema and the registry's form before it is built (``export.onnx.checks``), and every tensor
+against its data before it is read (``export.onnx.tensors``); external data is read only
+from regular files inside the model's folder.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections import Counter
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
-from onnx import AttributeProto, TensorProto, numpy_helper
+from onnx import AttributeProto
 
 import ir.ops  # noqa: F401  (registers every op family)
+from export.onnx import checks
 from export.onnx.compat import compatible
 from export.onnx.declared import declared_type, input_symbols
 from export.onnx.subgraphs import align_captures, body_types
+from export.onnx.tensors import read_model, tensor_array, tensor_stand_in
 from ir import dtypes as D  # noqa: N812 - the project's short name
-from ir.errors import DTypeError, ExportError, GraphcapError, UnsupportedOpError
+from ir.errors import ExportError, GraphcapError, UnsupportedOpError
 from ir.graph import Graph, Value
 from ir.ops import registry
 from ir.ops.registry import OpDef
@@ -66,26 +69,26 @@ def load(path: str | os.PathLike[str]) -> Graph:
     """Read the ONNX file at ``path`` (and its external data) as an ``ir.Graph``.
 
     Raises:
-        ExportError: the file is not an ONNX model, or cannot be represented (see
-            :func:`from_model`).
+        FileNotFoundError: no such file.
+        ExportError: the file is not a regular file, not an ONNX model, or a model that
+            cannot be represented (see :func:`from_model`).
         UnsupportedOpError: the model uses ops the registry does not have (all listed).
     """
     path = Path(path)
-    try:
-        model = onnx.load(os.fspath(path), load_external_data=False)
-    except DecodeError as err:
-        raise ExportError(
-            f"{path} is not an ONNX model (protobuf could not parse it: {err})"
-        ) from None
-    return from_model(model, base_dir=path.parent)
+    return from_model(read_model(path), base_dir=path.parent)
 
 
-def from_model(model: onnx.ModelProto, base_dir: str | Path | None = None) -> Graph:
+def from_model(
+    model: onnx.ModelProto, base_dir: str | Path | None = None, *, weights: bool = True
+) -> Graph:
     """Build an ``ir.Graph`` from an ONNX model.
 
     Args:
         model: the model; tensors with external data are read from ``base_dir``.
         base_dir: the folder the model was loaded from; needed only for external data.
+        weights: False to read only small tensors and stand large ones in with zeros that
+            take no memory (``export.onnx.tensors.tensor_stand_in``): a graph with the
+            model's types, for checking shapes, not for running.
 
     Returns:
         A graph that verifies, in the registry's opset-20 form.
@@ -96,18 +99,12 @@ def from_model(model: onnx.ModelProto, base_dir: str | Path | None = None) -> Gr
             data, a declared dtype that contradicts the registry's shape rules.
         DTypeError: a tensor of an element type graphcap does not support.
     """
-    declared = _declared_opset(model)
+    checks.check_text(model)
+    declared = checks.declared_opset(model)
     _refuse_unsupported(model.graph, declared or 0)
     if declared is None:
         raise ExportError("the model imports no default-domain ('' or 'ai.onnx') opset")
-    return _Reader(model, declared, base_dir).read()
-
-
-def _declared_opset(model: onnx.ModelProto) -> int | None:
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx"):
-            return int(entry.version)
-    return None
+    return _Reader(model, declared, base_dir, weights=weights).read()
 
 
 def _domain(domain: str) -> str:
@@ -156,63 +153,6 @@ def _refuse_unsupported(graph: onnx.GraphProto, opset: int) -> None:
 # ---------------------------------------------------------------- tensors and types
 
 
-def tensor_array(t: TensorProto, base_dir: str | Path | None, where: str = "") -> np.ndarray:
-    """A ``TensorProto`` as a NumPy array, reading external data only inside ``base_dir``.
-
-    Raises:
-        DTypeError: an element type graphcap does not support.
-        ExportError: external data that is absolute, outside ``base_dir``, missing or short.
-    """
-    label = where or f"tensor {t.name!r}"
-    try:
-        dtype = D.from_onnx(t.data_type)
-    except DTypeError as err:
-        raise DTypeError(f"{label}: {err}") from None
-    if t.data_location != TensorProto.EXTERNAL:
-        return np.asarray(numpy_helper.to_array(t), dtype=dtype)
-    info = {e.key: e.value for e in t.external_data}
-    location = info.get("location", "")
-    if base_dir is None:
-        raise ExportError(
-            f"{label} is stored in external file {location!r}; pass base_dir, the model's "
-            "folder (export.load does)"
-        )
-    file = _inside(Path(base_dir), location, label)
-    count = int(np.prod(t.dims, dtype=np.int64))
-    nbytes = count * dtype.itemsize
-    if "length" in info and int(info["length"]) != nbytes:
-        raise ExportError(
-            f"{label}: external data length {info['length']} does not match its shape "
-            f"{list(t.dims)} of {dtype} ({nbytes} bytes)"
-        )
-    with open(file, "rb") as f:
-        f.seek(int(info.get("offset", 0)))
-        arr = np.fromfile(f, dtype=dtype.newbyteorder("<"), count=count)
-    if arr.size != count:
-        raise ExportError(f"{label}: external file {location!r} ends before the tensor's data")
-    return arr.astype(dtype, copy=False).reshape(tuple(t.dims))
-
-
-def _inside(base_dir: Path, location: str, label: str) -> Path:
-    """``location`` resolved under ``base_dir``; refuses absolute paths and escapes."""
-    win = PureWindowsPath(location)
-    if not location or os.path.isabs(location) or win.is_absolute() or win.drive:
-        raise ExportError(
-            f"{label}: external data location {location!r} is absolute (or empty); ONNX "
-            "external data must be a path relative to the model's folder"
-        )
-    base = os.path.realpath(base_dir)
-    target = os.path.realpath(os.path.join(base, location))
-    if os.path.commonpath([base, target]) != base:
-        raise ExportError(
-            f"{label}: external data location {location!r} resolves outside the model's "
-            f"folder {base}; refusing to read it"
-        )
-    if not os.path.isfile(target):
-        raise ExportError(f"{label}: external data file {location!r} is missing in {base}")
-    return Path(target)
-
-
 def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> Any:
     kind = AttributeProto.AttributeType
     if a.type == kind.FLOAT:
@@ -220,7 +160,7 @@ def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> A
     if a.type == kind.INT:
         return int(a.i)
     if a.type == kind.STRING:
-        return a.s.decode()
+        return checks.text(a.s, where, a.name)
     if a.type == kind.TENSOR:
         return tensor_array(a.t, base_dir, f"{where}: attribute {a.name}")
     if a.type == kind.FLOATS:
@@ -228,7 +168,7 @@ def _attr_value(a: AttributeProto, base_dir: str | Path | None, where: str) -> A
     if a.type == kind.INTS:
         return [int(x) for x in a.ints]
     if a.type == kind.STRINGS:
-        return [s.decode() for s in a.strings]
+        return [checks.text(s, where, a.name) for s in a.strings]
     raise ExportError(f"{where}: attribute {a.name} of type {kind.Name(a.type)} is not supported")
 
 
@@ -258,10 +198,14 @@ class _Reader:
         parent: _Reader | None = None,
         unsized: bool = False,
         bound: set[str] | None = None,
+        *,
+        weights: bool = True,
     ) -> None:
         self.model = model
         self.opset = opset
         self.base_dir = base_dir
+        self.weights = weights
+        self.tensor = tensor_array if weights else tensor_stand_in
         self.is_body = subgraph is not None
         self.parent = parent  # the reader of the enclosing graph (subgraphs only)
         self.unsized = unsized  # captures get the outer values' dtypes and ranks only
@@ -291,7 +235,7 @@ class _Reader:
         if len(g.sparse_initializer):
             raise ExportError("sparse initializers are not supported")
         for t in g.initializer:
-            self.values[t.name] = self.graph.add_initializer(t.name, tensor_array(t, self.base_dir))
+            self.values[t.name] = self.graph.add_initializer(t.name, self.tensor(t, self.base_dir))
         for i, vi in enumerate(g.input):
             if vi.name in self.values:
                 continue  # an initializer also listed as an input (required before IR 4)
@@ -320,7 +264,7 @@ class _Reader:
             return self.graph
         for entry in self.model.metadata_props:
             if entry.key.startswith("graphcap."):
-                self.graph.meta[entry.key.removeprefix("graphcap.")] = _json(entry)
+                self.graph.meta[entry.key.removeprefix("graphcap.")] = checks.metadata_json(entry)
         return self.graph
 
     # ------------------------------------------------------------ one node
@@ -331,6 +275,9 @@ class _Reader:
             self._constant(n, where)
             return
         op = registry.get(n.op_type, domain)
+        schema = checks.schema_of(op, self.opset)
+        if schema is not None:
+            checks.check_form(n, schema, where)
         inputs = [self._input(name, where) for name in n.input]
         # By name: subgraphs capture outer values in the order read, which must not depend
         # on the file's attribute order (the writer sorts them).
@@ -356,6 +303,11 @@ class _Reader:
                 f"have no counterpart in graphcap's {op.op_type} (attributes "
                 f"{sorted(op.attrs)}, ONNX opset-{op.since} form)"
             )
+        checks.check_arity(op, inputs, attrs, where)
+        if op.num_outputs is None and attrs.get("num_outputs", len(n.output)) != len(n.output):
+            raise ExportError(
+                f"{where} has {len(n.output)} outputs but num_outputs={attrs['num_outputs']}"
+            )
         self._apply(op, inputs, attrs, meta, list(n.output), n.name, where)
 
     def _attr(
@@ -368,7 +320,15 @@ class _Reader:
         unsized = n.op_type == "If"
         hints = body_types(n, inputs)
         reader = _Reader(
-            self.model, self.opset, self.base_dir, a.g, hints, self, unsized, self.bound
+            self.model,
+            self.opset,
+            self.base_dir,
+            a.g,
+            hints,
+            self,
+            unsized,
+            self.bound,
+            weights=self.weights,
         )
         body = reader.read()
         self._bodies[id(body)] = reader.captured
@@ -410,11 +370,20 @@ class _Reader:
         return self.values[name]
 
     def _constant(self, n: onnx.NodeProto, where: str) -> None:
-        if len(n.attribute) != 1:
-            raise ExportError(f"{where}: a Constant needs exactly one value attribute")
+        if len(n.attribute) != 1 or len(n.output) != 1 or not n.output[0] or n.input:
+            raise ExportError(
+                f"{where}: a Constant has no inputs, one named output and one value "
+                f"attribute; this one has {len(n.input)}, {list(n.output)} and "
+                f"{[a.name for a in n.attribute]}"
+            )
         a = n.attribute[0]
+        kinds = {"value": "TENSOR", "value_float": "FLOAT", "value_floats": "FLOATS"}
+        kinds |= {"value_int": "INT", "value_ints": "INTS"}
+        given = AttributeProto.AttributeType.Name(a.type)
+        if kinds.get(a.name, given) != given:
+            raise ExportError(f"{where}: Constant {a.name} is {given}; expected {kinds[a.name]}")
         forms = {
-            "value": lambda: tensor_array(a.t, self.base_dir, where),
+            "value": lambda: self.tensor(a.t, self.base_dir, where),
             "value_float": lambda: np.asarray(a.f, dtype=np.float32),
             "value_floats": lambda: np.asarray(a.floats, dtype=np.float32),
             "value_int": lambda: np.asarray(a.i, dtype=np.int64),
@@ -456,7 +425,7 @@ class _Reader:
         if op_type == "Split" and v < 18 and (len(inputs) < 2 or inputs[1] is None):
             attrs.setdefault("num_outputs", len(n.output))
         if op_type == "Cast" and isinstance(attrs.get("to"), str):
-            attrs["to"] = int(TensorProto.DataType.Value(attrs["to"].upper()))
+            attrs["to"] = checks.type_code(attrs["to"], where)
         value = attrs.get("value")
         if op_type == "ConstantOfShape" and isinstance(value, np.ndarray) and value.size == 1:
             attrs["value"] = value.reshape(())
@@ -565,10 +534,3 @@ def _fill(shape: tuple[Dim, ...] | None, known: tuple[Dim, ...] | None) -> tuple
     if len(shape) != len(known):
         return shape
     return tuple(k if d is None else d for d, k in zip(shape, known, strict=True))
-
-
-def _json(entry: onnx.StringStringEntryProto) -> Any:
-    try:
-        return json.loads(entry.value)
-    except ValueError as err:
-        raise ExportError(f"model metadata {entry.key!r} is not valid JSON: {err}") from None

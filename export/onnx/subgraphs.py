@@ -66,12 +66,13 @@ def _scan_body_types(n: onnx.NodeProto, inputs: Sequence[Value | None]) -> list[
     """The types a Scan body's inputs get from the node: states as given, scan slices."""
     ints = {a.name: list(a.ints) for a in n.attribute if a.type == AttributeProto.INTS}
     m = next((int(a.i) for a in n.attribute if a.name == "num_scan_inputs"), 0)
+    m = min(max(m, 0), len(inputs))  # the Scan shape rule refuses a count out of range
     n_states = len(inputs) - m
     axes = ints.get("scan_input_axes") or [0] * m
     types: list[TensorType | None] = []
     for i, x in enumerate(inputs):
-        if x is None or i < n_states or x.type.shape is None or i - n_states >= len(axes):
-            types.append(None if x is None else x.type)
+        if x is None or i < n_states or not x.type.shape or i - n_states >= len(axes):
+            types.append(None if x is None else x.type)  # the Scan shape rule judges these
             continue
         shape = list(x.type.shape)
         del shape[axes[i - n_states] % max(len(shape), 1)]

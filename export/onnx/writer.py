@@ -23,9 +23,11 @@ each ``graph.meta[key]`` to the model's ``metadata_props["graphcap.<key>"]`` as 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
-import secrets
+import re
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -35,6 +37,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, defs, helper, numpy_helper
 
+from export.onnx import files
 from export.onnx.microsoft import contrib_schema
 from ir import dtypes as D  # noqa: N812 - the project's short name
 from ir.errors import DTypeError, ExportError
@@ -89,10 +92,16 @@ def save(
     """Write ``graph`` to ``path`` as an ONNX file, atomically.
 
     The model is written to a temporary file in the same folder and moved over ``path`` with
-    ``os.replace``, so an existing file is either the old model or the new one, never a
-    half-written one. With external data, tensors of ``EXTERNAL_MIN_BYTES`` or more go to one
-    file ``<path name>.data`` beside the model (its ``location`` is that bare file name); it
-    is written the same way and moved into place just before the model.
+    one ``os.replace``, so ``path`` holds the old model or the new one, never a half-written
+    one. With external data, tensors of ``EXTERNAL_MIN_BYTES`` or more go to one file
+    beside the model named after the model and a digest of its content,
+    ``<path name>.<16 hex>.data`` (its ``location`` is that bare file name). It is written
+    and moved into place first, under its new name, so the old model keeps its own data
+    until the model's rename switches both at once; then data files of earlier saves of
+    ``path`` (that name pattern) are removed. A process killed at any point leaves the old
+    model with its data, or the new one with its data; the temporary files (and data) it
+    leaves are removed by the next save to ``path``. Saves into one folder hold a lock on
+    it (``export.onnx.files``).
 
     Args:
         graph: the graph to write.
@@ -117,28 +126,63 @@ def save(
             f"graph {graph.name!r} needs about {estimate} bytes, over protobuf's limit of "
             f"{size_limit}; save with external_data=True (or None) to store weights beside it"
         )
-    temps: list[tuple[Path, Path]] = []  # (temporary, final), committed in this order
-    try:
-        if external_data:
-            location = path.name + ".data"
-            tmp = _temp_beside(path.with_name(location))
-            temps.append((tmp, path.with_name(location)))
+    with files.folder_lock(path.parent):
+        files.sweep(path, extra=r"\.data")
+        temps: list[Path] = []  # removed at the end unless committed
+        location = None
+        try:
+            if external_data:
+                tmp = files.temp_beside(path.with_name(path.name + ".data"))
+                temps.append(tmp)
+                with open(tmp, "wb") as f:
+                    ext = _ExternalWriter(f)
+                    model = _build(graph, opset, ext)
+                    _sync(f)
+                location = f"{path.name}.{ext.digest.hexdigest()}.data"
+                _locate(model, location)
+                final = path.with_name(location)
+                if final.exists():  # the same bytes, from an earlier save
+                    tmp.unlink()
+                else:
+                    files.commit(tmp, final)
+                    temps.append(final)  # removed if the model that reads it fails
+                data = _serialize(model)
+            else:
+                data = _serialize(_build(graph, opset, _inline_tensor))
+            tmp = files.temp_beside(path)
+            temps.append(tmp)
             with open(tmp, "wb") as f:
-                data = _serialize(_build(graph, opset, _ExternalWriter(f, location)))
+                _write_all(f, data)
                 _sync(f)
-        else:
-            data = _serialize(_build(graph, opset, _inline_tensor))
-        tmp = _temp_beside(path)
-        temps.append((tmp, path))
-        with open(tmp, "wb") as f:
-            _write_all(f, data)
-            _sync(f)
-        for tmp, final in temps:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in temps:
-            if tmp.exists():
-                tmp.unlink()
+            files.commit(tmp, path)
+            temps.clear()
+        finally:
+            for tmp in temps:
+                if tmp.exists():
+                    tmp.unlink()
+        _drop_stale_data(path, keep=location)
+
+
+def data_files(path: Path) -> list[Path]:
+    """External data files a save of ``path`` wrote (``<name>.<16 hex>.data``), by name."""
+    pattern = re.compile(rf"{re.escape(path.name)}\.[0-9a-f]{{16}}\.data")
+    return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
+
+
+def _drop_stale_data(path: Path, keep: str | None) -> None:
+    """Remove data files of earlier saves of ``path``: the model now in place reads ``keep``."""
+    for p in data_files(path):
+        if p.name != keep:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def _locate(model: onnx.ModelProto, location: str) -> None:
+    """Point every external tensor of ``model`` at ``location``."""
+    for t in model.graph.initializer:
+        for entry in t.external_data:
+            if entry.key == "location":
+                entry.value = location
 
 
 # ---------------------------------------------------------------- files
@@ -157,24 +201,22 @@ def _sync(f: IO[bytes]) -> None:
     os.fsync(f.fileno())
 
 
-def _temp_beside(path: Path) -> Path:
-    """Create an empty, unique temporary file in ``path``'s folder (mode from the umask)."""
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        except FileExistsError:
-            continue
-        return tmp
-
-
 class _ExternalWriter:
-    """Writes tensors to one data file and returns protos that point at them."""
+    """Writes tensors to one data file and returns protos that point at them.
 
-    def __init__(self, f: IO[bytes], location: str) -> None:
+    The protos' ``location`` is a placeholder until the data is complete: the file is named
+    after ``digest``, the hash of everything written (see :func:`save`).
+    """
+
+    def __init__(self, f: IO[bytes]) -> None:
         self.f = f
-        self.location = location
+        self.location = "pending"
         self.offset = 0
+        self.digest = hashlib.blake2b(digest_size=8)
+
+    def _write(self, data: bytes | memoryview) -> None:
+        _write_all(self.f, data)
+        self.digest.update(data)
 
     def __call__(self, name: str, array: np.ndarray) -> TensorProto:
         if array.nbytes < EXTERNAL_MIN_BYTES:
@@ -182,10 +224,10 @@ class _ExternalWriter:
         D.to_onnx(array.dtype)
         if array.nbytes >= 1 << 20 and self.offset % _ALIGN:
             pad = _ALIGN - self.offset % _ALIGN
-            self.f.write(b"\0" * pad)
+            self._write(b"\0" * pad)
             self.offset += pad
         flat = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1)
-        _write_all(self.f, flat.view(np.uint8).data)
+        self._write(flat.view(np.uint8).data)
         t = TensorProto(name=name, data_type=D.to_onnx(array.dtype), dims=array.shape)
         t.data_location = TensorProto.EXTERNAL
         for key, value in (

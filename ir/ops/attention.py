@@ -309,6 +309,27 @@ def _div(a: Dim, b: Dim) -> Dim:
     return a // b if isinstance(a, int) and isinstance(b, int) and b else None
 
 
+def _agree(what: str, *dims: Dim) -> None:
+    """Refuse fixed sizes that differ (symbols and unknown sizes agree with anything)."""
+    sizes = {d for d in dims if isinstance(d, int)}
+    if len(sizes) > 1:
+        raise ShapeError(f"Attention: {what} sizes differ: {list(dims)}")
+
+
+def _check_cache(name: str, t: TensorType, batch: Dim, heads: Dim, head: Dim) -> None:
+    """A KV cache is (batch, kv_heads, past, head size), whatever the rank of Q."""
+    if t.shape is None:
+        return
+    if len(t.shape) != 4:
+        raise ShapeError(
+            f"Attention: {name} must be 4-D (batch, kv_heads, past, head size), got {t}"
+        )
+    b, h, _, d = t.shape
+    _agree(f"{name} batch (and Q's)", b, batch)
+    _agree(f"{name} heads (and K's)", h, heads)
+    _agree(f"{name} head size (and K's or V's)", d, head)
+
+
 def _attention_infer(
     ctx: InferContext,
     q: TensorType,
@@ -345,9 +366,15 @@ def _attention_infer(
         batch, q_len, kv_len = q.shape[0], q.shape[1], k.shape[1]
         heads, kv_heads = q_num_heads, kv_num_heads
         head, v_head = _div(k.shape[2], kv_heads), _div(v.shape[2], kv_heads)
+    _agree("K and V batch", k.shape[0], v.shape[0], q.shape[0])
+    _agree("K and V sequence", k.shape[-2], v.shape[-2])
     total: Dim = kv_len
-    if past_key is not None:
+    if past_key is not None and past_value is not None:
+        _check_cache("past_key", past_key, batch, kv_heads, head)
+        _check_cache("past_value", past_value, batch, kv_heads, v_head)
         past = None if past_key.shape is None else past_key.shape[2]
+        if past_value.shape is not None:
+            _agree("past_key and past_value sequence", past, past_value.shape[2])
         total = kv_len + past if isinstance(kv_len, int) and isinstance(past, int) else None
     y_shape: tuple[Dim, ...] = (batch, heads, q_len, v_head)
     if len(q.shape) == 3:

@@ -657,9 +657,11 @@ def _lrn(
         raise ShapeError(f"LRN: size must be a positive int, got {size}")
     if x.ndim < 2:
         raise ShapeError(f"LRN: X must be (N, C, ...), got shape {list(x.shape)}")
-    before, after = _lrn_reach(size)
+    # Channels past either end add zeros: a window wider than the channels reads no more.
+    reach = max(x.shape[1] - 1, 0)
+    before, after = (min(r, reach) for r in _lrn_reach(size))
     sq = np.pad(np.square(x), [(0, 0), (before, after)] + [(0, 0)] * (x.ndim - 2))
-    total = sliding_window_view(sq, size, axis=1).sum(axis=-1)
+    total = sliding_window_view(sq, before + after + 1, axis=1).sum(axis=-1)
     return (x / (bias + (alpha / size) * total) ** beta).astype(x.dtype, copy=False)
 
 

@@ -350,6 +350,10 @@ def _roi_corner(
     return vals * (wy[:, :, None, None] * wx[None, None, :, :])
 
 
+ROI_SAMPLES = 1 << 26
+"""The most bilinear samples one RoiAlign region may take (channels included)."""
+
+
 def _roi_align(
     x: np.ndarray,
     rois: np.ndarray,
@@ -372,6 +376,12 @@ def _roi_align(
             rw, rh = max(rw, 1.0), max(rh, 1.0)
         gh = sampling_ratio if sampling_ratio > 0 else int(np.ceil(rh / output_height))
         gw = sampling_ratio if sampling_ratio > 0 else int(np.ceil(rw / output_width))
+        if c * output_height * gh * output_width * gw > ROI_SAMPLES:
+            raise ShapeError(
+                f"RoiAlign: roi {r} takes {gh} x {gw} samples in each of {output_height} x "
+                f"{output_width} bins over {c} channels, past graphcap's limit of "
+                f"{ROI_SAMPLES} samples per roi (sampling_ratio={sampling_ratio})"
+            )
         yl, yh, wyl, wyh = _roi_samples(y0, rh, output_height, gh, h)
         xl, xh, wxl, wxh = _roi_samples(x0, rw, output_width, gw, w)
         img = x[int(b)].astype(np.float64)  # (C, H, W)

@@ -15,6 +15,22 @@ from ir.errors import DTypeError, ShapeError
 from ir.ops.registry import InferContext
 from ir.types import Dim, Shape, TensorType
 
+MAX_RANK = 64
+"""The most axes a tensor may have (NumPy's limit); a rank read off a file is checked."""
+
+
+def unknown_dims(rank: Dim, what: str) -> tuple[Dim, ...] | None:
+    """``rank`` unknown dims, or None when the rank itself is not a known int.
+
+    Raises:
+        ShapeError: ``rank`` is negative or above ``MAX_RANK`` (a shape read from a file).
+    """
+    if not isinstance(rank, int):
+        return None
+    if not 0 <= rank <= MAX_RANK:
+        raise ShapeError(f"{what} gives rank {rank}; ranks are 0..{MAX_RANK}")
+    return (None,) * rank
+
 
 def broadcast_dim(a: Dim, b: Dim) -> Dim:
     """Broadcast two dimensions.

@@ -22,6 +22,7 @@ the opset-20 versions keeps that window).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,9 +117,28 @@ def _same_total(n: Dim, span: int, s: int) -> int:
     )
 
 
+PAD_GROWTH = 16
+"""Padding may grow an input at most this many times (or to ``PAD_FLOOR`` elements)."""
+PAD_FLOOR = 1 << 24
+
+
 def windows(x: np.ndarray, win: Window, fill: Any = 0) -> np.ndarray:
-    """A read-only view ``(N, C, *out, *kernel)`` of ``x``'s windows, padded with ``fill``."""
+    """A read-only view ``(N, C, *out, *kernel)`` of ``x``'s windows, padded with ``fill``.
+
+    Raises:
+        ShapeError: the pads would grow ``x`` past ``PAD_GROWTH`` times its size (and past
+            ``PAD_FLOOR`` elements): a huge window over a small input, which would allocate
+            the padding although the taps there read only ``fill``.
+    """
     widths = [(0, 0), (0, 0), *zip(win.begin, win.end, strict=True)]
+    padded_shape = [n + b + e for n, (b, e) in zip(x.shape, widths, strict=True)]
+    size = math.prod(padded_shape)
+    if size > max(PAD_GROWTH * x.size, PAD_FLOOR):
+        raise ShapeError(
+            f"a window of {list(win.span)} positions with pads {win.pads} would pad the input "
+            f"{list(x.shape)} to {padded_shape}; graphcap pads an input at most "
+            f"{PAD_GROWTH} times its size (or to {PAD_FLOOR} elements)"
+        )
     padded = np.pad(x, widths, constant_values=fill) if any(win.pads) else x
     view = sliding_window_view(padded, win.span, axis=tuple(range(2, x.ndim)))
     steps = (
@@ -230,6 +250,10 @@ class WindowAttrs:
                 pads depend on the size).
         """
         nsp = len(kernel)
+        if nsp != len(sizes):
+            raise ShapeError(f"kernel_shape has {nsp} entries for {len(sizes)} spatial axes")
+        if min(kernel, default=1) < 1:
+            raise ShapeError(f"kernel_shape must be positive, got {list(kernel)}")
         strides = spatial_attr(self.strides, nsp, 1, "strides")
         dil = spatial_attr(self.dilations, nsp, 1, "dilations")
         kern = tuple(int(k) for k in kernel)

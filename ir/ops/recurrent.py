@@ -204,7 +204,8 @@ def _check_types(kind: Kind, types: Sequence[TensorType | None]) -> np.dtype:
 
 def _infer(kind: Kind, types: Sequence[TensorType | None], attrs: RecurrentAttrs) -> Any:
     x, r = types[0], types[2]
-    assert x is not None and r is not None
+    if x is None or r is None:  # not an assert: it must hold under python -O too
+        raise ShapeError(f"{kind.op_type}: inputs X and R are required")
     dtype = _check_types(kind, types)
     seq, batch, nd, n = _layer_dims(kind, x, r, attrs)
     y: tuple[Dim, ...]
@@ -218,7 +219,8 @@ def _infer(kind: Kind, types: Sequence[TensorType | None], attrs: RecurrentAttrs
 
 def _infer_grad(kind: Kind, types: Sequence[TensorType | None], attrs: RecurrentAttrs) -> Any:
     x, w, r = types[:3]
-    assert x is not None and w is not None and r is not None
+    if x is None or w is None or r is None:
+        raise ShapeError(f"{kind.op_type}: inputs X, W and R are required")
     dtype = _check_types(kind, types)
     seq, batch, nd, n = _layer_dims(kind, x, r, attrs)
     del seq

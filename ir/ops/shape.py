@@ -17,7 +17,14 @@ from ir.dims import add as dims_add
 from ir.dims import sub as dims_sub
 from ir.errors import DTypeError, ShapeError, UnsupportedOpError
 from ir.ops.grad_util import known_value, shape_of, unbroadcast
-from ir.ops.infer import broadcast_shapes, check_dtype, const_ints, normalize_axis, same_dtype
+from ir.ops.infer import (
+    broadcast_shapes,
+    check_dtype,
+    const_ints,
+    normalize_axis,
+    same_dtype,
+    unknown_dims,
+)
 from ir.ops.registry import (
     AttrInput,
     InferContext,
@@ -102,7 +109,7 @@ def _reshape_infer(
     value = ctx.dims(1)
     if value is None or x.shape is None:
         rank = shape.shape[0] if shape.shape is not None and shape.shape else None
-        return TensorType(x.dtype, None if not isinstance(rank, int) else (None,) * rank)
+        return TensorType(x.dtype, unknown_dims(rank, "Reshape's shape input"))
     return TensorType(x.dtype, _reshape_target(x.shape, value, allowzero))
 
 
@@ -141,7 +148,7 @@ def _expand_infer(ctx: InferContext, x: TensorType, shape: TensorType) -> Tensor
     if value is None or x.shape is None:
         rank = shape.shape[0] if shape.shape is not None and shape.shape else None
         if isinstance(rank, int) and x.shape is not None:
-            return TensorType(x.dtype, (None,) * max(rank, len(x.shape)))
+            return TensorType(x.dtype, unknown_dims(max(rank, len(x.shape)), "Expand's shape"))
         return TensorType(x.dtype, None)
     return TensorType(x.dtype, broadcast_shapes(x.shape, value))
 
@@ -411,6 +418,9 @@ def _split(
     return tuple(p.copy() for p in np.split(x, np.cumsum(sizes)[:-1], axis=a))
 
 
+_MAX_PARTS = 1 << 16  # parts a `split` input of unknown values may ask for (read from a file)
+
+
 def _split_infer(
     ctx: InferContext,
     x: TensorType,
@@ -425,6 +435,8 @@ def _split_infer(
         n = split.shape[0] if split.shape else None
         if not isinstance(n, int):
             raise ShapeError("Split: the number of outputs is unknown (`split` has unknown length)")
+        if n > _MAX_PARTS:
+            raise ShapeError(f"Split: {n} parts, more than graphcap's limit of {_MAX_PARTS}")
         dims = ctx.dims(1)  # symbolic sizes (x.split([past, seq])) keep their names
         sizes: list[Dim] = list(dims) if dims is not None and len(dims) == n else [None] * n
     elif isinstance(dim, int):
@@ -695,7 +707,7 @@ def _constant_of_shape_infer(
     if dims is not None:
         return TensorType(dtype, dims)
     n = shape.shape[0] if shape.shape else None
-    return TensorType(dtype, (None,) * n if isinstance(n, int) else None)
+    return TensorType(dtype, unknown_dims(n, "ConstantOfShape's shape input"))
 
 
 register(

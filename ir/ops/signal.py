@@ -225,6 +225,9 @@ def _stft_infer(
     check_dtype(signal, D.FLOATING, "STFT signal")
     if signal.shape is None:
         return TensorType(signal.dtype, None)
+    last = signal.shape[-1] if signal.shape else None
+    if len(signal.shape) != 3 or (isinstance(last, int) and last not in (1, 2)):
+        raise ShapeError(f"STFT: signal must be (batch, samples, 1 or 2), got {signal}")
     step = const_ints(ctx, 1)
     length: Dim = None
     if frame_length is not None:
@@ -235,6 +238,12 @@ def _stft_infer(
     elif window is None:
         length = signal.shape[1]
     samples = signal.shape[1]
+    if step is not None and step[0] < 1:
+        raise ShapeError(f"STFT: frame_step must be positive, got {step[0]}")
+    if isinstance(length, int) and length < 1:
+        raise ShapeError(f"STFT: the frame length must be positive, got {length}")
+    if isinstance(length, int) and isinstance(samples, int) and length > samples:
+        raise ShapeError(f"STFT: frames of {length} samples do not fit a signal of {samples}")
     frames: Dim = None
     if step is not None and isinstance(length, int) and isinstance(samples, int):
         frames = 1 + (samples - length) // step[0]

@@ -17,8 +17,8 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
+from export.onnx.files import atomic_write
 from ir.errors import GraphcapError
-from tracer.serialization import _atomic_write
 
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
@@ -41,12 +41,11 @@ class CheckpointFormatError(GraphcapError, ValueError):
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    atomic_write(path, lambda tmp: _write_text(tmp, text))
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
 
-    _atomic_write(os.fspath(path), write)
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
 
 
 def read_weights(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -140,4 +139,6 @@ def write_weights(folder: str | os.PathLike[str], tensors: dict[str, np.ndarray]
     """Write ``tensors`` to ``folder/model.safetensors`` (PyTorch's metadata), atomically."""
     contiguous = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
     path = os.fspath(Path(folder) / WEIGHTS_NAME)
-    _atomic_write(path, lambda tmp: safetensors.numpy.save_file(contiguous, tmp, {"format": "pt"}))
+    atomic_write(
+        path, lambda tmp: safetensors.numpy.save_file(contiguous, str(tmp), {"format": "pt"})
+    )
