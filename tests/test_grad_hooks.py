@@ -1,4 +1,4 @@
-"""``Tensor.register_post_accumulate_grad_hook``: called once per backward, when ``.grad`` is final."""
+"""``Tensor.register_post_accumulate_grad_hook`` (once per backward, when ``.grad`` is final)."""
 
 from __future__ import annotations
 
