@@ -73,12 +73,14 @@ class Bucket:
 
     def write_back(self, world: int) -> None:
         """Set each ``.grad`` to the average; a parameter no rank had a gradient for skips."""
+        sums = self.buffer[: self.numel]
+        np.divide(sums, sums.dtype.type(world), out=sums)
         for i, (p, (start, stop)) in enumerate(zip(self.params, self.offsets, strict=True)):
             if self.buffer[self.numel + i] == 0:
                 continue
-            avg = self.buffer[start:stop].reshape(p._data.shape) / world
+            avg = sums[start:stop].reshape(p._data.shape)
             if p.grad is None:
-                p.grad = wrap(avg.astype(p._data.dtype, copy=False))
+                p.grad = wrap(avg.copy())
             else:
                 np.copyto(p.grad._data, avg)
                 p.grad._bump_version()
