@@ -138,3 +138,17 @@ def test_final_callbacks_run_once_after_every_grad_is_written() -> None:
     assert len(seen) == 2
     with pytest.raises(RuntimeError, match="during backward pass"):
         _hooks.queue_callback(lambda: None)
+
+
+def test_a_weight_branch_finishes_before_the_deeper_data_path() -> None:
+    # logits = linear(tanh(embedding(ids))): the linear weight's gradient is final right after
+    # the last op's backward, so its hook fires before the embedding table's (DDP starts
+    # that bucket's all-reduce while the rest of backward runs).
+    tracer.manual_seed(0)
+    emb, fc = tracer.nn.Embedding(10, 4), tracer.nn.Linear(4, 3)
+    ids = tracer.tensor(np.array([[1, 2], [3, 4]]))
+    order: list[str] = []
+    with emb.weight.register_post_accumulate_grad_hook(lambda t: order.append("embedding")), \
+            fc.weight.register_post_accumulate_grad_hook(lambda t: order.append("fc")):  # fmt: skip
+        fc(emb(ids).tanh()).sum().backward()
+    assert order == ["fc", "embedding"]
