@@ -54,6 +54,7 @@ def mpi_env() -> dict[str, str]:
         **os.environ,
         "OMPI_MCA_btl": "self,sm",  # no TCP: the ranks talk through shared memory
         "OMPI_MCA_pml": "ob1",
+        "OMPI_MCA_mpi_yield_when_idle": "1",  # a waiting rank leaves the shared cores
         "OMPI_ALLOW_RUN_AS_ROOT": "1",  # CI containers run as root
         "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
         "OMP_NUM_THREADS": "1",
