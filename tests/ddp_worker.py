@@ -129,11 +129,12 @@ def _train_compiled(d: polarity.Data, rank: int) -> dict[str, np.ndarray]:
 
 
 class _Partial(nn.Module):
-    """A layer every rank uses, one only rank 1 uses, and one no rank uses."""
+    """A layer every rank uses, one only rank 1 uses, one no rank uses; a buffer."""
 
-    def __init__(self) -> None:
+    def __init__(self, rank: int) -> None:
         super().__init__()
         self.shared, self.rank1, self.never = nn.Linear(3, 2), nn.Linear(3, 2), nn.Linear(3, 2)
+        self.register_buffer("stat", tracer.full((2,), float(rank + 1)))
 
     def forward(self, x: tracer.Tensor, rank: int) -> tracer.Tensor:
         y = self.shared(x)
@@ -141,12 +142,16 @@ class _Partial(nn.Module):
 
 
 def _unused(rank: int) -> dict[str, np.ndarray]:
-    ddp = nn.parallel.DistributedDataParallel(_Partial())
-    x = tracer.tensor(np.arange(6, dtype=np.float32).reshape(2, 3) + rank)
-    ddp(x, rank).sum().backward()
+    ddp = nn.parallel.DistributedDataParallel(_Partial(rank))
     m = ddp.module
+    buffers = [m.stat.numpy().copy()]  # rank 0's, broadcast by the wrapper
+    m.stat.fill_(10.0 * (rank + 1))
+    x = tracer.tensor(np.arange(6, dtype=np.float32).reshape(2, 3) + rank)
+    ddp(x, rank).sum().backward()  # each forward broadcasts rank 0's buffers again
+    buffers.append(m.stat.numpy().copy())
     out = {f"unused/{n}": p.grad.numpy() for n, p in m.named_parameters() if p.grad is not None}
     out["unused/never_is_none"] = np.array(m.never.weight.grad is None)
+    out["unused/buffers"] = np.stack(buffers)
     return out
 
 

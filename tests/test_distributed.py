@@ -161,7 +161,7 @@ def test_compile_step_under_ddp_matches_single_process(worker: Any, ranks: list[
         assert int(rank["compiled/captures"]) == 1
 
 
-def test_parameters_used_by_some_or_no_rank(ranks: list[Any]) -> None:
+def test_parameters_used_by_some_or_no_rank_and_buffers(ranks: list[Any]) -> None:
     x = [np.arange(6, dtype=np.float32).reshape(2, 3) + r for r in range(2)]
     # d sum(x @ W.T + b) / dW: each row is x summed over the batch; averaged over ranks.
     shared = np.tile((x[0].sum(0) + x[1].sum(0)) / 2, (2, 1))
@@ -172,6 +172,7 @@ def test_parameters_used_by_some_or_no_rank(ranks: list[Any]) -> None:
         np.testing.assert_allclose(rank["unused/rank1.weight"], rank1)
         np.testing.assert_allclose(rank["unused/rank1.bias"], [1.0, 1.0])
         assert bool(rank["unused/never_is_none"])  # no rank used it: no gradient at all
+        np.testing.assert_array_equal(rank["unused/buffers"], [[1.0, 1.0], [10.0, 10.0]])
 
 
 def test_collectives_and_environment(ranks: list[Any]) -> None:

@@ -43,7 +43,9 @@ class DistributedDataParallel(Module):
     Parameters no rank used in a backward keep ``.grad`` None; one used by some ranks
     only gets the average with zeros from the others (``find_unused_parameters`` is
     accepted and needs no setting). ``device_ids`` and ``output_device`` must be None
-    or CPU (eager tensors live on the CPU).
+    or CPU (eager tensors live on the CPU); ``dim``, ``check_reduction``,
+    ``gradient_as_bucket_view`` and ``static_graph`` are accepted for torch's signature
+    and change nothing.
 
     Args:
         module: the model; every rank must build it with the same parameter shapes.
