@@ -20,6 +20,7 @@ import numpy as np
 
 from ir.errors import GraphcapError, ShapeError, UnsupportedOpError
 from ir.graph import Graph, Node, Value
+from ir.ops.recurrent import DOMAIN as GRAPHCAP_DOMAIN
 from ir.ops.registry import VjpContext, op
 from ir.passes.dead_code_elimination import DeadCodeEliminationPass
 
@@ -50,7 +51,8 @@ def grad(
             ``of``'s), one per output when ``of`` is a list. By default ``of`` must be a
             scalar and the seed is 1, as in ``loss.backward()``.
         standard_only: lower graphcap's recurrent backward ops into standard ONNX ops, so
-            the result contains default-domain ops only. False keeps them (faster on the
+            the result has no op of graphcap's own domain (onnxruntime's ``com.microsoft``
+            ops of a graph read from its optimizer's files stay). False keeps them (faster on the
             NumPy interpreter; onnxruntime cannot run them).
 
     Returns:
@@ -280,11 +282,15 @@ def _zeros_like(v: Value) -> Value:
 
 
 def _lower_to_standard(g: Graph) -> None:
-    if any(n.op.domain for n in g.nodes):
+    # graphcap's own domain is what other runtimes lack; onnxruntime's com.microsoft ops
+    # (in graphs read from its optimizer's files) stay, as they came in.
+    if any(n.op.domain == GRAPHCAP_DOMAIN for n in g.nodes):
         from ir.lower_recurrent import lower_recurrent_grads
 
         lower_recurrent_grads(g)
-    custom = sorted({f"{n.op.domain}::{n.op.op_type}" for n in g.nodes if n.op.domain})
+    custom = sorted(
+        {f"{n.op.domain}::{n.op.op_type}" for n in g.nodes if n.op.domain == GRAPHCAP_DOMAIN}
+    )
     if custom:
         raise UnsupportedOpError(
             f"grad: the backward graph needs non-standard ops {custom}; pass "

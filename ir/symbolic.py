@@ -161,13 +161,15 @@ def _check_inputs(node: Node) -> None:
     """Refuse a node with more inputs than its op takes, or without one it needs."""
     lo, hi = node.op.num_inputs
     n = len(node.inputs)
-    absent = [i for i in range(lo) if i >= n or node.inputs[i] is None]
+    optional = node.op.optional_inputs
+    absent = node.op.absent_inputs(node.inputs)
     if absent or (hi is not None and n > hi):
         takes = f"{lo}..{hi}" if hi is not None else f"{lo} or more"
         raise GraphInvariantError(
             f"node {node.name} ({node.op.op_type}) has {n} input(s)"
             + (f", without required input(s) {absent}" if absent else "")
             + f"; {node.op.op_type} takes {takes}, the first {lo} required"
+            + (f" but {list(optional)}" if optional else "")
         )
 
 

@@ -80,7 +80,8 @@ def test_ops_grep_filters() -> None:
     res = graphcap("ops", "--grep", "mat")
     names = {line.split()[0] for line in res.stdout.splitlines()[2:-2] if line.strip()}
     assert res.returncode == 0
-    assert names == {d.op_type for d in ir.ops.all_ops() if "mat" in d.op_type.lower()}
+    named = {d: f"{d.domain}::{d.op_type}" if d.domain else d.op_type for d in ir.ops.all_ops()}
+    assert names == {name for d, name in named.items() if "mat" in d.op_type.lower()}
 
 
 def test_help_teaches_the_subcommands() -> None:

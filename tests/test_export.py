@@ -540,7 +540,7 @@ def test_unsupported_ops_are_listed_with_counts() -> None:
         mk("Relu", ["c2"], ["r"]),
         mk("TfIdfVectorizer", ["r"], ["c3"]),
         mk("ImageDecoder", ["c3"], ["l"]),
-        mk("FusedMatMul", ["l", "l"], ["y"], domain="com.microsoft"),
+        mk("NhwcConv", ["l", "l"], ["y"], domain="com.microsoft"),
     ]
     graph = helper.make_graph(nodes, "g", [_vi("x", [1, 1, 3, 3])], [_vi("y", None)])
     model = helper.make_model(
@@ -553,7 +553,7 @@ def test_unsupported_ops_are_listed_with_counts() -> None:
     assert "5 node(s)" in message
     times = "\N{MULTIPLICATION SIGN}"
     assert message.endswith(
-        f"3 {times} TfIdfVectorizer, 1 {times} FusedMatMul (com.microsoft), 1 {times} ImageDecoder"
+        f"3 {times} TfIdfVectorizer, 1 {times} ImageDecoder, 1 {times} NhwcConv (com.microsoft)"
     )
 
 

@@ -105,11 +105,12 @@ def check_arity(op: OpDef, inputs: list[Value | None], attrs: dict[str, Any], wh
     lo, hi = op.num_inputs
     if hi is not None and len(inputs) > hi:
         raise ExportError(f"{where} has {len(inputs)} inputs; graphcap's {op.op_type} takes {hi}")
-    absent = [i for i in range(lo) if i >= len(inputs) or inputs[i] is None]
+    absent = op.absent_inputs(inputs)
     if absent:
+        but = f" but {list(op.optional_inputs)}" if op.optional_inputs else ""
         raise ExportError(
             f"{where}: input(s) {absent} are missing; graphcap's {op.op_type} needs its first "
-            f"{lo} inputs"
+            f"{lo} inputs{but}"
         )
     required = [k for k, d in op.attrs.items() if d is inspect.Parameter.empty and k not in attrs]
     if required:

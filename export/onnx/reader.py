@@ -289,9 +289,11 @@ class _Reader:
         inputs, attrs = self._normalise(n, op, inputs, attrs, where)
         while inputs and inputs[-1] is None:
             inputs.pop()  # absent trailing inputs: one canonical form
-        inputs += [None] * (op.num_inputs[0] - len(inputs))  # Loop's optional M and cond
         bodies = [attrs[k] for k in sorted(attrs) if isinstance(attrs[k], Graph)]
         if bodies:  # in attribute-name order, as the writer writes them
+            # Captures follow the node's own inputs, whose positions are fixed (Loop's
+            # optional M and cond hold theirs even when absent).
+            inputs += [None] * (op.fixed_inputs - len(inputs))
             inputs += align_captures(bodies, [self._bodies.pop(id(g)) for g in bodies])
         if self.opset < op.legacy.flat_2d:
             self._coerced_2d(n, op, inputs[0], attrs, meta, where)

@@ -322,8 +322,8 @@ def _scalar(x: np.ndarray | None, what: str) -> Any:
 
 
 def _loop(
-    m: np.ndarray | None,
-    cond: np.ndarray | None,
+    m: np.ndarray | None = None,
+    cond: np.ndarray | None = None,
     /,
     *rest: np.ndarray,
     body: Graph | None = None,
@@ -362,8 +362,8 @@ def _loop(
 
 def _loop_infer(
     ctx: InferContext,
-    m: TensorType | None,
-    cond: TensorType | None,
+    m: TensorType | None = None,
+    cond: TensorType | None = None,
     /,
     *rest: TensorType | None,
     body: Graph | None = None,

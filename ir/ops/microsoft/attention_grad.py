@@ -57,8 +57,9 @@ def _mask_bias(mask: Any, batch: Any, keys_of: Any, fill: float | None, like: An
             masked = op.Or(op.GreaterOrEqual(keys, end), op.Less(keys, start))
         else:
             raise UnsupportedOpError(
-                f"com.microsoft attention vjp: cannot tell a 1-D mask of {mask.shape[0]} from "
-                f"batch {batch!r} (end positions, or end and start positions)"
+                f"com.microsoft attention vjp: with the symbolic batch {batch!r}, a 1-D mask "
+                f"of {mask.shape[0]} could be end positions or end and start positions; "
+                "it needs a static batch size"
             )
         masked = op.Unsqueeze(masked, ints([1]))
     else:

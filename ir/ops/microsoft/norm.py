@@ -295,5 +295,6 @@ register(
         _embed_layer_norm_vjp,
         domain=DOMAIN,
         num_outputs=3,
+        optional_inputs=(1, 4),  # segment ids and their table
     )
 )

@@ -153,5 +153,6 @@ register(
         no_vjp="a quantized inference op (integer weights): differentiate the float model",
         domain=DOMAIN,
         num_outputs=3,
+        optional_inputs=(3, 4, 5, 6, 7),  # B, sequence_lens, initial_h, initial_c, P
     )
 )
