@@ -2,7 +2,7 @@
 
 Prints ONE JSON line. Both runtimes see every case of
 ``onnx.backend.test.case.node.collect_testcases(None)``, in the same run, and are judged by
-the same rule as ``tests/test_conformance.py`` (``onnx.backend.test.runner``'s: shape, dtype,
+the same rule as ``tests/export/test_conformance.py`` (``onnx.backend.test.runner``'s: shape, dtype,
 then ``assert_allclose`` with the case's rtol/atol, default 1e-3/1e-7):
 
 - ``interpreter``: the model read by ``export.onnx.reader.from_model`` and run by
@@ -40,7 +40,7 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
 
-from tests.test_conformance import (
+from tests.export.test_conformance import (
     as_array,
     assert_outputs_match,
     feed_names,

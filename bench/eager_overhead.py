@@ -15,13 +15,26 @@ into its forward (model and cross-entropy) and its ``backward()``, in millisecon
 of single steps), with the backward/forward ratio; torch's twin holds the same weights and
 its loss is checked first.
 
-Usage: ``python bench/eager_overhead.py [--quick]``. Reports numbers; gates nothing.
+``--steps`` instead prints one JSON line per training-step workload, each split into its
+forward (model and loss) and its ``backward()`` (milliseconds, median of single steps,
+``--repeats`` of them), graphcap eager beside torch eager holding the same weights (losses
+checked equal first): ``transformer_step`` as above; ``gelu_transformer``, a classifier
+written by hand the usual way (``Linear`` on ``[batch, seq, d]``, fused q/k/v ``chunk``,
+``softmax`` attention, exact ``F.gelu``; d 128, 4 heads, ff 512, 2 pre-norm layers, batch 32
+x seq 128); and ``lstm_lm``, pytorch/examples' word_language_model ``RNNModel("LSTM")``
+(``tests/ports/word_language_model``: vocab 10,000, emsize = nhid = 200, 2 layers, dropout
+0.2, bptt 35 x batch 20, NLL loss on its log-softmax).
+
+Usage: ``python bench/eager_overhead.py [--quick] [--steps [--repeats N] [--clock
+wall|process] [--only NAME ...]]``. Reports numbers; gates nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import math
 import statistics
 import sys
 import time
@@ -166,6 +179,9 @@ def _chain(arrays: tuple[np.ndarray, ...], repeats: int) -> dict[str, float]:
     return row
 
 
+CLOCK = time.perf_counter_ns  # --clock process: CPU time, steadier on a shared machine
+
+
 def _fwd_bwd_ms(forward: Callable[[], Any], params: list[Any], repeats: int) -> dict[str, float]:
     """Median milliseconds of ``forward()`` and of ``backward()`` on its loss, step by step."""
     fwd, bwd = [], []
@@ -173,11 +189,11 @@ def _fwd_bwd_ms(forward: Callable[[], Any], params: list[Any], repeats: int) -> 
     for i in range(warmup + repeats):
         for p in params:
             p.grad = None
-        t0 = time.perf_counter_ns()
+        t0 = CLOCK()
         loss = forward()
-        t1 = time.perf_counter_ns()
+        t1 = CLOCK()
         loss.backward()
-        t2 = time.perf_counter_ns()
+        t2 = CLOCK()
         if i >= warmup:
             fwd.append((t1 - t0) / 1e6)
             bwd.append((t2 - t1) / 1e6)
@@ -210,6 +226,154 @@ def _transformer_step(repeats: int) -> dict[str, dict[str, float]]:
     return row
 
 
+def _state_to_torch(ours: Any, theirs: Any) -> None:
+    """Copy ``ours``' weights into the torch twin by ``state_dict`` name."""
+    state = {k: TORCH.from_numpy(v.detach().numpy().copy()) for k, v in ours.state_dict().items()}
+    theirs.load_state_dict(state)
+
+
+def _gelu_classifier(nn: Any, F: Any, d: int = 128, heads: int = 4, ff: int = 512) -> Any:  # noqa: N803
+    """A transformer classifier as users write it, built from ``nn``/``F`` of either library."""
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.fc1, self.fc2 = nn.Linear(d, ff), nn.Linear(ff, d)
+
+        def forward(self, x: Any) -> Any:
+            b, s, _ = x.shape
+            q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=-1)
+            q, k, v = (t.view(b, s, heads, d // heads).transpose(1, 2) for t in (q, k, v))
+            att = F.softmax(q @ k.transpose(-2, -1) / math.sqrt(d // heads), dim=-1)
+            x = x + self.proj((att @ v).transpose(1, 2).reshape(b, s, d))
+            return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+    class Classifier(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.pos = nn.Embedding(1000, d), nn.Embedding(128, d)
+            self.blocks = nn.ModuleList([Block(), Block()])
+            self.head = nn.Linear(d, 4)
+
+        def forward(self, ids: Any, positions: Any) -> Any:
+            x = self.emb(ids) + self.pos(positions)
+            for block in self.blocks:
+                x = block(x)
+            return self.head(x.mean(dim=1))
+
+    return Classifier()
+
+
+def _gelu_transformer(repeats: int) -> dict[str, Any]:
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, 1000, size=(32, 128), dtype=np.int64)
+    pos = np.broadcast_to(np.arange(128, dtype=np.int64), (32, 128)).copy()
+    target = rng.integers(0, 4, size=32, dtype=np.int64)
+    tracer.manual_seed(0)
+    ours = _gelu_classifier(tracer.nn, F)
+    args = [tracer.tensor(a) for a in (ids, pos, target)]
+
+    def loss() -> Any:
+        return F.cross_entropy(ours(args[0], args[1]), args[2])
+
+    row: dict[str, Any] = {"graphcap": _fwd_bwd_ms(loss, list(ours.parameters()), repeats)}
+    if TORCH is not None:
+        theirs = _gelu_classifier(TORCH.nn, TORCH.nn.functional)
+        _state_to_torch(ours, theirs)
+        targs = [TORCH.from_numpy(a) for a in (ids, pos, target)]
+
+        def torch_loss() -> Any:
+            return TORCH.nn.functional.cross_entropy(theirs(targs[0], targs[1]), targs[2])
+
+        _check_same(loss, torch_loss)
+        row["torch"] = _fwd_bwd_ms(torch_loss, list(theirs.parameters()), repeats)
+    return row
+
+
+def _word_lm(backend: str) -> Any:
+    """pytorch/examples' ``RNNModel`` class, imported for ``backend``'s library."""
+    from tests.ports import _switch
+
+    name = "tests.ports.word_language_model.model"
+    with _switch.selected(backend):
+        sys.modules.pop(name, None)
+        module = importlib.import_module(name)
+    sys.modules.pop(name, None)
+    return module.RNNModel
+
+
+def _lstm_lm(repeats: int) -> dict[str, Any]:
+    rng = np.random.default_rng(3)
+    vocab, bptt, batch = 10_000, 35, 20
+    data = rng.integers(0, vocab, size=(bptt, batch), dtype=np.int64)
+    target = rng.integers(0, vocab, size=bptt * batch, dtype=np.int64)
+    tracer.manual_seed(0)
+    ours = _word_lm("graphcap")("LSTM", vocab, 200, 200, 2, dropout=0.2)
+    x, y = tracer.tensor(data), tracer.tensor(target)
+    hidden = ours.init_hidden(batch)
+
+    def loss() -> Any:
+        out, _ = ours(x, hidden)
+        return F.nll_loss(out, y)
+
+    row: dict[str, Any] = {}
+    if TORCH is not None:
+        theirs = _word_lm("torch")("LSTM", vocab, 200, 200, 2, dropout=0.2)
+        _state_to_torch(ours, theirs)
+        tx, ty = TORCH.from_numpy(data), TORCH.from_numpy(target)
+        thidden = theirs.init_hidden(batch)
+
+        def torch_loss() -> Any:
+            out, _ = theirs(tx, thidden)
+            return TORCH.nn.functional.nll_loss(out, ty)
+
+        ours.eval(), theirs.eval()  # dropout off only for the check
+        _check_same(loss, torch_loss)
+        ours.train(), theirs.train()
+        row["torch"] = _fwd_bwd_ms(torch_loss, list(theirs.parameters()), repeats)
+    row["graphcap"] = _fwd_bwd_ms(loss, list(ours.parameters()), repeats)
+    return row
+
+
+def _check_same(ours: Callable[[], Any], theirs: Callable[[], Any]) -> None:
+    # Only meaningful if both sides compute the same step.
+    got, want = float(ours().item()), float(theirs().item())
+    assert abs(got - want) <= 1e-4 * max(1.0, abs(want)), (got, want)
+
+
+def _step_lines(repeats: int, only: list[str] | None, clock: str) -> list[dict[str, Any]]:
+    workloads: dict[str, Callable[[int], dict[str, Any]]] = {
+        "transformer_step": _transformer_step,
+        "gelu_transformer": _gelu_transformer,
+        "lstm_lm": _lstm_lm,
+    }
+    lines = []
+    for name, run in workloads.items():
+        if only is not None and name not in only:
+            continue
+        row = run(repeats)
+        for side in row.values():
+            for k, v in side.items():
+                side[k] = round(v, 3)
+        if "torch" in row:
+            g, t = row["graphcap"], row["torch"]
+            row["ratio_graphcap_torch"] = {
+                k: round(g[k] / t[k], 2) for k in ("forward_ms", "backward_ms")
+            }
+        lines.append(
+            {
+                "bench": "eager_step",
+                "workload": name,
+                "unit": f"ms ({clock} clock), median of {repeats} single steps",
+                **machine.environment(),
+                "results": row,
+            }
+        )
+    return lines
+
+
 def _ratios(row: dict[str, float]) -> None:
     for suffix in ("", "_grad"):
         mine = row.get("graphcap" + suffix)
@@ -235,7 +399,28 @@ def _check_chain(arrays: tuple[np.ndarray, ...]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument(
+        "--steps", action="store_true", help="only the training-step workloads, a line each"
+    )
+    parser.add_argument("--repeats", type=int, default=21, help="timed steps per side (--steps)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "process"],
+        default="wall",
+        help="--steps: wall time, or the process's CPU time (all its threads together)",
+    )
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="--steps: these workloads only (by name)"
+    )
     args = parser.parse_args()
+    if args.steps:
+        global CLOCK
+        CLOCK = time.process_time_ns if args.clock == "process" else time.perf_counter_ns
+        if TORCH is not None:  # CPU time adds up threads: one each side then
+            TORCH.set_num_threads(1 if args.clock == "process" else 2)
+        for line in _step_lines(2 if args.quick else args.repeats, args.only, args.clock):
+            print(json.dumps(line), flush=True)
+        return
     repeats = 15 if args.quick else 201
     if TORCH is not None:
         TORCH.set_num_threads(2)

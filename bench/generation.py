@@ -1,8 +1,10 @@
-"""Eager ``tracer.generation.generate`` against ``transformers``' ``generate`` on torch.
+"""Eager ``generate``, the exported generation file, and ``transformers``' ``generate``.
 
 Both sides load the same random-init GPT-2 folder (written by ``transformers``) and decode
 greedily from the same batch of left-padded prompts with no EOS, so every row makes
-``--new`` tokens; the tokens must agree before anything is timed. Configs: ``tiny`` (the
+``--new`` tokens; the tokens must agree before anything is timed. The exported column is
+``tracer.generation.export.export_generate``'s file (the whole greedy loop as one ONNX
+``Loop``) run by onnxruntime CPU with the same threads. Configs: ``tiny`` (the
 tests' model: 2 layers, width 32, vocab 99) and ``small`` (GPT-2 small's shape: 12 layers,
 width 768, 12 heads, vocab 50257; random weights). Reported: new tokens per second (batch x
 new tokens / wall seconds), median and best of ``--runs`` runs after a warm-up.
@@ -30,12 +32,14 @@ from time import perf_counter
 from typing import Any
 
 import numpy as np
+import onnxruntime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
 
 import machine  # bench/machine.py
 
 from tracer.generation import generate
+from tracer.generation.export import export_generate
 from tracer.models import GPT2LMHeadModel
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -75,6 +79,12 @@ def bench(name: str, new: int, runs: int, torch: Any, transformers: Any) -> dict
     with tempfile.TemporaryDirectory() as folder:
         theirs.save_pretrained(folder)
         ours = GPT2LMHeadModel.from_pretrained(folder)
+        export_generate(ours, Path(folder) / "generate.onnx", eos_token_id=[], pad_token_id=0)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = int(os.environ["OPENBLAS_NUM_THREADS"])
+        session = onnxruntime.InferenceSession(
+            str(Path(folder) / "generate.onnx"), options, providers=["CPUExecutionProvider"]
+        )
     ids, mask = prompts(config.vocab_size, [12, 7, 16, 3])
     produced = ids.shape[0] * new
 
@@ -91,17 +101,33 @@ def bench(name: str, new: int, runs: int, torch: Any, transformers: Any) -> dict
             ours, ids, new, attention_mask=mask, eos_token_id=[], pad_token_id=0
         ).numpy()
 
+    def exported() -> np.ndarray:
+        feeds = {"input_ids": ids, "attention_mask": mask, "max_new_tokens": np.array(new)}
+        return session.run(None, feeds)[0]
+
     ref, hf_s = timed(hf, runs)
     out, ours_s = timed(eager, runs)
+    file_out, file_s = timed(exported, runs)
     row: dict[str, Any] = {"config": CONFIGS[name], "batch": ids.shape[0], "new_tokens": new}
     row["tokens_equal"] = bool(ref.shape == out.shape and (ref == out).all())
-    for key, samples in (("graphcap_eager", ours_s), ("transformers_torch", hf_s)):
+    row["exported_tokens_equal"] = bool(ref.shape == file_out.shape and (ref == file_out).all())
+    columns = (
+        ("graphcap_eager", ours_s),
+        ("graphcap_exported_ort", file_s),
+        ("transformers_torch", hf_s),
+    )
+    for key, samples in columns:
         row[key] = {
             "tokens_per_s_median": round(produced / statistics.median(samples), 1),
             "tokens_per_s_best": round(produced / min(samples), 1),
         }
     row["ratio_graphcap_over_transformers"] = round(
         row["graphcap_eager"]["tokens_per_s_median"]
+        / row["transformers_torch"]["tokens_per_s_median"],
+        3,
+    )
+    row["ratio_exported_over_transformers"] = round(
+        row["graphcap_exported_ort"]["tokens_per_s_median"]
         / row["transformers_torch"]["tokens_per_s_median"],
         3,
     )

@@ -21,8 +21,10 @@ After eager training:
    onnxruntime and by graphcap's interpreter on every test batch, each compared with eager;
 5. export a pipeline: ``runtime.save_pipeline`` writes ``runs/demo/`` (the model, the
    vocabulary, the tokenizer's pattern, the label names, softmax), ``runtime.Pipeline``
-   answers the raw test texts with it, compared with eager; ``graphcap serve runs/demo``
-   serves it over HTTP.
+   answers the raw test texts with it, compared with eager;
+6. serve: ``graphcap serve runs/demo`` starts on a free port of 127.0.0.1, the test texts go
+   to it over HTTP (``POST /v1/models/demo:predict``), its answers are compared with the
+   in-process pipeline's, and the server is stopped.
 
 Run: ``python examples/demo.py`` (``--help`` for the options).
 """
@@ -54,6 +56,7 @@ __all__ = [
     "export_and_verify",
     "export_pipeline",
     "main",
+    "serve_and_query",
     "train_compiled",
 ]
 LABELS = ["rotten", "fresh"]  # polarity.LABELS by index
@@ -235,10 +238,67 @@ def export_pipeline(
     print(
         f"saved the pipeline {folder}/ (model, vocabulary, tokenizer pattern, labels "
         f"{LABELS}); runtime.Pipeline on the {len(answers):,} raw test texts: "
-        f"{agree:,} labels equal to eager's, max |score - eager| = {worst:.1e}\n"
-        f"serve it over HTTP with:  graphcap serve {folder}"
+        f"{agree:,} labels equal to eager's, max |score - eager| = {worst:.1e}"
     )
     return {"pipeline_label_agreement": agree / len(answers), "pipeline_max_abs_error": worst}
+
+
+def serve_and_query(folder: Path, texts: list[str], batch: int = 64) -> dict:
+    """Serve ``folder`` with ``graphcap serve`` and check its HTTP answers against the pipeline.
+
+    The server listens on a free port of 127.0.0.1 only, answers ``len(texts) / batch``
+    requests, and is stopped (SIGINT, then a bounded wait) whatever happens.
+    """
+    import importlib.util
+    import json
+    import re
+    import signal
+    import subprocess
+    import urllib.request
+
+    from runtime import Pipeline
+
+    if not all(importlib.util.find_spec(m) for m in ("starlette", "uvicorn")):
+        print("not served: graphcap serve needs the serve extra (pip install -e '.[serve]')")
+        return {}
+    want = Pipeline.load(folder)(texts)
+    cmd = [sys.executable, "-m", "export.cli", "serve", str(folder), "--port", "0"]
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = ""
+        for line in proc.stdout:  # the first lines; the server prints where it listens
+            match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+            if match:
+                url = match.group(1)
+                break
+        if not url:
+            raise RuntimeError(f"graphcap serve {folder} did not start (exit {proc.poll()})")
+        got, times = [], []
+        endpoint = f"{url}/v1/models/{folder.name}:predict"
+        for lo in range(0, len(texts), batch):
+            body = json.dumps({"instances": texts[lo : lo + batch]}).encode()
+            request = urllib.request.Request(endpoint, body, {"Content-Type": "application/json"})
+            start = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=60) as response:
+                got += json.load(response)["predictions"]
+            times.append(time.perf_counter() - start)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    same = sum(g["label"] == w["label"] for g, w in zip(got, want, strict=True))
+    worst = max(abs(g["score"] - w["score"]) for g, w in zip(got, want, strict=True))
+    print(
+        f"served {folder}/ with graphcap serve on {url}: {len(times)} HTTP requests of up to "
+        f"{batch} texts, median {np.median(times) * 1e3:.0f} ms; {same:,} of {len(got):,} "
+        f"labels equal to the in-process pipeline's, max |score diff| = {worst:.1e}; stopped"
+    )
+    return {"served_label_agreement": same / len(got), "served_max_abs_error": worst}
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -265,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     summary.update(train_compiled(model, data, args, summary["seconds"]))
     summary.update(export_and_verify(model, data, args.out, args.batch_size))
     summary.update(export_pipeline(model, data, args.out, args.pipeline, args.bigrams))
+    summary.update(serve_and_query(args.pipeline, data.test_texts))
     return summary
 
 

@@ -10,7 +10,10 @@ a symbolic sequence length stays symbolic. Per direction:
 2. a ``Scan`` in the direction's time order recomputing the states; it emits, per step, the
    state it started from and the gate activations the backward needs. Past a sequence's
    length (``sequence_lens``) the state is frozen: a reverse direction scanning the padded
-   positions from the end thus starts at ``len - 1``, as the op defines;
+   positions from the end thus starts at ``len - 1``, as the op defines. For an LSTM without
+   ``sequence_lens`` whose forward node is in the graph, this Scan is placed before that
+   node and also gives its outputs (``Y``, ``Y_h``, ``Y_c``), so the forward node goes: the
+   states are computed once, not by the node and again by the Scan;
 3. a ``Scan`` in the opposite time order carrying ``dh`` (and ``dc``) and emitting each
    step's pre-activation gate gradients (zero past the length, where ``dY`` is ignored);
 4. ``dX``, ``dW``, ``dR``, ``dB`` from those with MatMul and ReduceSum over all steps, and
@@ -62,8 +65,10 @@ def _lower(graph: Graph, node: Node) -> None:
     attrs = node.full_attrs
     wanted = [bool(v.uses) or any(v is o for o in graph.outputs) for v in node.outputs]
     _check_supported(kind, node, attrs, wanted)
+    forward = _forward_node(graph, node, kind, attrs)
     with graph.inserting_before(node):  # the lowering computes what the *Grad node did
-        results = _Lowering(graph, kind, node, attrs).outputs(wanted)
+        lowering = _Lowering(graph, kind, node, attrs, forward)
+        results = lowering.outputs(wanted)
     for old, new in zip(node.outputs, results, strict=True):
         if new is None:
             continue
@@ -72,6 +77,31 @@ def _lower(graph: Graph, node: Node) -> None:
         graph.rename(old, graph.fresh_name(f"{name}_lowered"))
         graph.rename(new, name)
     graph.remove(node)
+    if forward is not None and lowering.forward_outputs:
+        for old, new in zip(forward.outputs, lowering.forward_outputs, strict=False):
+            graph.replace_all_uses_with(old, new)
+        graph.remove(forward)
+
+
+def _forward_node(graph: Graph, node: Node, kind: Kind, attrs: dict[str, Any]) -> Node | None:
+    """The forward ``LSTM`` node that ``node`` differentiates, if the lowering may replace it.
+
+    Only without ``sequence_lens`` (past a length ``Y`` is zero while the recomputed states
+    freeze), and only when none of its outputs is a graph output.
+    """
+    ins = [*node.inputs[:7], *[None] * (7 - len(node.inputs[:7]))]
+    if kind is not LSTM or ins[4] is not None or ins[0] is None:
+        return None
+    for user, _ in ins[0].uses:
+        if user.op.op_type != "LSTM" or user.op.domain != "" or user.full_attrs != attrs:
+            continue
+        theirs = [*user.inputs[:7], *[None] * (7 - len(user.inputs[:7]))]
+        if len(user.inputs) > 7 and user.inputs[7] is not None:
+            continue  # peepholes: the lowering refuses their gradient, not their use
+        if all(a is b for a, b in zip(theirs, ins, strict=True)):
+            outs = {id(v) for v in graph.outputs}
+            return None if any(id(v) in outs for v in user.outputs) else user
+    return None
 
 
 def _check_supported(kind: Kind, node: Node, attrs: dict[str, Any], wanted: list[bool]) -> None:
@@ -152,8 +182,14 @@ def _sum_steps(x: Value) -> Value:
 class _Lowering:
     """The replacement of one ``*Grad`` node, time-major inside."""
 
-    def __init__(self, graph: Graph, kind: Kind, node: Node, attrs: dict[str, Any]) -> None:
+    def __init__(
+        self, graph: Graph, kind: Kind, node: Node, attrs: dict[str, Any], forward: Node | None
+    ) -> None:
         self.graph, self.kind, self.name = graph, kind, node.name
+        # Where the states are recomputed: in place of the forward node, or before `node`.
+        self.forward = forward
+        self.anchor = node if forward is None else forward
+        self.forward_outputs: list[Value] = []
         n_in = 8 if kind is LSTM else 6
         ins = [*node.inputs, *[None] * (n_in + 1 + kind.states - len(node.inputs))]
         x, self.w, self.r, self.b, lens = ins[:5]
@@ -164,8 +200,9 @@ class _Lowering:
         n = self.r.shape[-1]
         assert isinstance(n, int)  # _check_supported refuses a symbolic hidden size
         self.n = n
-        self.x = op.Transpose(x, perm=[1, 0, 2]) if self.layout else x
-        self.init = [self._time_major(s) for s in ins[5 : 5 + kind.states]]
+        with graph.inserting_before(self.anchor):
+            self.x = op.Transpose(x, perm=[1, 0, 2]) if self.layout else x
+            self.init = [self._time_major(s) for s in ins[5 : 5 + kind.states]]
         dy = ins[n_in]
         self.dy = op.Transpose(dy, perm=[1, 2, 0, 3]) if self.layout and dy is not None else dy
         self.dfinal = [self._time_major(g) for g in ins[n_in + 1 : n_in + 1 + kind.states]]
@@ -174,6 +211,7 @@ class _Lowering:
         self.zeros: Value | None = None
         if lens is not None:
             self.mask, self.started = self._masks(lens)
+        self.steps: list[tuple[Value, list[Value]]] = []  # per direction: h per step, finals
 
     def _time_major(self, s: Value | None) -> Value | None:
         return op.Transpose(s, perm=[1, 0, 2]) if self.layout and s is not None else s
@@ -206,6 +244,9 @@ class _Lowering:
         if not need:
             return [None] * len(wanted)
         runs = [self._direction(d, need) for d in range(len(self.reverse))]
+        if self.forward is not None:
+            with self.graph.inserting_before(self.anchor):
+                self.forward_outputs = self._forward_outputs()
         results: list[Value | None] = []
         for key in keys:
             if key not in need:
@@ -221,9 +262,19 @@ class _Lowering:
                 results.append(op.Transpose(s, perm=[1, 0, 2]) if transpose else s)
         return results + [None] * (len(wanted) - len(results))  # P's: refused when wanted
 
-    def _stack(self, per_direction: list[Value]) -> Value:
-        parts = [op.Unsqueeze(v, ints([0])) for v in per_direction]
-        return parts[0] if len(parts) == 1 else op.Concat(*parts, axis=0)
+    def _forward_outputs(self) -> list[Value]:
+        """The forward node's ``Y``, ``Y_h``, ``Y_c`` from the recomputing Scans."""
+        y = self._stack([h for h, _ in self.steps], axis=1)  # [T, D, B, n]
+        finals = [self._stack([f[k] for _, f in self.steps]) for k in range(2)]
+        if self.layout:
+            return [op.Transpose(y, perm=[2, 0, 1, 3])] + [
+                op.Transpose(f, perm=[1, 0, 2]) for f in finals
+            ]
+        return [y, *finals]
+
+    def _stack(self, per_direction: list[Value], axis: int = 0) -> Value:
+        parts = [op.Unsqueeze(v, ints([axis])) for v in per_direction]
+        return parts[0] if len(parts) == 1 else op.Concat(*parts, axis=axis)
 
     def _weights(self, r: Value, rb: Value | None) -> tuple[list[Value], list[Value]]:
         """The recurrent weights the forward and the backward bodies carry (unchanged)."""
@@ -235,18 +286,21 @@ class _Lowering:
 
     def _direction(self, d: int, need: set[str]) -> dict[str, Any]:
         kind, n = self.kind, self.n
-        w, r = self._take(self.w, d), self._take(self.r, d)
-        assert w is not None and r is not None
-        wb = rb = None
-        if self.b is not None:
-            wb, rb = op.Split(self._take(self.b, d), axis=0, num_outputs=2)
-        xw = op.MatMul(self.x, op.Transpose(w))
-        fold_rb = rb is not None and not (kind is GRU and self.lbr)
-        if wb is not None:
-            xw = op.Add(xw, op.Add(wb, rb) if fold_rb else wb)
-        init = [self._zeros() if s is None else op.Gather(s, ints(d), axis=0) for s in self.init]
-        fwd_w, bwd_w = self._weights(r, None if fold_rb else rb)
-        fwd = self._forward_scan(d, xw, init, fwd_w)
+        with self.graph.inserting_before(self.anchor):
+            w, r = self._take(self.w, d), self._take(self.r, d)
+            assert w is not None and r is not None
+            wb = rb = None
+            if self.b is not None:
+                wb, rb = op.Split(self._take(self.b, d), axis=0, num_outputs=2)
+            xw = op.MatMul(self.x, op.Transpose(w))
+            fold_rb = rb is not None and not (kind is GRU and self.lbr)
+            if wb is not None:
+                xw = op.Add(xw, op.Add(wb, rb) if fold_rb else wb)
+            init = [
+                self._zeros() if s is None else op.Gather(s, ints(d), axis=0) for s in self.init
+            ]
+            fwd_w, bwd_w = self._weights(r, None if fold_rb else rb)
+            fwd = self._forward_scan(d, xw, init, fwd_w)
         dinit = []
         for g in self.dfinal:  # an empty sequence's final state is zero, whatever it was
             g = self._take(g, d)
@@ -293,11 +347,14 @@ class _Lowering:
         m = None if self.mask is None else b.input("valid", self.mask, slice_=True)
         new, outs = _CELLS[self.kind.op_type](self, states, w_in, xw_t)
         new = [_masked(m, a, s) for a, s in zip(new, states, strict=True)]
-        body = b.finish([*new, *w_in, states[0], *outs])
+        keep_h = [new[0]] if self.forward is not None else []  # Y, for the forward's users
+        body = b.finish([*new, *w_in, states[0], *outs, *keep_h])
         carried = [*init, *weights]
         scans = [xw, *([] if self.mask is None else [self.mask])]
-        result = self._scan(body, carried, scans, self.reverse[d])
-        return list(result[len(carried) :])
+        result = list(self._scan(body, carried, scans, self.reverse[d]))
+        if keep_h:
+            self.steps.append((result.pop(), result[: len(init)]))
+        return result[len(carried) :]
 
     def _lstm_cell(
         self, states: list[Value], weights: list[Value], xw: Value

@@ -13,6 +13,8 @@ entry point; ``Session.run(feeds) -> dict[str, np.ndarray]`` validates the feeds
 
 ``"auto"`` picks onnxruntime when it can load the model and the interpreter otherwise.
 ``load(path, **kwargs)`` opens an ``.onnx`` file as a ``Session``. Sessions are thread-safe.
+``set_num_threads(n)`` / ``get_num_threads()`` (``runtime.threads``) govern NumPy's BLAS
+threads and the intra-op threads of onnxruntime sessions opened afterwards.
 
 ``Pipeline.load(folder)`` runs a pipeline folder (tokenizer, model, post-processing) written
 by ``save_pipeline``: ``pipe(["great film", "dull"])`` gives labels and scores.
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from runtime.pipeline import Pipeline, PipelineError, PipelineInputError, save_pipeline
     from runtime.session import Session, load
     from runtime.signature import Signature
+    from runtime.threads import get_num_threads, set_num_threads
 
 _WHERE = {
     "BackendUnavailableError": "runtime.errors",
@@ -52,8 +55,10 @@ _WHERE = {
     "PipelineInputError": "runtime.pipeline",
     "Session": "runtime.session",
     "Signature": "runtime.signature",
+    "get_num_threads": "runtime.threads",
     "load": "runtime.session",
     "save_pipeline": "runtime.pipeline",
+    "set_num_threads": "runtime.threads",
 }
 
 __all__ = [
@@ -67,8 +72,10 @@ __all__ = [
     "PipelineInputError",
     "Session",
     "Signature",
+    "get_num_threads",
     "load",
     "save_pipeline",
+    "set_num_threads",
 ]
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from runtime import threads
 from runtime.errors import BackendUnavailableError, DeviceFallbackWarning, NodeExecutionError
 
 CUDA = "CUDAExecutionProvider"
@@ -59,7 +60,8 @@ class OrtBackend:
         model: a ``ModelProto``, or the path of a ``.onnx`` file (external data next to it
             is found by onnxruntime).
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        intra_op_threads: threads inside one op; None lets onnxruntime choose.
+        intra_op_threads: threads inside one op; None: ``runtime.threads.get_num_threads()``,
+            0: onnxruntime's own default (one per physical core).
         spinning: whether onnxruntime's idle intra-op threads spin waiting for work (its
             default); False leaves the cores to other threads, as a server's request
             handling needs.
@@ -210,10 +212,11 @@ def _session_options(ort: Any, intra_op_threads: int | None, optimization: str) 
         "extended": level.ORT_ENABLE_EXTENDED,
         "all": level.ORT_ENABLE_ALL,
     }[optimization]
-    if intra_op_threads is not None:
-        if intra_op_threads < 0:
-            raise ValueError(f"intra_op_threads={intra_op_threads}: expected >= 0 (0: default)")
-        options.intra_op_num_threads = intra_op_threads
+    if intra_op_threads is None:
+        intra_op_threads = threads.get_num_threads()
+    if intra_op_threads < 0:
+        raise ValueError(f"intra_op_threads={intra_op_threads}: expected >= 0 (0: default)")
+    options.intra_op_num_threads = intra_op_threads
     options.log_severity_level = 3  # errors only; the fallback is reported by our warning
     return options
 

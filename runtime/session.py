@@ -55,7 +55,8 @@ class Session:
         model: an ``ir.graph.Graph``, the path of an ``.onnx`` file, or an ``onnx.ModelProto``.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; CUDA needs the onnxruntime backend.
         backend: ``"auto"``, ``"interpreter"`` or ``"onnxruntime"``.
-        intra_op_threads: onnxruntime's threads inside one op (None: its default).
+        intra_op_threads: onnxruntime's threads inside one op (None: graphcap's setting,
+            ``runtime.threads.get_num_threads()``; 0: onnxruntime's default).
         spinning: whether onnxruntime's idle threads spin-wait for work (its default); a
             server turns it off to leave the cores to request handling.
         optimization: onnxruntime's graph optimisation level ("disable", "basic",

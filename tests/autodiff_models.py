@@ -1,4 +1,4 @@
-"""Small NLP models with their losses, for ``tests/test_autodiff.py``.
+"""Small NLP models with their losses, for ``tests/ir/test_autodiff.py``.
 
 Each ``*Loss`` module returns a scalar training loss from integer inputs, so ``tracer.trace``
 captures the loss (parameters become initializers named by their ``state_dict`` keys) and

@@ -1,9 +1,9 @@
-"""ONNX node conformance cases that ``tests/test_conformance.py`` does not expect to pass.
+"""ONNX node conformance cases that ``tests/export/test_conformance.py`` does not expect to pass.
 
 ``SKIPS`` maps every such case name to its reason; it is the union of three parts:
 
 - ``UNSUPPORTED``: generated from the registry and the reader by
-  ``.venv/bin/python -m tests.test_conformance --regenerate``; never edit it by hand. A case
+  ``.venv/bin/python -m tests.export.test_conformance --regenerate``; never edit it by hand. A case
   is unsupported when its model holds something graphcap does not have (non-tensor values,
   a dtype, an op missing from the registry) or when the reader or interpreter refuses it
   with an explicit ``UnsupportedOpError``/``DTypeError`` ("rejected: ...").
@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-# BEGIN GENERATED: `.venv/bin/python -m tests.test_conformance --regenerate`.
+# BEGIN GENERATED: `.venv/bin/python -m tests.export.test_conformance --regenerate`.
 
 _GROUPS: dict[str, list[str]] = {
     # 34 cases

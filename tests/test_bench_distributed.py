@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_distributed import mpi_env, mpirun_command
+from tests.tracer.test_distributed import mpi_env, mpirun_command
 
 ROOT = Path(__file__).resolve().parent.parent
 

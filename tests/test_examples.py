@@ -282,7 +282,7 @@ def test_training_on_a_real_subset_beats_chance() -> None:
 def test_demo_main_on_a_subset(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_file = tmp_path / "demo.onnx"
     args = ["--limit", "2000", "--epochs", "4", "--lr", "0.01", "--quiet", "--out", str(out_file)]
-    summary = demo.main(args)
+    summary = demo.main([*args, "--pipeline", str(tmp_path / "demo")])
     out = capsys.readouterr().out
     assert "test accuracy" in out and "most fresh words" in out and "verified on onnxruntime" in out
     assert "ids: i64[batch, seq]" in out
@@ -299,6 +299,11 @@ def test_demo_main_on_a_subset(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     # test batch, and so does its accuracy.
     assert out_file.exists() and summary["max_abs_error"] < 1e-5, summary
     assert summary["onnx_test_accuracy"] == pytest.approx(summary["compiled_test_accuracy"])
+    # The pipeline answers raw texts as eager does, and so does graphcap serve over HTTP.
+    assert summary["pipeline_label_agreement"] == 1.0, summary
+    if importlib.util.find_spec("uvicorn") and importlib.util.find_spec("starlette"):
+        assert summary["served_label_agreement"] == 1.0, summary
+        assert summary["served_max_abs_error"] < 1e-6, summary
 
 
 @needs_glove
@@ -361,3 +366,19 @@ def test_bench_script_prints_one_json_line() -> None:
     report = json.loads(line)
     assert set(report["results"]) == {"add_16", "matmul_64x64", "relu_1000", "chain10_256_fwd_bwd"}
     assert report["results"]["add_16"]["graphcap_grad"] > 0
+
+
+@pytest.mark.slow
+def test_bench_steps_print_a_json_line_per_workload() -> None:
+    script = DEMO_PATH.parent.parent / "bench" / "eager_overhead.py"
+    res = subprocess.run(
+        [sys.executable, str(script), "--steps", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [d["workload"] for d in lines] == ["transformer_step", "gelu_transformer", "lstm_lm"]
+    for d in lines:
+        assert d["results"]["graphcap"]["backward_ms"] > 0

@@ -9,6 +9,7 @@ import_own("export", "runtime")
 
 from ir.dtypes import bool_ as bool
 from ir.dtypes import float16, float32, float64, int8, int16, int32, int64, uint8
+from runtime.threads import get_num_threads, set_num_threads
 from tracer import autograd
 from tracer._creation import (
     Generator,
@@ -199,6 +200,7 @@ __all__ = [
     "bernoulli",
     "bmm",
     "device",
+    "get_num_threads",
     "inference_mode",
     "is_inference_mode_enabled",
     "lerp",
@@ -314,6 +316,7 @@ __all__ = [
     "reshape",
     "rsqrt",
     "set_grad_enabled",
+    "set_num_threads",
     "short",
     "sigmoid",
     "sign",
@@ -368,6 +371,10 @@ __all__ += [
 from tracer import generation, models
 
 __all__ += ["generation", "models"]
+
+
+# Fix the thread default now (runtime.threads): NumPy's BLAS is used from the first op on.
+get_num_threads()
 
 
 def __getattr__(name: str) -> object:

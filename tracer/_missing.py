@@ -71,14 +71,6 @@ HINTS: dict[str, str] = {
         "eager tensors always live on the CPU; CUDA runs compiled graphs "
         "(tracer.compile(model, device='cuda'))"
     ),
-    "torch.set_num_threads": (
-        "NumPy chooses its BLAS threads: set OMP_NUM_THREADS (or OPENBLAS_NUM_THREADS) before "
-        "Python starts"
-    ),
-    "torch.get_num_threads": (
-        "NumPy chooses its BLAS threads: set OMP_NUM_THREADS (or OPENBLAS_NUM_THREADS) before "
-        "Python starts"
-    ),
     "torch.profiler": "graphcap has no profiler; time with time.perf_counter or cProfile",
     "torch.Size": "shapes are plain tuples of ints: use tuple(t.shape)",
     "torch.nn.DataParallel": (

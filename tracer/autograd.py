@@ -356,12 +356,19 @@ def _step(
         raise UnsupportedOpError(f"{op.op_type} is not differentiable: {op.no_vjp}")
     # Indexed loops, not zip(..., strict=): keyword arguments make zip slow on this path.
     recorded = []  # which inputs required grad when the op ran
-    modified = False  # some input tensor was changed in place at some point
+    modified = False  # a tensor the node saw was changed in place since it was recorded
+    versions = node.versions
     for i, x in enumerate(inputs):
         recorded.append(edges[i] is not None)
-        if isinstance(x, TensorBase) and x._version is not None:
-            modified = True
-    if modified or node.out_versions is not None:
+        if isinstance(x, TensorBase):
+            cell = x._version
+            if cell is not None and cell[0] != (0 if versions is None else versions[i]):
+                modified = True
+    if node.out_versions is not None:
+        for cell, expected in node.out_versions:
+            if cell[0] != expected:
+                modified = True
+    if modified:  # whether the rule reads what changed is _check_versions' call
         _check_versions(node, recorded)
     node.needs_input_grad = needs = recorded if needs is None else needs
     grad_out = grads_out[0] if len(grads_out) == 1 else tuple(grads_out)
@@ -388,7 +395,8 @@ def _step(
             if slots is None:
                 assert producer.out_data is not None
                 slots = pending[producer] = [None] * len(producer.out_data)
-            slots[index] = g if slots[index] is None else slots[index] + g
+            prev = slots[index]
+            slots[index] = g if prev is None else _sum(prev, g)
         elif edge._requires_grad:  # a leaf; as in PyTorch, one frozen since gets nothing
             _add_leaf(leaves, edge, g)
 
@@ -433,12 +441,20 @@ def _add_pending(pending: dict[Node, list[Any]], node: Node, index: int, g: Tens
     if slots is None:
         n = len(node.out_data) if node.out_data is not None else index + 1
         slots = pending[node] = [None] * n
-    slots[index] = g if slots[index] is None else slots[index] + g
+    prev = slots[index]
+    slots[index] = g if prev is None else _sum(prev, g)
 
 
 def _add_leaf(leaves: dict[Tensor, Tensor], leaf: Tensor, g: Tensor) -> None:
     prev = leaves.get(leaf)
-    leaves[leaf] = g if prev is None else prev + g
+    leaves[leaf] = g if prev is None else _sum(prev, g)
+
+
+def _sum(a: Any, b: Any) -> Any:
+    """``a + b`` for two gradients of one tensor; in NumPy unless the sum is recorded."""
+    if _state.grad_enabled or _state.tracer is not None or a._data.dtype != b._data.dtype:
+        return a + b  # create_graph, a trace recording the backward, or promotion
+    return wrap(a._data + b._data)
 
 
 def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool) -> None:

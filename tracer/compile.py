@@ -1,10 +1,12 @@
 """``compile``: run a module or function as captured graphs on a runtime, joined to autograd.
 
 ``compiled = tracer.compile(model)`` behaves as ``model``: each call looks up a graph for the
-call's signature (per tensor argument: dtype and shape, with the axes named in
-``dynamic_axes`` symbolic; the module's train/eval mode; whether gradients are wanted;
+call's signature (per tensor argument: dtype and shape, with its dynamic axes symbolic; the
+module's train/eval mode; whether gradients are wanted;
 non-tensor arguments by value; the identity of the parameters). A new signature is captured
 by tracing the eager code once, so a graph is never reused for calls it does not describe.
+An axis becomes dynamic when declared in ``dynamic_axes``, or, by default (``dynamic=None``,
+as ``torch.compile``), once a call brings a second size there (``tracer._dynamic``).
 
 Parameters and buffers become graph inputs, fed on every call, so optimizer updates and
 ``load_state_dict`` are seen without re-capturing. When gradients are wanted the captured
@@ -25,11 +27,14 @@ import numpy as np
 
 import ir
 from ir.autodiff import grad_name
+from ir.errors import GraphcapError
 from ir.graph import Graph, Value
 from ir.ops.registry import OpDef
 from ir.partition import split
 from runtime import Session
+from runtime.threads import check_num_threads
 from tracer import _state
+from tracer._dynamic import DynamicShapes
 from tracer._signature import DynamicAxes, input_names_of
 from tracer._tensor_base import TensorBase, wrap
 from tracer.pytree import TreeSpec, leaf_names, tree_flatten, tree_unflatten
@@ -46,7 +51,9 @@ def compile(
     backend: str = "onnxruntime",
     device: str = "cpu",
     optimize: int = 2,
+    dynamic: bool | None = None,
     dynamic_axes: DynamicAxes | None = None,
+    num_threads: int | None = None,
 ) -> Any:
     """Compile ``fn`` (a module or function of tensors); usable as a decorator.
 
@@ -55,15 +62,24 @@ def compile(
         backend: ``"onnxruntime"`` or ``"interpreter"`` (graphcap's NumPy runtime).
         device: ``"cpu"`` or ``"cuda"`` (onnxruntime only; falls back to CPU with a warning).
         optimize: ``ir.optimize`` level (0-3) applied to every captured graph.
+        dynamic: as ``torch.compile``'s: ``None`` captures each size as it is until an axis
+            of a tensor argument shows a second size, then captures once more with that
+            axis dynamic; ``True`` makes every axis dynamic from the first call; ``False``
+            only the ``dynamic_axes`` (one capture per shape otherwise).
         dynamic_axes: per argument name, the axes whose size may change without a new
-            capture (as in :func:`tracer.trace`); other sizes are part of the signature.
+            capture (as in :func:`tracer.trace`), whatever ``dynamic`` says.
+        num_threads: onnxruntime's intra-op threads for this function's sessions; None:
+            :func:`tracer.get_num_threads` when a session opens.
 
     Returns:
         A :class:`Compiled` callable.
     """
+    check_num_threads(num_threads)
     if fn is None:
-        return lambda f: Compiled(f, backend, device, optimize, dynamic_axes)
-    return Compiled(fn, backend, device, optimize, dynamic_axes)
+        return lambda f: Compiled(
+            f, backend, device, optimize, dynamic_axes, dynamic, num_threads=num_threads
+        )
+    return Compiled(fn, backend, device, optimize, dynamic_axes, dynamic, num_threads=num_threads)
 
 
 class Compiled:
@@ -81,16 +97,20 @@ class Compiled:
         device: str,
         optimize: int,
         dynamic_axes: DynamicAxes | None,
+        dynamic: bool | None = None,
+        *,
+        num_threads: int | None = None,
     ) -> None:
         if backend not in ("onnxruntime", "interpreter"):
             raise ValueError(f"backend={backend!r}: expected 'onnxruntime' or 'interpreter'")
         self.fn = fn
+        self.num_threads = num_threads
         # What tracing the wrapper names its graph after: the module's or function's name.
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.backend = backend
         self.device = device
         self.level = optimize
-        self.dynamic_axes = {k: dict(_axes(v, k)) for k, v in (dynamic_axes or {}).items()}
+        self.dynamic = DynamicShapes(dynamic, dynamic_axes)
         self.captures = 0
         self._entries: dict[Any, _Entry] = {}
         self._names: dict[tuple[int, tuple[str, ...]], list[str]] = {}
@@ -109,10 +129,19 @@ class Compiled:
         values = [*args, *kwargs.values()]
         leaves, specs = _flatten_arguments(names, values)
         owned = _owned_tensors(self.fn)
+        leaf_names = [n for n, _ in leaves]
+        self.dynamic.observe(leaf_names, [v for _, v in leaves])
         key = self._key(leaves, specs, owned)
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._capture(names, values, leaves, owned)
+            try:
+                entry = self._capture(names, values, leaves, owned)
+            except GraphcapError:
+                if not self.dynamic.give_up(leaf_names):
+                    raise
+                # Some marked axis cannot be symbolic in this code: capture sizes as they are.
+                key = self._key(leaves, specs, owned)
+                entry = self._entries.get(key) or self._capture(names, values, leaves, owned)
             self._entries[key] = entry
         return entry.call([v for _, v in leaves])
 
@@ -128,8 +157,7 @@ class Compiled:
         parts: list[Any] = [getattr(self.fn, "training", None), _state.grad_enabled, *specs]
         for name, v in leaves:
             if isinstance(v, TensorBase):
-                dynamic = self.dynamic_axes.get(name, {})
-                shape = tuple(dynamic.get(i, n) for i, n in enumerate(v._data.shape))
+                shape = self.dynamic.key(name, v._data.shape)
                 parts.append((name, v._data.dtype.str, shape, v._requires_grad))
             else:
                 parts.append((name, type(v).__name__, repr(v)))
@@ -145,7 +173,7 @@ class Compiled:
     ) -> _Entry:
         example = dict(zip(names, values, strict=True))
         tensors = {n: v for n, v in leaves if isinstance(v, TensorBase)}
-        dynamic = {k: v for k, v in self.dynamic_axes.items() if k in tensors}
+        dynamic = self.dynamic.for_capture(list(tensors))
         # Traced in the call's own grad mode: code that branches on it (F.embedding's
         # padding mask) is captured as it runs eagerly.
         graph, tr = capture(self.fn, example, dynamic)
@@ -181,6 +209,8 @@ class _Entry:
         self.outputs = outputs
         self.structure = structure
         self.session = session
+        # Optimization drops inputs nothing reads (a pooler a head never uses): not fed.
+        self.fed = {v.name for v in forward.inputs}
         self.op: OpDef | None = None  # the autograd op, when gradients are wanted
 
     @classmethod
@@ -221,7 +251,7 @@ class _Entry:
             outs = (outs,) if isinstance(outs, TensorBase) else outs
             results = list(outs[: len(self.outputs)])
         else:
-            feeds = {n: t._data for n, t in zip(self.inputs, tensors, strict=True)}
+            feeds = {n: t._data for n, t in zip(self.inputs, tensors, strict=True) if n in self.fed}
             arrays = self.session.run(feeds)
             results = [wrap(np.asarray(arrays[n])) for n in self.outputs]
         return tree_unflatten(self.structure, results)
@@ -241,7 +271,7 @@ def _autograd_op(
     backward_inputs = {v.name for v in backward.inputs}
 
     def kernel(*arrays: np.ndarray) -> Any:
-        feeds = dict(zip(entry.inputs, arrays, strict=True))
+        feeds = {n: a for n, a in zip(entry.inputs, arrays, strict=True) if n in entry.fed}
         outs = entry.session.run(feeds)
         result = tuple(np.asarray(outs[n]) for n in returned)
         return result[0] if len(result) == 1 else result
@@ -288,7 +318,7 @@ def _no_shape_rule(ctx: Any, *types: Any) -> Any:
 
 
 def _session(owner: Compiled, graph: Graph) -> Any:
-    return Session(graph, owner.device, owner.backend)
+    return Session(graph, owner.device, owner.backend, intra_op_threads=owner.num_threads)
 
 
 def _differentiable(graph: Graph, wanted: list[str]) -> list[str]:
@@ -337,13 +367,6 @@ def _owned_tensors(fn: Any) -> list[TensorBase]:
 
 def _argument_names(fn: Any, n_args: int, kwargs: Mapping[str, Any]) -> list[str]:
     return input_names_of(fn, tuple(range(n_args)), dict(kwargs), None)
-
-
-def _axes(spec: Mapping[int, str] | Sequence[int], name: str) -> Mapping[int, str]:
-    """``{axis: symbol}``; a bare list of axes names them ``<name>_<axis>``, as ``trace``."""
-    if isinstance(spec, Mapping):
-        return {int(a): str(s) for a, s in spec.items()}
-    return {int(a): f"{name}_{int(a)}" for a in spec}
 
 
 def _flatten_arguments(

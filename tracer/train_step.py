@@ -33,12 +33,17 @@ import numpy as np
 import ir
 from export.onnx.writer import to_model
 from ir.autodiff import grad_name
+from ir.errors import GraphcapError
 from ir.graph import Graph, Value
+from ir.ops.registry import op, scalar
 from runtime import Interpreter
 from runtime.ort_backend import OrtBackend
+from runtime.threads import check_num_threads
+from tracer._dynamic import DynamicShapes
+from tracer._step_grads import GradOptions, clip
 from tracer._tensor_base import TensorBase, wrap
 from tracer.autograd import enable_grad
-from tracer.compile import _argument_names, _axes, _initializer_to_input
+from tracer.compile import _argument_names, _initializer_to_input
 from tracer.trace import DynamicAxes, capture
 
 __all__ = ["TrainStep", "TrainStepGraph", "build_train_step", "compile_step"]
@@ -70,8 +75,10 @@ class TrainStepGraph:
     loss: str = "loss"
     groups: list[int] = field(default_factory=list)  # param group index of each parameter
     hyper: list[dict[str, Any]] = field(default_factory=list)  # each group's baked settings
+    accumulators: dict[str, str] = field(default_factory=dict)  # grad-sum input -> param
+    grad_norm: str | None = None  # the output holding the total norm before clipping
     # Split steps (split=True): ``backward`` maps batch + params to loss + ``grads`` (one per
-    # parameter, in order); ``graph`` then maps lrs + params + grads + states to the updates.
+    # parameter, in order); ``graph`` then takes the loss, params and grads as inputs.
     backward: Graph | None = None
     grads: list[str] = field(default_factory=list)
 
@@ -84,6 +91,8 @@ def build_train_step(
     names: Mapping[int, str] | None = None,
     dynamic_axes: DynamicAxes | None = None,
     optimize: int = 2,
+    grads: GradOptions | None = None,
+    update: bool = True,
     split: bool = False,
 ) -> TrainStepGraph:
     """Trace ``loss_fn`` on ``example_batch`` and build the train-step graph.
@@ -95,8 +104,13 @@ def build_train_step(
         names: ``id(parameter) -> name`` (e.g. from ``model.named_parameters()``).
         dynamic_axes: batch axes that may change size, as in :func:`tracer.trace`.
         optimize: ``ir.optimize`` level for the graph.
-        split: two graphs, loss and gradients, then the update (see ``TrainStepGraph``),
-            so that something can run between them (the gradients' all-reduce).
+        grads: clipping and accumulation (:class:`GradOptions`; default: neither). With
+            ``accumulation_steps`` n > 1 the graph adds each gradient to a ``<param>.grad_sum``
+            input; the update uses the mean of the n sums.
+        update: False builds the graph of a micro-batch that only accumulates: outputs loss
+            and each ``<param>.grad_sum.next``, no optimizer inputs.
+        split: two graphs, loss and gradients, then the rest (see ``TrainStepGraph``), so
+            that something can run between them (the gradients' all-reduce).
 
     Raises:
         ValueError: the loss is not a float scalar, or depends on no optimizer parameter.
@@ -127,30 +141,29 @@ def build_train_step(
     if optimize:  # before differentiating: fusions give smaller backward graphs (see docs)
         graph = ir.optimize(graph, optimize)
     joint = ir.grad(graph, list(params), of="loss")
+    options = grads or GradOptions()
     if split:
-        step = _update_graph(joint, optimizer, params, groups)
+        rest = _update_inputs(joint, params)
+        step = _append_updates(rest, optimizer, params, groups, options, update)
+        step.graph.set_outputs(step.graph.outputs[1:])  # the loss comes from ``backward``
         step.backward = ir.optimize(joint, optimize) if optimize else joint
+        step.grads = [v.name for v in joint.outputs[1:]]
     else:
-        step = _append_updates(joint, optimizer, params, groups)
+        step = _append_updates(joint, optimizer, params, groups, options, update)
     step.batch = batch
     if optimize:
         step.graph = ir.optimize(step.graph, optimize)
     return step
 
 
-def _update_graph(
-    joint: Graph, optimizer: Any, params: dict[str, TensorBase], groups: list[int]
-) -> TrainStepGraph:
-    """A graph of its own for the update: parameters and gradients come in as inputs."""
+def _update_inputs(joint: Graph, params: dict[str, TensorBase]) -> Graph:
+    """A graph whose inputs are ``joint``'s outputs (loss, gradients) and the parameters."""
     g = Graph("update")
-    grads: dict[str, Value] = {}
-    for value in joint.outputs[1:]:  # after the loss, one gradient per parameter, in order
-        grads[value.name] = g.add_input(value.name, value.dtype, value.shape)
+    outs = [g.add_input(v.name, v.dtype, v.shape) for v in joint.outputs]
     for name, p in params.items():
         g.add_input(name, p._data.dtype, p._data.shape)
-    step = _append_updates(g, optimizer, params, groups, grads)
-    step.grads = list(grads)
-    return step
+    g.set_outputs(outs)
+    return g
 
 
 def _append_updates(
@@ -158,21 +171,39 @@ def _append_updates(
     optimizer: Any,
     params: dict[str, TensorBase],
     groups: list[int],
-    grads: dict[str, Value] | None = None,
+    options: GradOptions,
+    update: bool,
 ) -> TrainStepGraph:
-    """Add lr and state inputs and the optimizer's update; outputs become loss + updates.
-
-    ``grads`` (by gradient name) are the update graph's inputs, when it has no loss.
-    """
-    by_name = {v.name: v for v in g.outputs} if grads is None else grads
+    """Add lr and state inputs and the optimizer's update; outputs become loss + updates."""
+    by_name = {v.name: v for v in g.outputs}
+    hyper = [_baked(group) for group in optimizer.param_groups]
+    grads = [by_name[grad_name(n)] for n in params]
+    g.set_outputs([by_name["loss"]])  # the gradients become intermediate values
+    accumulators: dict[str, str] = {}
+    updates: dict[str, str] = {}
+    n = options.accumulation_steps
+    if n > 1:
+        sums = []
+        for name, grad in zip(params, grads, strict=True):
+            sums.append(g.add_input(f"{name}.grad_sum", grad.dtype, grad.type.shape))
+            accumulators[sums[-1].name] = name
+        grads = [op.Add(acc, grad) for acc, grad in zip(sums, grads, strict=True)]
+        if not update:  # a micro-batch before the last: the sums are the outputs
+            for acc, total in zip(sums, grads, strict=True):
+                updates[g.add_output(total, g.fresh_name(f"{acc.name}.next")).name] = acc.name
+            g.verify()
+            return TrainStepGraph(
+                g, [], [], params, {}, updates, groups=groups, hyper=hyper,
+                accumulators=accumulators,
+            )  # fmt: skip
+        grads = [op.Div(grad, scalar(float(n), grad)) for grad in grads]
+    grads, norm = clip(grads, options)
     lrs = [
         g.add_input("lr" if i == 0 else f"lr_{i}", np.float64, ())
         for i in range(len(optimizer.param_groups))
     ]
     states: dict[str, tuple[str, str]] = {}
-    updates: dict[str, str] = {}
-    g.set_outputs([by_name["loss"]] if grads is None else [])  # gradients: intermediate
-    for (name, p), gi in zip(params.items(), groups, strict=True):
+    for (name, p), gi, grad in zip(params.items(), groups, grads, strict=True):
         group = optimizer.param_groups[gi]
         state_values: dict[str, Value] = {}
         for key, array in optimizer.functional_state(p).items():
@@ -180,17 +211,16 @@ def _append_updates(
             state_values[key] = value
             states[value.name] = (name, key)
         param = next(v for v in g.inputs if v.name == name)
-        new_p, new_state = optimizer.functional_update(
-            group, param, by_name[grad_name(name)], state_values, lrs[gi]
-        )
+        new_p, new_state = optimizer.functional_update(group, param, grad, state_values, lrs[gi])
         for value, target in [(new_p, name), *((new_state[k], f"{name}.{k}") for k in new_state)]:
             out = g.add_output(value, g.fresh_name(f"{target}.next"))
             updates[out.name] = target
+    norm_name = None if norm is None else g.add_output(norm, g.fresh_name("grad_norm")).name
     g.verify()
-    hyper = [_baked(group) for group in optimizer.param_groups]
     return TrainStepGraph(
-        g, [], [v.name for v in lrs], params, states, updates, groups=groups, hyper=hyper
-    )
+        g, [], [v.name for v in lrs], params, states, updates, groups=groups, hyper=hyper,
+        accumulators=accumulators, grad_norm=norm_name,
+    )  # fmt: skip
 
 
 def compile_step(
@@ -201,7 +231,13 @@ def compile_step(
     backend: str = "onnxruntime",
     device: str = "cpu",
     optimize: int = 2,
+    dynamic: bool | None = None,
     dynamic_axes: DynamicAxes | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    clip_value: float | None = None,
+    accumulation_steps: int = 1,
+    num_threads: int | None = None,
 ) -> TrainStep:
     """Compile ``loss_fn`` plus backward plus ``optimizer.step()`` into one graph per signature.
 
@@ -212,26 +248,48 @@ def compile_step(
         model: the module: names the parameters in the graph; its train/eval mode (and
             ``loss_fn``'s, when a module) is part of the signature. A model with a
             ``reduce_gradients(arrays)`` method (``DistributedDataParallel``) gets the
-            gradients of each step, to average them over the processes, before the update.
+            gradients of each call, to average them over the processes, before the rest.
         backend: ``"onnxruntime"`` or ``"interpreter"``.
         device: ``"cpu"`` or ``"cuda"`` (onnxruntime; state then stays on the GPU).
         optimize: ``ir.optimize`` level.
+        dynamic: as in :func:`tracer.compile`: ``None`` makes an axis of a batch tensor
+            dynamic once a second size is seen there, ``True`` every axis, ``False`` none.
         dynamic_axes: batch axes whose size may change without a new capture.
+        max_norm: clip the gradients as ``clip_grad_norm_(params, max_norm, norm_type)``
+            does, in the graph, before the update; the norm is then ``step.grad_norm``.
+        norm_type: the p of that total norm (``float("inf")``: the largest absolute value).
+        clip_value: clamp the gradients into ``[-clip_value, clip_value]`` first, as
+            ``clip_grad_value_``.
+        accumulation_steps: n > 1 accumulates gradients over n calls (micro-batches) and
+            updates on every n-th with their mean (then clipped): with a mean loss and
+            equal micro-batches, the update of one call on the n batches joined.
+        num_threads: onnxruntime's intra-op threads for the step's sessions; None:
+            :func:`tracer.get_num_threads` when a session opens.
 
     Returns:
         A :class:`TrainStep`.
+
+    Raises:
+        ValueError: a clipping or accumulation setting out of range, or ``num_threads``
+            not a positive int.
     """
+    check_num_threads(num_threads)
     names = {id(p): n for n, p in model.named_parameters()} if model is not None else None
+    options = GradOptions(max_norm, norm_type, clip_value, accumulation_steps)
     return TrainStep(
-        loss_fn, optimizer, names, backend, device, optimize, dynamic_axes, model=model
-    )
+        loss_fn, optimizer, names, backend, device, optimize, dynamic_axes, model=model,
+        dynamic=dynamic, grads=options, num_threads=num_threads,
+    )  # fmt: skip
 
 
 class TrainStep:
     """A compiled training step; see the module docstring and :func:`compile_step`.
 
     Attributes:
-        captures: how many signatures were captured.
+        captures: how many graphs were captured (per signature; with accumulation, one for
+            the accumulating micro-batches and one for the updating one).
+        grad_norm: the total gradient norm before clipping of the latest update (a 0-d
+            tensor), with ``max_norm`` set; None before.
     """
 
     def __init__(
@@ -245,9 +303,13 @@ class TrainStep:
         dynamic_axes: DynamicAxes | None,
         *,
         model: Any = None,
+        dynamic: bool | None = None,
+        grads: GradOptions | None = None,
+        num_threads: int | None = None,
     ) -> None:
         if backend not in ("onnxruntime", "interpreter"):
             raise ValueError(f"backend={backend!r}: expected 'onnxruntime' or 'interpreter'")
+        self.num_threads = num_threads
         self.loss_fn = loss_fn
         self.model = model
         self.optimizer = optimizer
@@ -255,51 +317,97 @@ class TrainStep:
         self.backend = backend
         self.device = device
         self.level = optimize
-        self.dynamic_axes = dynamic_axes
+        self.dynamic = DynamicShapes(dynamic, dynamic_axes)
+        self.grads = grads or GradOptions()
         self.reduce_gradients: Callable[[list[np.ndarray]], None] | None = getattr(
             model, "reduce_gradients", None
         )
         self.captures = 0
+        self.grad_norm: Any = None
+        self._micro = 0  # micro-batches run since the last update
         self._names: dict[int, list[str]] = {}
         self._graphs: dict[Any, tuple[TrainStepGraph, Any]] = {}
         self._store: _StateStore | None = None
         self.last: TrainStepGraph | None = None
 
     def __call__(self, *batch: Any) -> Any:
-        """Run one step on ``batch``; returns the loss as a tensor (no history)."""
-        key = self._key(batch)
-        entry = self._graphs.get(key)
-        if entry is None:
-            built = build_train_step(
-                self.loss_fn,
-                tuple(batch),
-                self.optimizer,
-                names=self.names,
-                dynamic_axes=self.dynamic_axes,
-                optimize=self.level,
-                split=self.reduce_gradients is not None,
-            )
-            self.captures += 1
-            runner = _runner(built.graph, self.backend, self.device)
-            if built.backward is not None:
-                runner = _SplitRunner(built, runner, self)
-            entry = self._graphs[key] = (built, runner)
-        built, runner = entry
-        if self._store is None or set(self._store.values) != {*built.params, *built.states}:
+        """Run one step on ``batch``; returns the loss as a tensor (no history).
+
+        With ``accumulation_steps`` n, a call runs one micro-batch; every n-th updates.
+        """
+        update = self._micro + 1 >= self.grads.accumulation_steps
+        built, runner = self._entry(batch, update)
+        store = self._store
+        if (
+            store is None
+            or store.params != set(built.params)
+            or (update and store.states != set(built.states))
+        ):
             # This graph holds other parameters or state buffers: start it from eager's.
             self.sync()
-            self._store = _StateStore.of(built, self.optimizer, runner)
+            store = self._store = _StateStore.of(built, self.optimizer, runner)
         self.last = built
         tensors = [b for b in batch if isinstance(b, TensorBase)]  # the rest are baked in
         feeds: dict[str, Any] = {n: b._data for n, b in zip(built.batch, tensors, strict=True)}
-        for name, group in zip(built.lrs, self.optimizer.param_groups, strict=True):
-            feeds[name] = np.asarray(float(group["lr"]), np.float64)
-        feeds.update(self._store.values)
+        for name, group in zip(built.lrs, self.optimizer.param_groups, strict=False):
+            feeds[name] = np.asarray(float(group["lr"]), np.float64)  # none to accumulate
+        for name in (*built.params, *built.states):
+            feeds[name] = store.values[name]
+        for name, param in built.accumulators.items():
+            acc = store.sums.get(name)
+            feeds[name] = acc if acc is not None else store.zero(name, built.params[param], runner)
         outs = runner.run(feeds)
         for out_name, in_name in built.updates.items():
-            self._store.values[in_name] = outs[out_name]
-        self._store.dirty = True
+            target = store.sums if in_name in built.accumulators else store.values
+            target[in_name] = outs[out_name]
+        if update:
+            store.sums.clear()
+            store.dirty = True
+            self._micro = 0
+            if built.grad_norm is not None:
+                self.grad_norm = wrap(np.asarray(_to_numpy(outs[built.grad_norm])))
+        else:
+            self._micro += 1
         return wrap(np.asarray(_to_numpy(outs[built.loss])))
+
+    def _entry(self, batch: Sequence[Any], update: bool) -> tuple[TrainStepGraph, Any]:
+        """The graph and runner of this call's signature, captured first if new."""
+        names = self._arg_names(batch)
+        self.dynamic.observe(names, batch)
+        key = (update, self._key(names, batch))
+        entry = self._graphs.get(key)
+        if entry is not None:
+            return entry
+        try:
+            built = self._build(names, batch, update)
+        except GraphcapError:
+            if not self.dynamic.give_up(names):
+                raise
+            # Some marked axis cannot be symbolic in this code: capture sizes as they are.
+            key = (update, self._key(names, batch))
+            if key in self._graphs:
+                return self._graphs[key]
+            built = self._build(names, batch, update)
+        runner = _runner(built.graph, self.backend, self.device, self.num_threads)
+        if built.backward is not None:
+            runner = _SplitRunner(built, runner, self)
+        entry = self._graphs[key] = (built, runner)
+        return entry
+
+    def _build(self, names: Sequence[str], batch: Sequence[Any], update: bool) -> TrainStepGraph:
+        built = build_train_step(
+            self.loss_fn,
+            tuple(batch),
+            self.optimizer,
+            names=self.names,
+            dynamic_axes=self.dynamic.for_capture(names),
+            optimize=self.level,
+            grads=self.grads,
+            update=update,
+            split=self.reduce_gradients is not None,
+        )
+        self.captures += 1
+        return built
 
     @property
     def graph(self) -> Graph:
@@ -309,7 +417,10 @@ class TrainStep:
         return self.last.graph
 
     def sync(self) -> None:
-        """Write the runtime's weights and optimizer state back into the eager objects."""
+        """Write the runtime's weights and optimizer state back into the eager objects.
+
+        Gradients being accumulated (micro-batches since the last update) stay in the step.
+        """
         store, built = self._store, self.last
         if store is None or built is None or not store.dirty:
             return
@@ -323,7 +434,13 @@ class TrainStep:
                 self.optimizer.load_functional_state(p, state)
         store.dirty = False
 
-    def _key(self, batch: Sequence[Any]) -> Any:
+    def _arg_names(self, batch: Sequence[Any]) -> list[str]:
+        names = self._names.get(len(batch))
+        if names is None:  # inspect.signature is slow next to a step
+            names = self._names[len(batch)] = _argument_names(self.loss_fn, len(batch), {})
+        return names
+
+    def _key(self, names: Sequence[str], batch: Sequence[Any]) -> Any:
         """What a step graph bakes in, so a change means another graph.
 
         Dtype and shape of each batch tensor (dynamic axes by name), other arguments by value,
@@ -335,19 +452,12 @@ class TrainStep:
         # Hyper-parameters other than the fed lr are baked into the graph.
         parts.append(tuple(repr(sorted(_baked(g).items())) for g in groups))
         parts.append(tuple(getattr(m, "training", None) for m in (self.model, self.loss_fn)))
-        dynamic = self.dynamic_axes or {}
-        names = self._names.get(len(batch))
-        if names is None:  # inspect.signature is slow next to a step
-            names = self._names[len(batch)] = _argument_names(self.loss_fn, len(batch), {})
         for name, b in zip(names, batch, strict=True):
             if not isinstance(b, TensorBase):
                 parts.append((name, type(b).__name__, repr(b)))
                 continue
             data = b._data
-            axes = _axes(dynamic.get(name, {}), name)
-            parts.append(
-                (name, data.dtype.str, tuple(axes.get(i, n) for i, n in enumerate(data.shape)))
-            )
+            parts.append((name, data.dtype.str, self.dynamic.key(name, data.shape)))
         return tuple(parts)
 
 
@@ -372,8 +482,12 @@ class _StateStore:
     """Parameters and optimizer state as the runtime holds them, by graph input name."""
 
     def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
+        self.values: dict[str, Any] = {}  # parameters and optimizer state
         self.keys: dict[str, list[str]] = {}
+        self.params: set[str] = set()
+        self.states: set[str] = set()
+        self.sums: dict[str, Any] = {}  # gradients accumulated since the last update
+        self._zeros: dict[str, Any] = {}
         self.dirty = False
 
     @classmethod
@@ -381,11 +495,20 @@ class _StateStore:
         store = cls()
         for name, p in built.params.items():
             store.values[name] = runner.place(p._data)
+            store.params.add(name)
             state = optimizer.functional_state(p)
             store.keys[name] = list(state)
             for key, array in state.items():
                 store.values[f"{name}.{key}"] = runner.place(np.array(array))
+                store.states.add(f"{name}.{key}")
         return store
+
+    def zero(self, name: str, like: TensorBase, runner: Any) -> Any:
+        """Zeros for the gradient sum ``name`` (runtimes never write into their inputs)."""
+        z = self._zeros.get(name)
+        if z is None:
+            z = self._zeros[name] = runner.place(np.zeros_like(like._data))
+        return z
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -395,10 +518,12 @@ def _to_numpy(value: Any) -> np.ndarray:
 class _OrtRunner:
     """Runs on onnxruntime with every input and output an ``OrtValue`` left in place."""
 
-    def __init__(self, graph: Graph, device: str) -> None:
+    def __init__(self, graph: Graph, device: str, num_threads: int | None) -> None:
         import onnxruntime as ort  # imported when used: the interpreter needs none of it
 
-        self.backend = OrtBackend(to_model(graph), device, io_binding=True, stacklevel=4)
+        self.backend = OrtBackend(
+            to_model(graph), device, intra_op_threads=num_threads, io_binding=True, stacklevel=4
+        )
         self._ort = ort
 
     def place(self, array: np.ndarray) -> Any:
@@ -423,29 +548,35 @@ class _InterpreterRunner:
         return self.interpreter.run(dict(feeds))
 
 
-def _runner(graph: Graph, backend: str, device: str) -> Any:
-    return _OrtRunner(graph, device) if backend == "onnxruntime" else _InterpreterRunner(graph)
+def _runner(graph: Graph, backend: str, device: str, num_threads: int | None) -> Any:
+    if backend == "onnxruntime":
+        return _OrtRunner(graph, device, num_threads)
+    return _InterpreterRunner(graph)
 
 
 class _SplitRunner:
-    """Runs a split step: loss and gradients, ``reduce_gradients`` on them, then the update."""
+    """Runs a split step: loss and gradients, ``reduce_gradients`` on them, then the rest."""
 
-    def __init__(self, built: TrainStepGraph, update: Any, step: TrainStep) -> None:
+    def __init__(self, built: TrainStepGraph, rest: Any, step: TrainStep) -> None:
         assert built.backward is not None and step.reduce_gradients is not None
-        self.backward = _runner(built.backward, step.backend, step.device)
-        self.update = update
+        self.backward = _runner(built.backward, step.backend, step.device, step.num_threads)
+        self.rest = rest
         self.reduce = step.reduce_gradients
         self.grads, self.loss = built.grads, built.loss
         self.backward_inputs = [v.name for v in built.backward.inputs]
-        self.update_inputs = {v.name for v in built.graph.inputs} - set(built.grads)
+        inputs = {v.name for v in built.graph.inputs}
+        self.rest_inputs = inputs - {*built.grads, built.loss}
+        self.feed_loss = built.loss in inputs  # unused there: optimize may have dropped it
 
     def place(self, array: np.ndarray) -> Any:
-        return self.update.place(array)
+        return self.rest.place(array)
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         outs = self.backward.run({n: feeds[n] for n in self.backward_inputs})
         grads = [np.array(_to_numpy(outs[n])) for n in self.grads]  # owned, writable
         self.reduce(grads)
-        update_feeds = {n: feeds[n] for n in self.update_inputs}
-        update_feeds.update(zip(self.grads, grads, strict=True))
-        return {**self.update.run(update_feeds), self.loss: outs[self.loss]}
+        rest = {n: feeds[n] for n in self.rest_inputs}
+        rest.update(zip(self.grads, grads, strict=True))
+        if self.feed_loss:
+            rest[self.loss] = _to_numpy(outs[self.loss])
+        return {**self.rest.run(rest), self.loss: outs[self.loss]}

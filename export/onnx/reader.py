@@ -293,7 +293,7 @@ class _Reader:
         if bodies:  # in attribute-name order, as the writer writes them
             # Captures follow the node's own inputs, whose positions are fixed (Loop's
             # optional M and cond hold theirs even when absent).
-            inputs += [None] * (op.fixed_inputs - len(inputs))
+            inputs += [None] * (op.num_inputs[0] - len(inputs))
             inputs += align_captures(bodies, [self._bodies.pop(id(g)) for g in bodies])
         if self.opset < op.legacy.flat_2d:
             self._coerced_2d(n, op, inputs[0], attrs, meta, where)

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from runtime.ort_backend import parse_device
+
 EXTRA = "pip install 'graphcap[serve]'"
 USAGE, FAILED = 2, 1
 
@@ -156,8 +158,6 @@ def run_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(format="graphcap serve: %(message)s", level=logging.INFO)
     try:
-        from runtime.ort_backend import parse_device
-
         parse_device(args.device)
     except ValueError as err:
         return _fail(str(err), USAGE)
@@ -224,6 +224,9 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(address)
+    # Listening before the banner says so: a client that connects as soon as it reads
+    # "listening on" waits in the backlog while uvicorn starts, instead of being refused.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from export.serve.cli import USAGE
+from runtime import PipelineError, save_pipeline
+from runtime.text import RegexTokenizer, Vocab, WordPieceTokenizer
 
 _EPILOG = """\
 examples:
@@ -81,9 +83,6 @@ def _fail(message: str, status: int) -> int:
 
 def run_pipeline(args: argparse.Namespace) -> int:
     """Write the pipeline folder; returns the exit status."""
-    from runtime import PipelineError, save_pipeline
-    from runtime.text import RegexTokenizer, Vocab, WordPieceTokenizer
-
     if not Path(args.model).is_file():
         return _fail(f"no such file: {args.model!r}", USAGE)
     inputs = {}

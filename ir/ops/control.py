@@ -281,6 +281,7 @@ register(
         if_vjp,
         num_outputs=None,
         saves="none",
+        optional_inputs=(0, 1),  # M and cond: positions held, values optional
     )
 )
 
@@ -322,8 +323,8 @@ def _scalar(x: np.ndarray | None, what: str) -> Any:
 
 
 def _loop(
-    m: np.ndarray | None = None,
-    cond: np.ndarray | None = None,
+    m: np.ndarray | None,
+    cond: np.ndarray | None,
     /,
     *rest: np.ndarray,
     body: Graph | None = None,
@@ -362,8 +363,8 @@ def _loop(
 
 def _loop_infer(
     ctx: InferContext,
-    m: TensorType | None = None,
-    cond: TensorType | None = None,
+    m: TensorType | None,
+    cond: TensorType | None,
     /,
     *rest: TensorType | None,
     body: Graph | None = None,
@@ -401,5 +402,6 @@ register(
         loop_vjp,
         num_outputs=None,
         saves="none",
+        optional_inputs=(0, 1),  # M and cond: positions held, values optional
     )
 )

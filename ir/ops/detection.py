@@ -8,6 +8,7 @@ have none (see their ``no_vjp``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -237,6 +238,10 @@ register(
 
 # ---------------------------------------------------------------- MaxUnpool
 
+# A stated bound on MaxUnpool's output (512 MiB of float32): its size comes from attributes a
+# file sets, and a kernel of 10**9 over a small input would otherwise ask for terabytes.
+_MAX_UNPOOL_ELEMENTS = 1 << 27
+
 
 def _unpooled_shape(
     shape: tuple[Any, ...],
@@ -266,7 +271,13 @@ def _max_unpool(
     if not kernel_shape:
         raise ShapeError("MaxUnpool: the kernel_shape attribute is required")
     inferred = _unpooled_shape(x.shape, kernel_shape, pads, strides)
-    flat = np.zeros(int(np.prod(inferred)), dtype=x.dtype)
+    size = math.prod(inferred)
+    if min(inferred, default=0) < 0 or size > _MAX_UNPOOL_ELEMENTS:
+        raise ShapeError(
+            f"MaxUnpool: kernel_shape {kernel_shape} over {list(x.shape)} gives an output of "
+            f"shape {inferred}; graphcap's limit is {_MAX_UNPOOL_ELEMENTS:,} elements"
+        )
+    flat = np.zeros(size, dtype=x.dtype)
     flat[indices.reshape(-1)] = x.reshape(-1)
     y = flat.reshape(inferred)
     if output_shape is None:

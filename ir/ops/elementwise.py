@@ -172,7 +172,7 @@ def _mod_vjp(ctx: VjpContext, g: Any, x: Any, y: Any, *, fmod: int) -> list[Any]
 
 
 # ONNX's Add/Sub/Mul/Div reject bool, but these rules still accept it: eager code (and
-# tests/test_properties.py) adds bool tensors. Tighten to D.NUMERIC once tracer avoids that.
+# tests/ir/test_properties.py) adds bool tensors. Tighten to D.NUMERIC once tracer avoids that.
 # Before opset 7 they had `broadcast` and `axis` attributes (so did Gemm, Equal, Greater,
 # Less, And, Or and Xor).
 _BROADCAST_6 = Legacy(broadcast=True)

@@ -41,6 +41,21 @@ def swap_last(x: Any) -> Any:
     return op.Transpose(x, perm=perm)
 
 
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.matmul``, with a 2-D right operand as one 2-D GEMM over ``a``'s leading dims.
+
+    NumPy runs ``[B, T, K] @ [K, N]`` as ``B`` separate products (12x slower on a language
+    model's output projection); float16 goes through float32 so BLAS does the product.
+    """
+    if a.dtype == np.float16 and b.dtype == np.float16:
+        return _matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.float16)
+    if a.ndim > 2 and b.ndim == 2:
+        rows = int(np.prod(a.shape[:-1]))
+        flat = np.matmul(a.reshape(rows, a.shape[-1]), b)
+        return flat.reshape(*a.shape[:-1], b.shape[1])
+    return np.matmul(a, b)
+
+
 def _matmul_vjp(ctx: VjpContext, g: Any, a: Any, b: Any) -> list[Any]:
     if a.ndim == 1 and b.ndim == 1:
         return [
@@ -55,13 +70,18 @@ def _matmul_vjp(ctx: VjpContext, g: Any, a: Any, b: Any) -> list[Any]:
     if ctx.needs_input_grad[0]:
         ga = unbroadcast(op.MatMul(g2, swap_last(b2)), a2)
         ga = op.Squeeze(ga, ints([0])) if a.ndim == 1 else ga
-    if ctx.needs_input_grad[1]:
+    if ctx.needs_input_grad[1] and a.ndim > 2 and b.ndim == 2:
+        # One [K, rows] @ [rows, N] product over the flattened leading dims, not a batched
+        # product into [..., K, N] summed over the batch afterwards.
+        rows_a, rows_g = op.Flatten(a, axis=a.ndim - 1), op.Flatten(g, axis=g.ndim - 1)
+        gb = op.MatMul(op.Transpose(rows_a, perm=[1, 0]), rows_g)
+    elif ctx.needs_input_grad[1]:
         gb = unbroadcast(op.MatMul(swap_last(a2), g2), b2)
         gb = op.Squeeze(gb, ints([1])) if b.ndim == 1 else gb
     return [ga, gb]
 
 
-register(OpDef("MatMul", 13, np.matmul, _matmul_infer, _matmul_vjp, saves="others"))
+register(OpDef("MatMul", 13, _matmul, _matmul_infer, _matmul_vjp, saves="others"))
 
 
 # ---------------------------------------------------------------- Gemm
@@ -77,7 +97,7 @@ def _gemm(
     transA: int = 0,  # noqa: N803 - ONNX's attribute name
     transB: int = 0,  # noqa: N803
 ) -> np.ndarray:
-    y = np.matmul(a.T if transA else a, b.T if transB else b)
+    y = _matmul(a.T if transA else a, b.T if transB else b)  # float16 through float32
     if alpha != 1.0:
         y = y * alpha
     if c is not None:

@@ -10,8 +10,9 @@ ceil_mode), ``window`` turns them into explicit pads, ``windows`` gives a stride
 every window, and ``window_adjoint`` spreads a per-window gradient back over the input (a
 ConvTranspose), which is the vjp of Conv's input and of the summing pools.
 
-Pool kernels reduce the window view. MaxPool takes the max and always returns its optional
-Indices output too (the flat index into X of the first maximum). AveragePool divides the
+Pool kernels reduce the window view. MaxPool takes the first maximum by one argmax, which
+gives its optional Indices output (the flat index into X of that maximum) at the cost of
+an index computation on the output's size. AveragePool divides the
 sum by the number of taps counted: inside the input, or inside the padded input with
 ``count_include_pad``, never the taps ``ceil_mode`` adds past the end. LpPool takes
 ``(sum |x|^p)^(1/p)`` over the taps inside.
@@ -398,10 +399,14 @@ def _max_pool(
     view = _pool_view(x, pw, np.asarray(low, x.dtype))
     nsp = x.ndim - 2
     taps = view.reshape(*view.shape[: 2 + nsp], -1)
-    y = taps.max(axis=-1)
-    # The first tap inside the input holding the max, in row-major order over the window.
+    # The first tap holding the max, in row-major order over the window: one argmax pass
+    # gives both outputs (a max, a comparison and a masked argmax took 4 passes).
+    first = taps.argmax(axis=-1)
+    y = np.take_along_axis(taps, first[..., None], axis=-1)[..., 0]
     inside = _inside(x.shape[2:], pw).reshape(*taps.shape[2:-1], -1)
-    first = ((taps == y[..., None]) & inside).argmax(-1)
+    chosen = np.take_along_axis(np.broadcast_to(inside, taps.shape), first[..., None], axis=-1)
+    if not chosen.all():  # a padding tap ties the max (it is -inf or the int minimum)
+        first = ((taps == y[..., None]) & inside).argmax(-1)
     return y, _flat_index(x.shape, pw, first, storage_order)
 
 

@@ -186,9 +186,9 @@ class OpDef:
         commutative: a binary op whose result is the same with its two inputs swapped (Add,
             Mul): rewrite patterns match its operands in either order.
         legacy: how older ONNX versions of the op differ (see :class:`Legacy`).
-        optional_inputs: positions of optional inputs that required ones follow
-            (``EmbedLayerNormalization``'s segment ids and table), which a signature's
-            defaults cannot say.
+        optional_inputs: inputs among the first ``num_inputs[0]`` that may be absent: ONNX
+            keeps their positions (``Loop``'s M and cond, ``EmbedLayerNormalization``'s
+            segment ids and table), which a signature's defaults cannot say.
     """
 
     op_type: str
@@ -212,17 +212,15 @@ class OpDef:
     optional_inputs: tuple[int, ...] = ()
     attrs: Mapping[str, Any] = field(init=False)
     num_inputs: tuple[int, int | None] = field(init=False)
-    fixed_inputs: int = field(init=False)
 
     def __post_init__(self) -> None:
         if self.vjp is None and not self.no_vjp:
             raise ValueError(f"op {self.op_type}: vjp=None needs a reason in no_vjp")
         if self.saves not in SAVES:
             raise ValueError(f"op {self.op_type}: saves={self.saves!r}, expected one of {SAVES}")
-        attrs, counts, fixed = _signature_schema(self.kernel)
+        attrs, counts = _signature_schema(self.kernel)
         object.__setattr__(self, "attrs", attrs)
         object.__setattr__(self, "num_inputs", counts)
-        object.__setattr__(self, "fixed_inputs", fixed)
         if "seed" in attrs and not self.random:
             raise ValueError(f"op {self.op_type} has a seed attribute: declare random=True")
         if self.nary and counts[1] is not None:
@@ -270,14 +268,10 @@ class OpDef:
         return f"OpDef({self.op_type!r}, since={self.since})"
 
 
-def _signature_schema(kernel: Kernel) -> tuple[dict[str, Any], tuple[int, int | None], int]:
-    """Attributes, (min, max) input counts, and the inputs before a variadic tail.
-
-    Attributes are the keyword-only parameters with their defaults; the inputs before a
-    variadic tail each have their own position, given or not.
-    """
+def _signature_schema(kernel: Kernel) -> tuple[dict[str, Any], tuple[int, int | None]]:
+    """Attributes (keyword-only params with defaults) and (min, max) input counts."""
     if isinstance(kernel, np.ufunc):
-        return {}, (kernel.nin, kernel.nin), kernel.nin
+        return {}, (kernel.nin, kernel.nin)
     attrs: dict[str, Any] = {}
     lo, hi = 0, 0
     variadic = False
@@ -289,7 +283,7 @@ def _signature_schema(kernel: Kernel) -> tuple[dict[str, Any], tuple[int, int | 
         elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
             hi += 1
             lo += p.default is p.empty
-    return attrs, (lo, None if variadic else hi), hi
+    return attrs, (lo, None if variadic else hi)
 
 
 def with_attrs(schema: type[Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -91,7 +91,8 @@ class Pipeline:
             folder: a folder with ``pipeline.json``, the model and the tokenizer's file.
             device: ``"cpu"`` or ``"cuda"`` (onnxruntime's CUDA provider; see ``Session``).
             backend: ``"auto"``, ``"interpreter"`` or ``"onnxruntime"``.
-            intra_op_threads: onnxruntime's threads inside one op (None: its default).
+            intra_op_threads: onnxruntime's threads inside one op (None: graphcap's setting,
+                ``runtime.get_num_threads()``).
             spinning: whether onnxruntime's idle threads spin-wait (see ``Session``).
 
         Raises:

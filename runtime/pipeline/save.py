@@ -21,6 +21,7 @@ from typing import Any
 
 import onnx
 
+from export.onnx import save
 from ir.graph import Graph
 from runtime.pipeline.spec import (
     FIELDS,
@@ -160,8 +161,6 @@ def _swap(tmp: Path, dest: Path) -> None:
 
 def _write_model(model: Any, path: Path) -> None:
     if isinstance(model, Graph):
-        from export.onnx import save
-
         save(model, path)
         return
     if isinstance(model, onnx.ModelProto):

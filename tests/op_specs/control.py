@@ -1,9 +1,9 @@
 """Specs of ``ir/ops/control.py``: If, Loop and Scan, with small ``ir.Graph`` bodies.
 
 The forward oracles build their one-node models with ``onnx.helper.make_node``, which cannot
-write an ``ir.Graph`` attribute, so they are skipped here; ``tests/test_lower_recurrent.py``
+write an ``ir.Graph`` attribute, so they are skipped here; ``tests/ir/test_lower_recurrent.py``
 runs Scan models written by ``export.onnx.writer`` on onnx.reference and onnxruntime, and
-``tests/test_control_flow.py`` does the same for If and Loop models.
+``tests/ir/test_control_flow.py`` does the same for If and Loop models.
 """
 
 from __future__ import annotations

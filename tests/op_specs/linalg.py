@@ -11,6 +11,7 @@ def _matmul(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
     pairs = [
         ((3, 4), (4, 5)),
         ((2, 3, 4), (4, 5)),
+        ((2, 3, 2, 4), (4, 5)),
         ((4,), (4, 5)),
         ((3, 4), (4,)),
         ((4,), (4,)),

@@ -122,7 +122,7 @@ def _attention(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
 
 
 def _mha(rng: np.random.Generator, dtype: np.dtype) -> list[Sample]:
-    # Causal samples are in tests/test_microsoft_ops.py: their qk output holds the float's
+    # Causal samples are in tests/ir/test_microsoft_ops.py: their qk output holds the float's
     # lowest value (onnxruntime's causal mask), which the finite-difference checks overflow on.
     r = lambda *s: _r(rng, dtype, *s)  # noqa: E731
     q, k, v, b = r(2, 3, 8), r(2, 4, 8), r(2, 4, 8), r(24)
@@ -184,7 +184,7 @@ SPECS = [
         oracle_skip={
             **_NO_REFERENCE,
             "onnxruntime": "onnxruntime needs the weights' scales and zero points as constants, "
-            "which the one-node oracle models feed as inputs; tests/test_microsoft_ops.py "
+            "which the one-node oracle models feed as inputs; tests/ir/test_microsoft_ops.py "
             "compares with them as initializers",
         },
     ),

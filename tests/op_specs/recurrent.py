@@ -1,9 +1,9 @@
 """Specs of ``ir/ops/recurrent.py``: LSTM, GRU, RNN and their ``ai.graphcap`` gradient ops.
 
 onnxruntime's CPU kernels refuse ``layout=1`` and have no float64 kernels, so ``layout=1``
-samples are float64 only (``tests/test_recurrent.py`` checks them against onnx.reference and
+samples are float64 only (``tests/tracer/test_recurrent.py`` checks them against onnx.reference and
 torch). onnx.reference ignores ``sequence_lens``, ``clip``, ``activations`` and
-``input_forget``, so it is not run on the specs; ``tests/test_recurrent.py`` runs it on the
+``input_forget``, so it is not run on the specs; ``tests/tracer/test_recurrent.py`` runs it on the
 samples it supports.
 """
 

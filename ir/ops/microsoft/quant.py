@@ -10,7 +10,7 @@ onnxruntime besides quantizes the activations on the fly: X over all steps and e
 hidden state to uint8 with a range taken per matrix product (and, with its thread pool, per
 slice of the batch it hands each thread). graphcap computes those products in float instead,
 so its results differ from onnxruntime's by that rounding (about 2e-3 on activations of
-order 1; ``tests/test_microsoft_ops.py`` compares within 1e-2). No vjp: the weights are
+order 1; ``tests/ir/test_microsoft_ops.py`` compares within 1e-2). No vjp: the weights are
 integers; differentiate the float model before quantizing it.
 """
 

@@ -2,7 +2,7 @@
 
 Each entry copies onnxruntime's schema (version 1 of each op), as
 ``onnxruntime.capi.onnxruntime_pybind11_state.get_all_operator_schema()`` reports it;
-``tests/test_microsoft_ops.py`` checks that they agree. ``export.onnx.microsoft`` builds
+``tests/ir/test_microsoft_ops.py`` checks that they agree. ``export.onnx.microsoft`` builds
 onnx ``OpSchema`` objects from them for the writer and reader (attribute types, optional
 outputs, allowed dtypes); ``ir`` itself does not import onnx.
 

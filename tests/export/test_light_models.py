@@ -28,7 +28,7 @@ from onnx.backend.test.loader import load_model_tests
 from onnx.backend.test.runner import Runner
 
 from ir.errors import UnsupportedOpError
-from tests.test_conformance import assert_outputs_match, feed_names, missing_ops, tolerances
+from tests.export.test_conformance import assert_outputs_match, feed_names, missing_ops, tolerances
 
 _ONNX_ROOT = Path(onnx.__file__).resolve().parent.parent  # test urls start with "onnx/"
 LIGHT_DIR = _ONNX_ROOT / "onnx" / "backend" / "test" / "data" / "light"

@@ -13,7 +13,7 @@ the rule of ``onnx.backend.test.runner`` (``np.testing.assert_allclose``, rtol 1
 
 A case not listed must pass. After adding ops to the registry, rebuild the generated part::
 
-    .venv/bin/python -m tests.test_conformance --regenerate
+    .venv/bin/python -m tests.export.test_conformance --regenerate
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from tests.conformance_skips import KNOWN_BUGS, RANDOM, UNSUPPORTED
 
 DEFAULT_RTOL = 1e-3  # onnx.backend.test.case.test_case.TestCase defaults
 DEFAULT_ATOL = 1e-7
-SKIPS_FILE = Path(__file__).with_name("conformance_skips.py")
+SKIPS_FILE = Path(__file__).parents[1] / "conformance_skips.py"
 BEGIN, END = "# BEGIN GENERATED", "# END GENERATED"
 
 # Values that are not plain tensors are out of graphcap's scope (its IR has tensors only).
@@ -266,7 +266,7 @@ def outcome(case: Any) -> tuple[str, str]:
 
 # ------------------------------------------------------------------ tests
 
-_REGEN = "run `.venv/bin/python -m tests.test_conformance --regenerate`"
+_REGEN = "run `.venv/bin/python -m tests.export.test_conformance --regenerate`"
 
 
 @pytest.mark.parametrize("name", sorted(node_cases()))
@@ -365,7 +365,7 @@ def test_comparison_rule() -> None:
 
 
 def _format_unsupported(groups: dict[str, list[str]]) -> str:
-    lines = [BEGIN + ": `.venv/bin/python -m tests.test_conformance --regenerate`.", ""]
+    lines = [BEGIN + ": `.venv/bin/python -m tests.export.test_conformance --regenerate`.", ""]
     lines.append("_GROUPS: dict[str, list[str]] = {")
     for reason in sorted(groups, key=_group_order):
         names = sorted(groups[reason])

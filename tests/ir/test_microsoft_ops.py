@@ -3,7 +3,7 @@
 onnxruntime is the oracle throughout: its own schemas (``get_all_operator_schema``), and its
 kernels on models the spec table cannot build (weights as initializers, outputs it leaves
 undefined, inputs that crash its CPU kernel). The models it fuses (an optimized BERT, T5)
-are in ``tests/test_third_party.py``.
+are in ``tests/export/test_third_party.py``.
 """
 
 from __future__ import annotations

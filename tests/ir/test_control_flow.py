@@ -3,8 +3,8 @@
 Kernels, shape rules, captures (outer-scope values) through verify, the reader and the
 writer, and graph autodiff against finite differences and eager autograd.
 
-``tests/test_ops.py`` runs their spec-table samples (kernels, eager, first and second order
-gradients); ``tests/test_conformance.py`` runs ONNX's own If/Loop/Scan cases.
+``tests/ir/test_ops.py`` runs their spec-table samples (kernels, eager, first and second order
+gradients); ``tests/export/test_conformance.py`` runs ONNX's own If/Loop/Scan cases.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from ir.ops import registry
 from ir.ops.registry import AttrInput, OpDef, ints, op
 from tests.op_specs import SPECS_BY_KEY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OPS = registry.all_ops()
 # ONNX's ops: onnxruntime's SimplifiedLayerNormalization is in the default domain, not ONNX.
 ONNX_OPS = [o for o in OPS if not o.domain and contrib_schema(o.op_type, o.domain) is None]

@@ -19,7 +19,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import export
-from ir.errors import ShapeError
+from ir.errors import GraphcapError, ShapeError
 from ir.graph import Graph
 from ir.ops.registry import op
 from ir.types import TensorType
@@ -27,7 +27,7 @@ from runtime import Interpreter, Session
 from runtime.errors import FeedError
 from runtime.signature import Signature
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 F, I64 = TensorProto.FLOAT, TensorProto.INT64
 
 
@@ -212,3 +212,18 @@ def test_guard_reads_large_weights_of_a_file_as_stand_ins(tmp_path: Path) -> Non
     assert w.const is not None and w.const.shape == (64, 64) and w.const.strides == (0, 0)
     with pytest.raises(FeedError, match="input 'x' has size 32 in dim 1"):
         session.run({"x": np.ones((2, 32), np.float32)})
+
+
+def test_a_huge_unpool_kernel_is_refused_before_it_allocates() -> None:
+    """MaxUnpool's output size comes from its attributes: a kernel of 10**9 is refused."""
+    g = Graph("g")
+    x = g.add_input("x", np.float32, (1, 1, 2, 2))
+    i = g.add_input("i", np.int64, (1, 1, 2, 2))
+    (y,) = g.apply(op.MaxUnpool, [x, i], {"kernel_shape": [2, 10**9], "strides": [2, 2]})
+    g.set_outputs([y])
+    feeds = {
+        "x": np.ones((1, 1, 2, 2), np.float32),
+        "i": np.array([0, 2, 1, 2]).reshape(1, 1, 2, 2),
+    }
+    with pytest.raises(GraphcapError, match="graphcap's limit is 134,217,728 elements"):
+        Interpreter(g).run(feeds)

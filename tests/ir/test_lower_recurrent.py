@@ -234,6 +234,39 @@ def test_grad_of_a_traced_lstm_runs_on_onnxruntime() -> None:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_lowering_replaces_the_forward_lstm(batch_first: bool, bidirectional: bool) -> None:
+    """Without lengths, the recomputing Scans also give the forward node's outputs.
+
+    The forward ``LSTM`` node is gone from the standard graph; every output (the loss reads
+    ``Y``, ``Y_h`` and ``Y_c`` of both layers) and gradient equals the kernels' graph.
+    """
+    import tracer
+
+    tracer.manual_seed(0)
+    model = tracer.nn.LSTM(
+        5, 4, num_layers=2, batch_first=batch_first, bidirectional=bidirectional
+    ).double()
+    x = np.random.default_rng(0).standard_normal((3, 6, 5))
+
+    def loss(inp: Any) -> Any:
+        y, (h, c) = model(inp)
+        return (y * y).sum() + (h * y.sum()).sum() + (c * c).mean()
+
+    fwd = tracer.trace(loss, (tracer.tensor(x),))
+    wrt = [name for name, v in fwd.initializers.items() if v.dtype == np.float64]
+    standard = ir.grad(fwd, wrt)
+    custom = ir.grad(fwd, wrt, standard_only=False)
+    assert "LSTM" not in {n.op.op_type for n in standard.nodes}
+    assert "LSTM" in {n.op.op_type for n in custom.nodes}
+    feeds = {fwd.inputs[0].name: x}
+    got, want = Interpreter(standard).run(feeds), Interpreter(custom).run(feeds)
+    assert set(got) == set(want)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-12, atol=1e-13, err_msg=name)
+
+
 # ---------------------------------------------------------------- refusals
 
 

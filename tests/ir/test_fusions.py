@@ -582,7 +582,7 @@ def test_attention_rejects_an_unknown_target() -> None:
 
 @pytest.mark.slow
 def test_attention_forms_bench_quick_reports_one_json_line() -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, str(root / "bench" / "attention_forms.py"), "--quick"],
         capture_output=True,

@@ -34,7 +34,7 @@ from tracer.generation.export import (
     uniform_draws,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @functools.cache

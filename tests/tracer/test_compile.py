@@ -793,3 +793,29 @@ def test_backend_name_typo_is_refused() -> None:
         tracer.compile(model, backend="onnxruntme")
     with pytest.raises(ValueError, match=r"'onnxruntme'.*'onnxruntime' or 'interpreter'"):
         tracer.compile_step(_loss_of(model), opt, backend="onnxruntme")
+
+
+def test_a_parameter_the_outputs_do_not_read_is_not_fed() -> None:
+    """A layer computed but unused (BertModel's pooler under a head) is optimized away."""
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used = nn.Linear(4, 3)
+            self.unused = nn.Linear(4, 4)
+
+        def forward(self, x: tracer.Tensor) -> tracer.Tensor:
+            self.unused(x)
+            return self.used(x)
+
+    tracer.manual_seed(0)
+    model = Model()
+    compiled = tracer.compile(model, optimize=2)
+    x = tracer.randn(2, 4)
+    with tracer.no_grad():
+        np.testing.assert_allclose(compiled(x).numpy(), model(x).numpy(), rtol=1e-6)
+    compiled(x).sum().backward()
+    want = model.used.weight.grad.numpy().copy()
+    model.zero_grad()
+    model(x).sum().backward()
+    np.testing.assert_allclose(want, model.used.weight.grad.numpy(), rtol=1e-6)

@@ -34,7 +34,6 @@ MISSING = [
     (tracer, "vmap", "batch explicitly"),
     (tracer, "func", "tracer.autograd.grad"),
     (tracer, "set_default_device", "tracer.compile(model, device='cuda')"),
-    (tracer, "set_num_threads", "OMP_NUM_THREADS"),
     (tracer, "profiler", "perf_counter"),
     (tracer, "Size", "tuple(t.shape)"),
     (tracer, "arangee", "did you mean tracer.arange"),

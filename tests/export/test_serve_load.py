@@ -26,7 +26,7 @@ import pytest
 
 from runtime import Pipeline
 from tests import serve_models as sm
-from tests.test_serve import _metrics, _predict, request
+from tests.export.test_serve import _metrics, _predict, request
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("starlette", reason="the serve extra: pip install 'graphcap[serve]'")

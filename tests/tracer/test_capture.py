@@ -15,7 +15,7 @@ import pytest
 import ir
 import tracer as gc
 from runtime import Session
-from tests.test_trace import run_graph
+from tests.tracer.test_trace import run_graph
 from tracer import TraceError, nn
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's name
 
@@ -76,7 +76,8 @@ def test_trace_captures_the_inference_graph_without_gradient_only_nodes() -> Non
     assert [n.op.op_type for n in graph.nodes].count("Gather") == 1
     assert not any(n.op.op_type == "Where" or n.meta.get("stop_gradient") for n in graph.nodes)
     (cut,) = [d for d in graph.meta["baked"] if d["kind"] == "grad-mode"]
-    assert "padding_idx=0" in cut["what"] and cut["source"].startswith("tests/test_capture.py")
+    assert "padding_idx=0" in cut["what"]
+    assert cut["source"].startswith("tests/tracer/test_capture.py")
     with pytest.raises(ValueError, match="differentiable=True"):
         ir.grad(graph, ["0.weight"], of="output", seed="g")
     for shape in [(2, 3), (1, 7)]:
@@ -159,7 +160,7 @@ def test_module_state_reads_and_writes_are_listed_with_their_lines() -> None:
         ("writes _Stateful.calls", 2),
     }
     assert all(
-        d["source"].startswith("tests/test_capture.py:")
+        d["source"].startswith("tests/tracer/test_capture.py:")
         for d in graph.meta["baked"]
         if d["kind"] == "module-state"
     )

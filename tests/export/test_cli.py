@@ -28,7 +28,7 @@ from export.onnx import writer
 from runtime import Session
 from tests import cli_models
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 TABLE = re.compile(r"(<!-- ops-table:start -->\n)(.*?)(<!-- ops-table:end -->)", re.S)
 
@@ -127,7 +127,7 @@ def test_readme_ops_table_is_current() -> None:
     want = graphcap("ops", "--markdown").stdout
     assert match.group(2) == want, (
         "README.md's op table is out of date; regenerate it: "
-        "python -m tests.test_cli --update-readme"
+        "python -m tests.export.test_cli --update-readme"
     )
 
 

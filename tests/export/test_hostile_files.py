@@ -28,7 +28,7 @@ from ir.graph import Graph, Node, Value
 from ir.ops import registry
 from ir.types import TensorType
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 F = TensorProto.FLOAT
 
 

@@ -29,7 +29,7 @@ import tracer
 import tracer.nn.functional as F  # noqa: N812
 from tracer import nn, optim
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # tests/
 WORKER = HERE / "ddp_worker.py"
 EXTRA = "pip install 'graphcap[distributed]'"
 RTOL, ATOL = 1e-5, 1e-6  # float32: sums over 2 x 8 samples vs 16 differ in rounding only

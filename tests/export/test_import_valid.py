@@ -1,7 +1,7 @@
 """Valid files other tools write, which graphcap once mishandled (issue 10, items 1-5).
 
 Each model is small and built here with ``onnx.helper`` in the form the named tool writes;
-onnxruntime, which runs every one of them, is the oracle. ``tests/test_third_party.py`` runs
+onnxruntime, which runs every one of them, is the oracle. ``tests/export/test_third_party.py`` runs
 the real files (torch, onnxsim, onnxslim exports; packaged models).
 """
 
