@@ -4,7 +4,7 @@ Each rank trains examples/polarity.py's classifier (dropout off) on its
 ``DistributedSampler`` share of Rotten Tomatoes snippets, eagerly under
 ``DistributedDataParallel``, with gradient accumulation under ``no_sync``, and with
 ``compile_step``; it also runs the collectives on known values. It writes what it got to
-``OUT/rank<r>.npz``; tests/test_distributed.py compares that with single-process training
+``OUT/rank<r>.npz``; tests/tracer/test_distributed.py compares that with single-process training
 on the global batches, which it rebuilds with the same functions below.
 """
 
