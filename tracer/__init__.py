@@ -350,13 +350,14 @@ __all__ = [
 ]
 
 # Subpackages, imported last: they build on everything above (``tracer.nn`` as ``torch.nn``).
-from tracer import accelerator, cuda, data, metrics, nn, onnx, optim, utils
+from tracer import accelerator, cuda, data, distributed, metrics, nn, onnx, optim, utils
 from tracer.serialization import load, save
 
 __all__ += [
     "accelerator",
     "cuda",
     "data",
+    "distributed",
     "load",
     "metrics",
     "nn",

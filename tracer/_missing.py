@@ -74,8 +74,9 @@ HINTS: dict[str, str] = {
     "torch.profiler": "graphcap has no profiler; time with time.perf_counter or cProfile",
     "torch.Size": "shapes are plain tuples of ints: use tuple(t.shape)",
     "torch.nn.DataParallel": (
-        "graphcap runs an eager model in one process on the CPU; for a GPU, compile it: "
-        "tracer.compile(model, device='cuda')"
+        "graphcap runs an eager model in one process on the CPU; for several processes (or "
+        "machines) use tracer.nn.parallel.DistributedDataParallel under mpirun; for a GPU, "
+        "compile it: tracer.compile(model, device='cuda')"
     ),
     "torch.nn.Conv3d": "graphcap's convolutions are nn.Conv1d and nn.Conv2d",
     "torch.nn.ConvTranspose1d": "graphcap's convolutions are nn.Conv1d and nn.Conv2d",
@@ -88,8 +89,9 @@ HINTS: dict[str, str] = {
     "torch.nn.functional.unfold": "graphcap has no im2col; use F.conv1d / F.conv2d",
     "torch.nn.functional.fold": "graphcap has no col2im; use F.conv1d / F.conv2d",
     "torch.Tensor.register_hook": (
-        "graphcap has no tensor hooks; read .grad after backward(), or get any tensor's "
-        "gradient with tracer.autograd.grad(loss, [tensor])"
+        "graphcap has no gradient hooks but register_post_accumulate_grad_hook (on leaves); "
+        "read .grad after backward(), or get any tensor's gradient with "
+        "tracer.autograd.grad(loss, [tensor])"
     ),
     "torch.Tensor.retain_grad": (
         "graphcap keeps .grad for leaves only; get a non-leaf's gradient with "

@@ -9,7 +9,7 @@ Op-specific methods live in mixins (``_math``, ``_reduce``, ``_shape``, ``_index
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from ir import dtypes
 from ir.errors import DTypeError, ShapeError
 from ir.ops.registry import OpDef
 from tracer import _state
+from tracer._hooks import register_post_accumulate_grad_hook
 from tracer._node import Edge, Node
 
 if TYPE_CHECKING:
@@ -396,6 +397,14 @@ class TensorBase:
         from tracer.autograd import backward
 
         backward(self, gradient, retain_graph, create_graph, inputs)  # type: ignore[arg-type]
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Any], None]) -> Any:
+        """Call ``hook(self)`` each time a ``backward()`` has finished accumulating ``.grad``.
+
+        See ``tracer._hooks.register_post_accumulate_grad_hook``; returns a handle whose
+        ``remove()`` unregisters the hook.
+        """
+        return register_post_accumulate_grad_hook(self, hook)  # type: ignore[arg-type]
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's data (and version counter), cut from the graph."""

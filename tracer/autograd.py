@@ -18,6 +18,12 @@ import numpy as np
 
 from ir.errors import GraphcapError, ShapeError, UnsupportedOpError
 from tracer import _state
+from tracer._hooks import (
+    POST_ACCUMULATE,
+    final_callbacks,
+    hooked_leaves,
+    run_post_accumulate_hooks,
+)
 from tracer._node import Node
 from tracer._tensor_base import TensorBase, wrap
 
@@ -115,12 +121,15 @@ def backward(
     roots, grads = _roots_and_grads(tensors, grad_tensors)
     retain = create_graph if retain_graph is None else retain_graph
     targets = None if inputs is None else list(inputs)
-    results = _run(roots, grads, targets, retain, create_graph)
-    leaves = targets if targets is not None else list(results.leaves)
-    for leaf in leaves:
-        g = results.grad_of(leaf)
-        if g is not None:
-            _accumulate(leaf, g, create_graph)
+    with final_callbacks():  # what hooks queued runs once every .grad below is written
+        # Leaves with post-accumulate hooks get .grad (and their hooks) during the walk, at
+        # their last use; the others, all at the end.
+        results = _run(roots, grads, targets, retain, create_graph, accumulate=True)
+        leaves = targets if targets is not None else list(results.leaves)
+        for leaf in leaves:
+            g = results.grad_of(leaf)
+            if g is not None:
+                _accumulate(leaf, g, create_graph)
 
 
 def grad(
@@ -217,7 +226,10 @@ def _toposort(roots: list[Tensor]) -> list[Node]:
                 f"trying to backward through the graph a second time (at op {node.op.op_type}); "
                 "its saved values were freed: pass retain_graph=True to the first backward"
             )
-        for edge in node.edges:
+        # Last input pushed first: the data path (usually the first input) is expanded first
+        # and so runs last, and short parameter branches (W.t()) run early, so their
+        # gradients, and post-accumulate hooks such as DDP's all-reduce, come early.
+        for edge in reversed(node.edges):
             if type(edge) is tuple and edge[0] not in seen:
                 stack.append((edge[0], False))  # noqa: PERF401 - a generator costs more here
     order.reverse()
@@ -250,13 +262,46 @@ def _prune(
     return live
 
 
+def _final_uses(order: list[Node], targets: list[Tensor] | None) -> dict[Node | None, list[Any]]:
+    """Hooked leaves this backward accumulates into, by the last node that sends them a gradient.
+
+    ``order`` is the execution order, so the last node with an edge to a leaf is the one
+    after which the leaf's gradient is final. Key None: leaves that only roots feed.
+    """
+    allowed = None if targets is None else {id(t) for t in targets if t._node is None}
+    last: dict[Any, Node | None] = {}
+    for node in order:
+        assert node.edges is not None
+        for edge in node.edges:
+            if edge is not None and type(edge) is not tuple and id(edge) in POST_ACCUMULATE:
+                last[edge] = node
+    for leaf in hooked_leaves():
+        last.setdefault(leaf, None)  # a root itself, or unreached (then it gets nothing)
+    finals: dict[Node | None, list[Any]] = {}
+    for leaf, final in last.items():
+        if allowed is None or id(leaf) in allowed:
+            finals.setdefault(final, []).append(leaf)
+    return finals
+
+
+def _finalize(leaves: list[Any], found: dict[Tensor, Tensor], create_graph: bool) -> None:
+    """Accumulate each leaf's gradient found so far (now final) and call its hooks."""
+    for leaf in leaves:
+        g = found.pop(leaf, None)
+        if g is not None:
+            _accumulate(leaf, g, create_graph)
+            run_post_accumulate_hooks(leaf)
+
+
 def _run(
     roots: list[Tensor],
     root_grads: list[Tensor],
     targets: list[Tensor] | None,
     retain_graph: bool,
     create_graph: bool,
+    accumulate: bool = False,
 ) -> _Results:
+    """One engine walk; with ``accumulate`` (``backward``), hooked leaves are finished in it."""
     results = _Results()
     pending: dict[Node, list[Any]] = {}
     for r, g in zip(roots, root_grads, strict=True):
@@ -270,23 +315,26 @@ def _run(
     if targets is not None:
         wanted = {(t._node, t._index) for t in targets if t._node is not None}
         live = _prune(order, targets, wanted)
+    finals = _final_uses(order, targets) if accumulate and POST_ACCUMULATE else None
     with _GradMode(create_graph):
+        if finals is not None and None in finals:
+            _finalize(finals.pop(None), results.leaves, create_graph)
         for node in order:
-            grads_out = pending.pop(node, None)
-            if grads_out is None:
-                continue  # every gradient sent here was None
-            needs = None
-            if live is not None:
-                assert wanted is not None
-                for i, g in enumerate(grads_out):
-                    if g is not None and (node, i) in wanted:
-                        results.captured[(node, i)] = g
-                needs = live.get(node)
-                if needs is None:
-                    continue  # no path from here to a requested tensor
-            _step(node, grads_out, needs, results.leaves, pending)
-            if not retain_graph:
-                node.inputs = node.edges = node.out_data = None
+            grads_out = pending.pop(node, None)  # None: every gradient sent here was None
+            if grads_out is not None:
+                needs = None
+                if live is not None:
+                    assert wanted is not None
+                    for i, g in enumerate(grads_out):
+                        if g is not None and (node, i) in wanted:
+                            results.captured[(node, i)] = g
+                    needs = live.get(node)  # None: no path from here to a requested tensor
+                if live is None or needs is not None:
+                    _step(node, grads_out, needs, results.leaves, pending)
+                    if not retain_graph:
+                        node.inputs = node.edges = node.out_data = None
+            if finals is not None and node in finals:
+                _finalize(finals.pop(node), results.leaves, create_graph)
     return results
 
 

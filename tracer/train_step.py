@@ -15,6 +15,10 @@ Weights and optimizer state live in the runtime between steps: on onnxruntime as
 ``OrtValue``s (on the GPU with ``device="cuda"``, through IOBinding) that each step's outputs
 replace. ``step.sync()`` writes them back into the eager parameters and optimizer, so eager
 code (evaluation, ``state_dict``, checkpoints) sees the trained model.
+
+Under data parallelism (``model`` a ``tracer.nn.parallel.DistributedDataParallel``) the step
+is two graphs: one computes the loss and the gradients, the other the update; between them
+``model.reduce_gradients`` averages the gradients over the processes.
 """
 
 from __future__ import annotations
@@ -73,6 +77,10 @@ class TrainStepGraph:
     hyper: list[dict[str, Any]] = field(default_factory=list)  # each group's baked settings
     accumulators: dict[str, str] = field(default_factory=dict)  # grad-sum input -> param
     grad_norm: str | None = None  # the output holding the total norm before clipping
+    # Split steps (split=True): ``backward`` maps batch + params to loss + ``grads`` (one per
+    # parameter, in order); ``graph`` then takes the loss, params and grads as inputs.
+    backward: Graph | None = None
+    grads: list[str] = field(default_factory=list)
 
 
 def build_train_step(
@@ -85,6 +93,7 @@ def build_train_step(
     optimize: int = 2,
     grads: GradOptions | None = None,
     update: bool = True,
+    split: bool = False,
 ) -> TrainStepGraph:
     """Trace ``loss_fn`` on ``example_batch`` and build the train-step graph.
 
@@ -100,6 +109,8 @@ def build_train_step(
             input; the update uses the mean of the n sums.
         update: False builds the graph of a micro-batch that only accumulates: outputs loss
             and each ``<param>.grad_sum.next``, no optimizer inputs.
+        split: two graphs, loss and gradients, then the rest (see ``TrainStepGraph``), so
+            that something can run between them (the gradients' all-reduce).
 
     Raises:
         ValueError: the loss is not a float scalar, or depends on no optimizer parameter.
@@ -130,11 +141,29 @@ def build_train_step(
     if optimize:  # before differentiating: fusions give smaller backward graphs (see docs)
         graph = ir.optimize(graph, optimize)
     joint = ir.grad(graph, list(params), of="loss")
-    step = _append_updates(joint, optimizer, params, groups, grads or GradOptions(), update)
+    options = grads or GradOptions()
+    if split:
+        rest = _update_inputs(joint, params)
+        step = _append_updates(rest, optimizer, params, groups, options, update)
+        step.graph.set_outputs(step.graph.outputs[1:])  # the loss comes from ``backward``
+        step.backward = ir.optimize(joint, optimize) if optimize else joint
+        step.grads = [v.name for v in joint.outputs[1:]]
+    else:
+        step = _append_updates(joint, optimizer, params, groups, options, update)
     step.batch = batch
     if optimize:
         step.graph = ir.optimize(step.graph, optimize)
     return step
+
+
+def _update_inputs(joint: Graph, params: dict[str, TensorBase]) -> Graph:
+    """A graph whose inputs are ``joint``'s outputs (loss, gradients) and the parameters."""
+    g = Graph("update")
+    outs = [g.add_input(v.name, v.dtype, v.shape) for v in joint.outputs]
+    for name, p in params.items():
+        g.add_input(name, p._data.dtype, p._data.shape)
+    g.set_outputs(outs)
+    return g
 
 
 def _append_updates(
@@ -217,7 +246,9 @@ def compile_step(
         optimizer: a ``tracer.optim`` optimizer; its learning rates are read on every call,
             its other hyper-parameters are baked into the graph (a change captures anew).
         model: the module: names the parameters in the graph; its train/eval mode (and
-            ``loss_fn``'s, when a module) is part of the signature.
+            ``loss_fn``'s, when a module) is part of the signature. A model with a
+            ``reduce_gradients(arrays)`` method (``DistributedDataParallel``) gets the
+            gradients of each call, to average them over the processes, before the rest.
         backend: ``"onnxruntime"`` or ``"interpreter"``.
         device: ``"cpu"`` or ``"cuda"`` (onnxruntime; state then stays on the GPU).
         optimize: ``ir.optimize`` level.
@@ -288,6 +319,9 @@ class TrainStep:
         self.level = optimize
         self.dynamic = DynamicShapes(dynamic, dynamic_axes)
         self.grads = grads or GradOptions()
+        self.reduce_gradients: Callable[[list[np.ndarray]], None] | None = getattr(
+            model, "reduce_gradients", None
+        )
         self.captures = 0
         self.grad_norm: Any = None
         self._micro = 0  # micro-batches run since the last update
@@ -355,6 +389,8 @@ class TrainStep:
                 return self._graphs[key]
             built = self._build(names, batch, update)
         runner = _runner(built.graph, self.backend, self.device, self.num_threads)
+        if built.backward is not None:
+            runner = _SplitRunner(built, runner, self)
         entry = self._graphs[key] = (built, runner)
         return entry
 
@@ -368,6 +404,7 @@ class TrainStep:
             optimize=self.level,
             grads=self.grads,
             update=update,
+            split=self.reduce_gradients is not None,
         )
         self.captures += 1
         return built
@@ -515,3 +552,31 @@ def _runner(graph: Graph, backend: str, device: str, num_threads: int | None) ->
     if backend == "onnxruntime":
         return _OrtRunner(graph, device, num_threads)
     return _InterpreterRunner(graph)
+
+
+class _SplitRunner:
+    """Runs a split step: loss and gradients, ``reduce_gradients`` on them, then the rest."""
+
+    def __init__(self, built: TrainStepGraph, rest: Any, step: TrainStep) -> None:
+        assert built.backward is not None and step.reduce_gradients is not None
+        self.backward = _runner(built.backward, step.backend, step.device, step.num_threads)
+        self.rest = rest
+        self.reduce = step.reduce_gradients
+        self.grads, self.loss = built.grads, built.loss
+        self.backward_inputs = [v.name for v in built.backward.inputs]
+        inputs = {v.name for v in built.graph.inputs}
+        self.rest_inputs = inputs - {*built.grads, built.loss}
+        self.feed_loss = built.loss in inputs  # unused there: optimize may have dropped it
+
+    def place(self, array: np.ndarray) -> Any:
+        return self.rest.place(array)
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        outs = self.backward.run({n: feeds[n] for n in self.backward_inputs})
+        grads = [np.array(_to_numpy(outs[n])) for n in self.grads]  # owned, writable
+        self.reduce(grads)
+        rest = {n: feeds[n] for n in self.rest_inputs}
+        rest.update(zip(self.grads, grads, strict=True))
+        if self.feed_loss:
+            rest[self.loss] = _to_numpy(outs[self.loss])
+        return {**self.rest.run(rest), self.loss: outs[self.loss]}

@@ -134,12 +134,14 @@ __all__ = [
     "functional",
     "init",
     "modules",
+    "parallel",
     "parameter",
     "utils",
 ]
 
-# torch.nn.modules.* and torch.nn.parameter paths, imported last: they re-export the above.
-from tracer.nn import modules, parameter
+# torch.nn.modules.* and torch.nn.parameter paths, and nn.parallel (DistributedDataParallel),
+# imported last: they build on the above.
+from tracer.nn import modules, parallel, parameter
 
 
 def __getattr__(name: str) -> object:

@@ -1,11 +1,12 @@
 """``tracer.utils.data``: ``torch.utils.data``'s datasets, samplers and ``DataLoader``.
 
 ``from torch.utils.data import DataLoader, Dataset`` becomes ``from tracer.utils.data import
-DataLoader, Dataset``. Text-specific helpers (tokenizers, vocabularies, padding,
+DataLoader, Dataset``; ``DistributedSampler`` shares a dataset out among the processes
+of ``tracer.distributed``. Text-specific helpers (tokenizers, vocabularies, padding,
 length-bucketed batches) are in ``tracer.data``.
 """
 
-from tracer.utils.data import dataloader, dataset, sampler
+from tracer.utils.data import dataloader, dataset, distributed, sampler
 from tracer.utils.data._collate import default_collate, default_convert
 from tracer.utils.data._worker import WorkerInfo, get_worker_info
 from tracer.utils.data.dataloader import DataLoader
@@ -18,6 +19,7 @@ from tracer.utils.data.dataset import (
     TensorDataset,
     random_split,
 )
+from tracer.utils.data.distributed import DistributedSampler
 from tracer.utils.data.sampler import (
     BatchSampler,
     RandomSampler,
@@ -33,6 +35,7 @@ __all__ = [
     "ConcatDataset",
     "DataLoader",
     "Dataset",
+    "DistributedSampler",
     "IterableDataset",
     "RandomSampler",
     "Sampler",
@@ -46,6 +49,7 @@ __all__ = [
     "dataset",
     "default_collate",
     "default_convert",
+    "distributed",
     "get_worker_info",
     "random_split",
     "sampler",
