@@ -35,16 +35,12 @@ from ir.types import Dim, TensorType
 def _softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
     # Shifting by the max keeps exp from overflowing; the result is unchanged. A row that is
     # all -inf gives NaN, as ONNX's and NumPy's arithmetic do: no warning for that.
-    if x.dtype == np.float16:  # NumPy's float16 exp is slow and loses digits: float32
-        return _softmax(x.astype(np.float32), axis=axis).astype(np.float16)
     with np.errstate(invalid="ignore"):
         e = np.exp(x - np.max(x, axis=axis, keepdims=True))
         return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _log_softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
-    if x.dtype == np.float16:
-        return _log_softmax(x.astype(np.float32), axis=axis).astype(np.float16)
     with np.errstate(invalid="ignore", divide="ignore"):
         shifted = x - np.max(x, axis=axis, keepdims=True)
         return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
