@@ -1,6 +1,6 @@
 """Wall time of graph transforms on a MiniLM-sized BERT: ``ir.grad`` and ``ir.optimize(level=3)``.
 
-The model is ``examples/minilm.py``'s ``BertModel`` with all-MiniLM-L6-v2's shape (6 layers,
+The model is ``tracer.models.BertModel`` with all-MiniLM-L6-v2's shape (6 layers,
 hidden 384, 12 heads, feed-forward 1536; random weights) under a classification head (the
 first token's hidden state through ``Linear(384, 2)``, cross-entropy), traced at batch 2 x
 seq 16 with both axes dynamic, in two forms (``graph`` in each line):
@@ -40,12 +40,12 @@ import numpy as np
 
 # After PYTHONPATH, so that another checkout given there is the one timed.
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # run from a source checkout
-sys.path.append(str(Path(__file__).resolve().parent.parent / "examples"))  # minilm.py
 
 import machine  # bench/machine.py
 
 import ir
 import tracer
+from tracer.models import BertConfig, BertModel
 from tracer.nn import functional as F  # noqa: N812 - PyTorch's customary name
 
 BERT: dict[str, Any] = {  # all-MiniLM-L6-v2's config.json, the fields examples/minilm.py reads
@@ -72,10 +72,8 @@ def _gelu(x: Any, approximate: str = "none") -> Any:
 
 def loss_graph(decomposed: bool) -> ir.Graph:
     """The traced classification loss of the MiniLM-shaped BERT; weights are initializers."""
-    import minilm  # examples/minilm.py
-
     tracer.manual_seed(0)
-    bert = minilm.BertModel(BERT).eval()
+    bert = BertModel(BertConfig(**BERT)).eval()
     head = tracer.nn.Linear(BERT["hidden_size"], 2)
     rng = np.random.default_rng(2)
     ids = rng.integers(1, BERT["vocab_size"], size=(2, 16), dtype=np.int64)
@@ -84,14 +82,16 @@ def loss_graph(decomposed: bool) -> ir.Graph:
     labels = np.array([0, 1], np.int64)
 
     def loss(ids: tracer.Tensor, mask: tracer.Tensor, labels: tracer.Tensor) -> tracer.Tensor:
-        return F.cross_entropy(head(bert(ids, mask)[:, 0]), labels)
+        return F.cross_entropy(head(bert(ids, mask).last_hidden_state[:, 0]), labels)
 
     example = tuple(tracer.tensor(a) for a in (ids, mask, labels))
     with contextlib.ExitStack() as stack:
         if decomposed:  # nn.LayerNorm and minilm.py look these up on F at each call
             stack.enter_context(mock.patch.object(F, "layer_norm", _layer_norm))
             stack.enter_context(mock.patch.object(F, "gelu", _gelu))
-        return tracer.trace(loss, example, dynamic_axes=DYNAMIC, output_names=["loss"])
+        return tracer.trace(
+            loss, example, dynamic_axes=DYNAMIC, output_names=["loss"], differentiable=True
+        )
 
 
 def weights(graph: ir.Graph) -> list[str]:
