@@ -262,7 +262,9 @@ def serve_and_query(folder: Path, texts: list[str], batch: int = 64) -> dict:
         print("not served: graphcap serve needs the serve extra (pip install -e '.[serve]')")
         return {}
     want = Pipeline.load(folder)(texts)
-    cmd = [sys.executable, "-m", "export.cli", "serve", str(folder), "--port", "0"]
+    # The server runs from graphcap's folder (a source checkout imports from there), so the
+    # pipeline's path must not depend on this process's working directory.
+    cmd = [sys.executable, "-m", "export.cli", "serve", str(folder.resolve()), "--port", "0"]
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
     try:

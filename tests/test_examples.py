@@ -279,10 +279,13 @@ def test_training_on_a_real_subset_beats_chance() -> None:
 
 
 @needs_corpus
-def test_demo_main_on_a_subset(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_demo_main_on_a_subset(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out_file = tmp_path / "demo.onnx"
     args = ["--limit", "2000", "--epochs", "4", "--lr", "0.01", "--quiet", "--out", str(out_file)]
-    summary = demo.main([*args, "--pipeline", str(tmp_path / "demo")])
+    monkeypatch.chdir(tmp_path)  # the pipeline's path relative, as the README runs it
+    summary = demo.main([*args, "--pipeline", "runs/demo"])
     out = capsys.readouterr().out
     assert "test accuracy" in out and "most fresh words" in out and "verified on onnxruntime" in out
     assert "ids: i64[batch, seq]" in out
