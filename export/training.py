@@ -25,7 +25,6 @@ This module sits in the top layer with ``export.cli``: it takes a ``tracer`` tra
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -147,7 +146,7 @@ def save_training_bundle(
             (tmp / MANIFEST).write_text(_dumps(manifest))
             for name in os.listdir(tmp):
                 files.sync(tmp / name)
-            _commit(tmp, target)
+            files.commit_folder(tmp, target)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
@@ -217,50 +216,6 @@ def _replaceable(target: Path) -> bool:
         return json.loads((target / MANIFEST).read_text()).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):
         return False
-
-
-def _commit(tmp: Path, target: Path) -> None:
-    """Move the finished folder ``tmp`` onto ``target``; an old bundle goes only after.
-
-    Where the system can swap two paths in one step (Linux ``renameat2`` with
-    ``RENAME_EXCHANGE``), ``target`` is the old bundle or the new one at every instant;
-    elsewhere the old bundle is renamed aside first, and a process killed between the two
-    renames leaves no bundle at ``target`` (the old one is then ``.<name>.<hex>.old``).
-    """
-    if not target.exists():
-        os.rename(tmp, target)
-        files.sync_folder(target.parent)
-        return
-    if not any(target.iterdir()):
-        target.rmdir()
-        os.rename(tmp, target)
-        files.sync_folder(target.parent)
-        return
-    if _exchange(tmp, target):  # tmp now holds the old bundle
-        files.sync_folder(target.parent)
-        shutil.rmtree(tmp, ignore_errors=True)
-        return
-    old = target.with_name(f".{target.name}.{secrets.token_hex(6)}.old")
-    os.rename(target, old)
-    try:
-        os.rename(tmp, target)
-    except OSError:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap the paths ``a`` and ``b`` atomically; False where the system cannot."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):  # not Linux, or a C library without renameat2
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
-    renameat2.argtypes += [ctypes.c_uint]
-    at_cwd, exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
-    return renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0
 
 
 def _initial_state(step: TrainStepGraph, optimizer: Any) -> dict[str, np.ndarray]:

@@ -24,10 +24,9 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTO = 0x80  # the PROTO opcode that starts every pickle of protocol 2 or later
 
 _CONVERT = (
-    "Convert it once where PyTorch is installed: `import torch; from safetensors.torch import "
-    "save_file; save_file(torch.load('model.pt', weights_only=True), 'model.safetensors')` "
-    "(a model's state dict; for a nested checkpoint, save each state dict), then "
-    "tracer.load('model.safetensors')"
+    "Convert it once where PyTorch is installed: load it there with weights_only=True and "
+    "write the state dict with safetensors.torch.save_file to 'model.safetensors' (for a "
+    "nested checkpoint, save each state dict), then tracer.load('model.safetensors')"
 )
 
 

@@ -28,12 +28,13 @@ from typing import Any, NoReturn
 import numpy as np
 
 import ir.ops
-from export.cli.common import FAILED, USAGE, CommandError, UsageError, text_table, write_atomic
+from export.cli.common import FAILED, USAGE, CommandError, UsageError, text_table
 from export.cli.export_command import run_export
 from export.cli.generate_command import add_generate_arguments
 from export.cli.inspect_command import run_inspect
 from export.cli.prepare import parse_dynamic_spec, parse_input_spec
 from export.cli.training_command import LOSSES, OPTIMIZERS
+from export.onnx.files import atomic_write
 from ir.errors import GraphcapError
 from runtime import Session
 from runtime.errors import FeedError
@@ -349,7 +350,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"  {name}: {array.dtype}{list(array.shape)} {_preview(array)}")
         if outdir is not None:
             target = outdir / files[name]
-            write_atomic(target, functools.partial(_save_npy, array=array))
+            atomic_write(target, functools.partial(_save_npy, array=array))
             print(f"    saved {target}")
     return 0
 

@@ -11,6 +11,7 @@ folder (:func:`folder_lock`) so that it never removes the file of a save still r
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import secrets
@@ -129,3 +130,47 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
+
+
+def commit_folder(tmp: Path, target: Path) -> None:
+    """Move the finished folder ``tmp`` onto ``target``; an old version goes only after.
+
+    Where the system can swap two paths in one step (Linux ``renameat2`` with
+    ``RENAME_EXCHANGE``), ``target`` is the old folder or the new one at every instant;
+    elsewhere the old folder is renamed aside first, and a process killed between the two
+    renames leaves nothing at ``target`` (the old one is then ``.<name>.<hex>.old``).
+    """
+    if not target.exists():
+        os.rename(tmp, target)
+        sync_folder(target.parent)
+        return
+    if not any(target.iterdir()):
+        target.rmdir()
+        os.rename(tmp, target)
+        sync_folder(target.parent)
+        return
+    if _exchange(tmp, target):  # tmp now holds the old folder
+        sync_folder(target.parent)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    old = target.with_name(f".{target.name}.{secrets.token_hex(6)}.old")
+    os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` atomically; False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # not Linux, or a C library without renameat2
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    at_cwd, exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
+    return renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0

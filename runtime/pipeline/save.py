@@ -21,7 +21,7 @@ from typing import Any
 
 import onnx
 
-from export.onnx import save
+from export.onnx import files, save
 from ir.graph import Graph
 from runtime.pipeline.spec import (
     FIELDS,
@@ -117,11 +117,12 @@ def save_pipeline(
         text = json.dumps(spec.to_json(), indent=2, ensure_ascii=False) + "\n"
         spec = PipelineSpec.from_json(json.loads(text))  # the arguments' checks, by name
         (tmp / "pipeline.json").write_text(text, encoding="utf-8")
-        _sync_folder(tmp)
+        for path in tmp.iterdir():  # flushed before the folder moves into place
+            files.sync(path)
         from runtime.pipeline.core import Pipeline
 
         Pipeline.load(tmp)  # a pipeline that does not load is never moved into place
-        _swap(tmp, dest)
+        files.commit_folder(tmp, dest)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -142,21 +143,6 @@ def _check_destination(dest: Path) -> None:
 
 def _replaceable(folder: Path) -> bool:
     return (folder / "pipeline.json").is_file() or not any(folder.iterdir())
-
-
-def _swap(tmp: Path, dest: Path) -> None:
-    """Move ``tmp`` onto ``dest``; an existing ``dest`` is renamed away first, then removed."""
-    if not dest.exists():
-        os.rename(tmp, dest)
-        return
-    old = dest.with_name(f".{dest.name}.old-{secrets.token_hex(4)}")
-    os.rename(dest, old)
-    try:
-        os.rename(tmp, dest)
-    except OSError:
-        os.rename(old, dest)  # put the previous version back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_model(model: Any, path: Path) -> None:
@@ -267,10 +253,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _sync_folder(folder: Path) -> None:
-    """Flush the files to disk before the folder is moved into place."""
-    for path in folder.iterdir():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
