@@ -27,7 +27,7 @@ import onnx
 
 from runtime.pipeline import postprocess
 from runtime.pipeline.encoders import Encoded, TextEncoder, build_encoder
-from runtime.pipeline.spec import PipelineError, PipelineInputError, PipelineSpec
+from runtime.pipeline.spec import PipelineError, PipelineInputError, PipelineSpec, file_sha256
 from runtime.session import Session
 
 SPEC_FILE = "pipeline.json"
@@ -314,14 +314,11 @@ def _read(folder: Path, name: str, digest: str | None) -> bytes:
 
 
 def _verify(path: Path, digest: str) -> None:
-    sha = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                sha.update(block)
+        actual = file_sha256(path)
     except OSError as err:
         raise PipelineError(f"cannot read {path}, which {SPEC_FILE} lists: {err}") from None
-    if sha.hexdigest() != digest:
+    if actual != digest:
         raise PipelineError(
             f"{path} does not match the SHA-256 that {SPEC_FILE} lists for it: the folder is "
             "being replaced, or was edited by hand; refusing a half-written pipeline"

@@ -10,7 +10,6 @@ reader never takes a half-copied folder for a pipeline. Only fixed names are wri
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -30,6 +29,7 @@ from runtime.pipeline.spec import (
     PipelineSpec,
     PostprocessSpec,
     TokenizerSpec,
+    file_sha256,
 )
 from runtime.text.basic import RegexTokenizer
 from runtime.text.vocab import Vocab
@@ -112,7 +112,7 @@ def save_pipeline(
             truncation=truncation,
             pad_to_multiple_of=pad_to_multiple_of,
             postprocess=post,
-            files={p.name: _sha256(p) for p in sorted(tmp.iterdir())},
+            files={p.name: file_sha256(p) for p in sorted(tmp.iterdir())},
         )
         text = json.dumps(spec.to_json(), indent=2, ensure_ascii=False) + "\n"
         spec = PipelineSpec.from_json(json.loads(text))  # the arguments' checks, by name
@@ -245,11 +245,3 @@ def _write_lines(path: Path, tokens: Sequence[str]) -> None:
     if bad:
         raise PipelineError(f"tokenizer: token {bad[0]!r} contains a line break")
     path.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
